@@ -1,0 +1,494 @@
+"""Shared pieces of the end-to-end tests: the real board process, nginx, Chromium, Node.
+
+A plain module (not a conftest): the e2e test modules import the helpers and the
+fixtures they use from here.  Every component is started by the test on a free
+127.0.0.1 port and stopped by its PID afterwards.  A missing component fails
+the test (never skips it) with a message naming what to install: see require().
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+NODE_DIR = ROOT / "tests" / "node"
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+]
+
+# How long we wait for things the user would wait for, in ms (playwright) or s.
+CONNECT_MS = 10_000
+START_S = 20.0
+STOP_S = 5.0
+
+
+# --------------------------------------------------------------------------- components
+
+
+def _chromium():
+    found = shutil.which("chromium")
+    if found:
+        return found
+    return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
+
+
+def _nginx():
+    found = shutil.which("nginx")
+    if found:
+        return found
+    return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
+
+
+def _node():
+    return shutil.which("node") or shutil.which("nodejs")
+
+
+def _playwright():
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return None
+    return "playwright"
+
+
+def _node_modules():
+    found = NODE_DIR / "node_modules" / "socket.io-client" / "package.json"
+    return str(found) if found.is_file() else None
+
+
+# name -> (how to find it, what to do when it is missing)
+COMPONENTS = {
+    "chromium": (_chromium, "install Debian package chromium (sudo apt-get install chromium)"),
+    "playwright": (_playwright, "install the Python package playwright (.venv/bin/pip install -e '.[test]')"),
+    "nginx": (_nginx, "install Debian package nginx-light (sudo apt-get install nginx-light)"),
+    "node": (_node, "install Debian packages nodejs and npm (sudo apt-get install nodejs npm)"),
+    "node_modules": (_node_modules, "install the npm packages of the tests (cd tests/node && npm ci)"),
+}
+
+
+def require(*names):
+    """Returns {name: path} for the components; FAILS the test if any is missing.
+
+    The e2e tests never skip: a machine without the components must not look green.
+    `make test` installs them (tests/install-system.sh, npm ci in tests/node).
+    """
+    found, missing = {}, []
+    for name in names:
+        locate, hint = COMPONENTS[name]
+        where = locate()
+        if where:
+            found[name] = where
+        else:
+            missing.append(f"{name} is missing: {hint}")
+    if missing:
+        pytest.fail("; ".join(missing) + " (or run `make test`, which installs them)", pytrace=False)
+    return found
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def artifact(name):
+    """A path in test-artifacts/ (created when missing) for a screenshot or a log."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / name
+
+
+def safe_name(text):
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-")
+
+
+def screenshot(page, name):
+    path = artifact(f"{name}.png")
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def _tail(path, lines=40):
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_until(predicate, timeout, what, interval=0.1):
+    """Polls `predicate` until it returns a true value; fails the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}", pytrace=False)
+        time.sleep(interval)
+
+
+def http_status(url, timeout=1.0):
+    """The HTTP status of GET url, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (OSError, ValueError):
+        return None
+
+
+def stop_process(proc, timeout=STOP_S):
+    """Terminates a process we started (by its PID), then kills it if it lingers."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
+# --------------------------------------------------------------------------- the board
+
+
+class Board:
+    """The real board: `python board.py --port=N --db=PATH` as a subprocess."""
+
+    def __init__(self, db, port=None, name="board", ping_interval=None, ping_timeout=None):
+        self.db = str(db)
+        self.port = port or free_port()
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.log_path = artifact(f"{safe_name(name)}.board.log")
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/"
+
+    def command(self):
+        cmd = [sys.executable, "board.py", f"--port={self.port}", "--address=127.0.0.1", f"--db={self.db}"]
+        if self.ping_interval is not None:
+            cmd.append(f"--ping_interval={self.ping_interval}")
+        if self.ping_timeout is not None:
+            cmd.append(f"--ping_timeout={self.ping_timeout}")
+        return cmd
+
+    def start(self, timeout=START_S):
+        with open(self.log_path, "ab") as log:
+            log.write(f"--- {' '.join(self.command())}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                self.command(), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while http_status(self.url) != 200:
+            if self.proc.poll() is not None:
+                pytest.fail(
+                    f"the board exited with {self.proc.returncode} before answering GET /; "
+                    f"its log ({self.log_path}):\n{_tail(self.log_path)}",
+                    pytrace=False,
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(
+                    f"the board did not answer GET {self.url} with 200 within {timeout} s; "
+                    f"its log ({self.log_path}):\n{_tail(self.log_path)}",
+                    pytrace=False,
+                )
+            time.sleep(0.1)
+        return self
+
+    def stop(self):
+        stop_process(self.proc)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self):
+        return Path(self.log_path).read_text(errors="replace")
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+@pytest.fixture
+def board(request, tmp_path):
+    """A fresh board (own SQLite file) for one test."""
+    with Board(tmp_path / "board.db", name=request.node.name) as running:
+        yield running
+
+
+# --------------------------------------------------------------------------- nginx
+
+
+NGINX_CONF = """\
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log {prefix}/access.log;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+            proxy_buffering off;
+            proxy_read_timeout {read_timeout};
+{upgrade}        }}
+    }}
+}}
+"""
+
+UPGRADE_HEADERS = """\
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+"""
+
+
+class Nginx:
+    """nginx in front of the board, started with its own config/pid/logs/temp dirs.
+
+    upgrade=False: nginx does not forward the Upgrade/Connection headers (like many
+    proxies), so WebSocket handshakes through it cannot succeed.
+    """
+
+    def __init__(self, upstream_port, prefix, name="nginx", upgrade=False, read_timeout="60s"):
+        self.nginx = require("nginx")["nginx"]
+        self.upstream_port = upstream_port
+        self.prefix = Path(prefix)
+        self.prefix.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.name = safe_name(name)
+        self.conf = self.prefix / "nginx.conf"
+        self.conf.write_text(
+            NGINX_CONF.format(
+                prefix=self.prefix,
+                port=self.port,
+                upstream=upstream_port,
+                read_timeout=read_timeout,
+                upgrade=UPGRADE_HEADERS if upgrade else "",
+            )
+        )
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def access_log(self):
+        return self.prefix / "access.log"
+
+    def access_lines(self):
+        try:
+            return self.access_log.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+
+    def start(self, timeout=START_S):
+        self.stderr_path = self.prefix / "stderr.log"
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [self.nginx, "-c", str(self.conf), "-p", str(self.prefix), "-g", "daemon off;"],
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while http_status(self.url) != 200:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(
+                    f"nginx did not proxy GET {self.url} to the board within {timeout} s; "
+                    f"{_tail(self.stderr_path)}\n{_tail(self.prefix / 'error.log')}",
+                    pytrace=False,
+                )
+            time.sleep(0.1)
+        return self
+
+    def stop(self):
+        stop_process(self.proc)
+        for log in ("error.log", "access.log"):
+            if (self.prefix / log).is_file():
+                shutil.copyfile(self.prefix / log, artifact(f"{self.name}.nginx-{log}"))
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# --------------------------------------------------------------------------- Chromium
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium (Debian's) per test module, driven by playwright."""
+    found = require("playwright", "chromium")
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path=found["chromium"], args=CHROMIUM_ARGS)
+    except Exception:
+        playwright.stop()
+        raise
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+        playwright.stop()
+
+
+class Pages:
+    """Board pages, each in its own browser context (like separate browsers)."""
+
+    def __init__(self, browser, name):
+        self.browser = browser
+        self.name = safe_name(name)
+        self.contexts = []
+        self.console = open(artifact(f"{self.name}.console.log"), "w", encoding="utf-8")
+
+    def open(self, url, label, websocket=True, wait_connected=True):
+        """Opens the board; websocket=False plays an old browser without WebSocket."""
+        context = self.browser.new_context(viewport={"width": 1000, "height": 760})
+        self.contexts.append(context)
+        if not websocket:
+            context.add_init_script("delete window.WebSocket;")
+        page = context.new_page()
+        page.set_default_timeout(CONNECT_MS)
+        page.on("console", lambda msg: self._log(label, f"{msg.type}: {msg.text}"))
+        page.on("pageerror", lambda error: self._log(label, f"page error: {error}"))
+        page.on("requestfailed", lambda req: self._log(label, f"request failed: {req.url} {req.failure}"))
+        page.goto(url)
+        if wait_connected:
+            expect(page.locator("#state")).to_have_text("connected", timeout=CONNECT_MS)
+        return page
+
+    def _log(self, label, line):
+        if not self.console.closed:
+            self.console.write(f"{time.strftime('%H:%M:%S')} [{label}] {line}\n")
+            self.console.flush()
+
+    def close(self):
+        for context in self.contexts:
+            try:
+                context.close()
+            except Exception:  # the browser may already be gone
+                pass
+        self.contexts.clear()
+        self.console.close()
+
+
+@pytest.fixture
+def pages(browser, request):
+    opened = Pages(browser, request.node.name)
+    yield opened
+    opened.close()
+
+
+def expect(target, message=None):
+    """playwright's expect (imported late, so a missing playwright fails via require())."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(target, message)
+
+
+def post(page, name, text):
+    """Posts through the page's form and waits for the ack (the text field is cleared)."""
+    page.fill("#name", name)
+    page.fill("#text", text)
+    page.click("#post-form button[type=submit]")
+    expect(page.locator("#text")).to_have_value("", timeout=CONNECT_MS)
+    expect(page.locator("#post-error")).to_have_text("")
+
+
+def post_item(page, text):
+    """The page's post <li> whose .text is exactly `text`."""
+    return page.locator("#posts li.post").filter(
+        has=page.locator("span.text", has_text=text)
+    )
+
+
+def expect_post(page, name, text, timeout):
+    """Waits until the page lists exactly one post (name, text); returns its data-id."""
+    item = post_item(page, text)
+    expect(item).to_have_count(1, timeout=timeout)
+    expect(item.locator("span.name")).to_have_text(name)
+    expect(item.locator("span.text")).to_have_text(text)
+    expect(item.locator("time")).to_have_count(1)
+    return item.get_attribute("data-id")
+
+
+# --------------------------------------------------------------------------- Node
+
+
+def run_node(scenario, url, timeout=40):
+    """Runs tests/node/client.js with the official socket.io-client; returns what it saw.
+
+    A nonzero exit, a timeout or output that is not one JSON object fails the test.
+    """
+    import json
+
+    node = require("node", "node_modules")["node"]
+    try:
+        done = subprocess.run(
+            [node, str(NODE_DIR / "client.js"), scenario, url],
+            cwd=NODE_DIR,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as expired:
+        pytest.fail(f"node client.js {scenario} did not finish within {timeout} s: {expired.stdout!r}", pytrace=False)
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    try:
+        seen = json.loads(lines[-1])
+        assert isinstance(seen, dict)
+    except (IndexError, ValueError, AssertionError):
+        pytest.fail(
+            f"node client.js {scenario} (exit {done.returncode}) did not print a JSON object; "
+            f"stdout: {done.stdout[-2000:]!r} stderr: {done.stderr[-2000:]!r}",
+            pytrace=False,
+        )
+    if done.returncode != 0:
+        pytest.fail(
+            f"node client.js {scenario} exited {done.returncode}: {seen.get('error')}\n"
+            f"it saw: {json.dumps({k: v for k, v in seen.items() if k != 'error'})}\n"
+            f"stderr: {done.stderr[-2000:]}",
+            pytrace=False,
+        )
+    return seen
