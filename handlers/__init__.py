@@ -1,0 +1,14 @@
+"""Board's real-time hub: Engine.IO v4 / Socket.IO v5 for Tornado.
+
+`Hub` is what an app mounts (`hub.routes()`); `Engine` is the Engine.IO
+layer alone; `protocol` is the pure codec both are built on.
+"""
+
+from .engine import Engine
+from .hub import AckTimeout, Broadcast, ConnectionRefused, Disconnected, Hub, Namespace, Socket
+from .protocol import ProtocolError
+
+__all__ = [
+    "Hub", "Namespace", "Socket", "Broadcast", "Engine",
+    "AckTimeout", "Disconnected", "ConnectionRefused", "ProtocolError",
+]

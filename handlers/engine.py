@@ -1,0 +1,191 @@
+"""The Engine.IO v4 server: sessions, heartbeat, origins, and the write loop.
+
+Usable on its own (give it `on_open`, `on_message`, `on_close` callables and
+mount `routes(path)`), and the base the Socket.IO hub is built on. It owns
+the two timers that drive every session, however many there are: one
+heartbeat tick that pings everyone with a single pre-encoded frame, and one
+flush per loop iteration for every session with something queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from .protocol import Outgoing
+from .session import PING_PACKET, Session
+
+log = logging.getLogger("board.engine")
+
+# Socket.IO's error codes for the HTTP 400 JSON body.
+UNKNOWN_TRANSPORT, UNKNOWN_SID, BAD_HANDSHAKE_METHOD, BAD_REQUEST, FORBIDDEN, UNSUPPORTED_PROTOCOL_VERSION = range(6)
+ERROR_MESSAGES = {
+    UNKNOWN_TRANSPORT: "Transport unknown",
+    UNKNOWN_SID: "Session ID unknown",
+    BAD_HANDSHAKE_METHOD: "Bad handshake method",
+    BAD_REQUEST: "Bad request",
+    FORBIDDEN: "Forbidden",
+    UNSUPPORTED_PROTOCOL_VERSION: "Unsupported protocol version",
+}
+
+
+def _noop(*args: Any) -> None:
+    return None
+
+
+class Engine:
+    """Engine.IO sessions over WebSocket and long-polling.
+
+    Times are in milliseconds, as on the wire. `allowed_origins` is None for
+    same-origin only, a list of origins (``"https://example.com"``), or
+    ``"*"`` for any.
+    """
+
+    def __init__(
+        self,
+        *,
+        ping_interval: int = 25000,
+        ping_timeout: int = 20000,
+        max_payload: int = 1_000_000,
+        allowed_origins: list[str] | str | None = None,
+        max_queue_bytes: int = 16 * 1024 * 1024,
+        websocket: bool = True,
+        polling: bool = True,
+        on_open: Callable[[Session, dict], None] = _noop,
+        on_message: Callable[[Session, str | bytes], None] = _noop,
+        on_close: Callable[[Session, str], None] = _noop,
+    ):
+        if ping_interval <= 0 or ping_timeout <= 0 or max_payload <= 0:
+            raise ValueError("ping_interval, ping_timeout and max_payload must be positive")
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.max_payload = max_payload
+        self.max_queue_bytes = max_queue_bytes
+        self.allowed_origins = allowed_origins
+        self.transports = {name for name, on in (("websocket", websocket), ("polling", polling)) if on}
+        self.on_open = on_open
+        self.on_message = on_message
+        self.on_close = on_close
+        self.sessions: dict[str, Session] = {}
+        self._dirty: list[Session] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tick: asyncio.TimerHandle | None = None
+        self._ticks = 0
+
+    # -- routes --------------------------------------------------------
+
+    def routes(self, path: str = "/engine.io/") -> list:
+        """Tornado rules serving this engine at `path` (both transports on one URL)."""
+        from .routing import engine_rules  # the handlers import us; avoid the cycle
+
+        return engine_rules(self, path)
+
+    # -- sessions ------------------------------------------------------
+
+    def open_session(self, transport: str, environ: dict) -> Session:
+        """A new session with an unguessable id; the transport sends `open_packet`."""
+        sid = secrets.token_urlsafe(15)
+        session = Session(self, sid, time.monotonic())
+        self.sessions[sid] = session
+        self._start()
+        self.on_open(session, environ)
+        return session
+
+    def open_packet(self, session: Session, upgrades: list[str]) -> str:
+        return "0" + json.dumps({
+            "sid": session.sid,
+            "upgrades": upgrades,
+            "pingInterval": self.ping_interval,
+            "pingTimeout": self.ping_timeout,
+            "maxPayload": self.max_payload,
+        }, separators=(",", ":"))
+
+    def discard(self, session: Session, reason: str) -> None:
+        """Called by a session as it closes."""
+        if self.sessions.pop(session.sid, None) is not None:
+            try:
+                self.on_close(session, reason)
+            except Exception:
+                log.exception("error in close handler of session %s", session.sid[:8])
+
+    def close(self) -> None:
+        """Close every session and stop the timers (the server is going away)."""
+        for session in list(self.sessions.values()):
+            session.close("server shutting down")
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
+
+    # -- origins -------------------------------------------------------
+
+    def origin_allowed(self, origin: str | None, host: str | None) -> bool:
+        """Same-origin by default; requests without an Origin (non-browsers) pass."""
+        if not origin:
+            return True
+        allowed = self.allowed_origins
+        if allowed == "*":
+            return True
+        if allowed is not None:
+            return origin in allowed
+        return urlsplit(origin).netloc.lower() == (host or "").lower()
+
+    # -- the write loop ------------------------------------------------
+
+    def mark_dirty(self, session: Session) -> None:
+        """Schedule `session` for the flush at the end of this loop iteration."""
+        if not self._dirty:
+            self._loop_or_current().call_soon(self._flush)
+        self._dirty.append(session)
+
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for session in dirty:
+            if not session.closed:
+                session.flush()
+
+    def _loop_or_current(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    # -- heartbeat -----------------------------------------------------
+
+    def _start(self) -> None:
+        if self._tick is None:
+            loop = self._loop_or_current()
+            self._tick = loop.call_later(self.ping_interval / 1000, self._ping_all)
+
+    def _ping_all(self) -> None:
+        """Ping every session with one shared frame; reap the silent ones later."""
+        loop = self._loop_or_current()
+        self._tick = loop.call_later(self.ping_interval / 1000, self._ping_all)
+        self._ticks += 1
+        tick = self._ticks
+        for session in list(self.sessions.values()):
+            if not session.upgrading:
+                if not session.awaiting_pong:
+                    session.awaiting_pong = tick
+                session.send(PING_PACKET)
+        self.on_tick()
+        loop.call_later(self.ping_timeout / 1000, self._reap, tick)
+
+    def _reap(self, tick: int) -> None:
+        """Close the sessions that have not answered the ping of `tick`."""
+        silent = [s for s in self.sessions.values() if 0 < s.awaiting_pong <= tick]
+        for session in silent:
+            log.info("session %s: no pong within %d ms, closing", session.sid[:8], self.ping_timeout)
+            session.close("ping timeout", notify=False)
+
+    def on_tick(self) -> None:
+        """Hook run at each heartbeat tick (the hub closes idle sessions here)."""
+
+    def error_body(self, code: int, message: str | None = None) -> str:
+        return json.dumps({"code": code, "message": message or ERROR_MESSAGES[code]})
+
+
+__all__ = ["Engine", "Session", "Outgoing", "ERROR_MESSAGES"]

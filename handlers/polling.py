@@ -1,0 +1,160 @@
+"""The long-polling transport: GET waits for packets, POST delivers them.
+
+One GET at a time per session is held open until the session has something
+to send (or a heartbeat ping does); one POST at a time carries the client's
+packets, `\\x1e`-separated, bounded by `maxPayload` before a byte of the body
+is buffered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from tornado.web import RequestHandler, stream_request_body
+
+from .engine import BAD_REQUEST, UNKNOWN_SID
+from .protocol import ProtocolError, decode_payload
+from .routing import EngineRequest
+from .session import Session
+
+log = logging.getLogger("board.engine")
+
+
+@stream_request_body
+class PollingTransport(EngineRequest, RequestHandler):
+    """One HTTP request of a long-polling session."""
+
+    session: Session | None = None
+    _waiter: asyncio.Future | None = None
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "text/plain; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+
+    def prepare(self) -> None:
+        self._chunks: list[bytes] = []
+        self._size = 0
+        origin = self.request.headers.get("Origin")
+        if origin and self.engine.origin_allowed(origin, self.request.host):
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Access-Control-Allow-Credentials", "true")
+        if self.request.method == "OPTIONS":
+            return
+        ok, session = self.check_request()
+        if not ok:
+            return
+        method = self.request.method
+        if method not in ("GET", "POST"):
+            return  # Tornado answers 405
+        if session is None:
+            if method != "GET":
+                self.fail(BAD_REQUEST, 400, "A session id is required")
+            return
+        if session.ws is not None:
+            self.fail(BAD_REQUEST, 400, "Session upgraded to WebSocket")
+            return
+        if method == "POST":
+            if session.posting:
+                self.fail(BAD_REQUEST, 400, "Overlapping POST requests")
+                session.close("transport error", notify=False)
+                return
+            length = self.request.headers.get("Content-Length")
+            if length is not None and (not length.isdigit() or int(length) > self.engine.max_payload):
+                self.fail(BAD_REQUEST, 413, "Payload too large")
+                session.close("transport error", notify=False)
+                return
+            session.posting = True
+            self.request.connection.set_max_body_size(self.engine.max_payload)
+        self.session = session
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished or self.session is None:
+            return
+        self._size += len(chunk)
+        if self._size > self.engine.max_payload:
+            self.session.posting = False
+            self.session.close("transport error", notify=False)
+            self.session = None
+            self.fail(BAD_REQUEST, 413, "Payload too large")
+            return
+        self._chunks.append(chunk)
+
+    def options(self) -> None:
+        self.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+        self.set_header("Access-Control-Allow-Headers", "Content-Type")
+        self.set_status(204)
+
+    async def get(self) -> None:
+        session = self.session
+        if session is None:
+            environ = {"headers": self.request.headers, "remote_ip": self.request.remote_ip,
+                       "query": self.request.query_arguments, "transport": "polling"}
+            session = self.engine.open_session("polling", environ)
+            upgrades = ["websocket"] if "websocket" in self.engine.transports else []
+            self.finish(self.engine.open_packet(session, upgrades))
+            return
+        if session.closed:
+            self.fail(UNKNOWN_SID)
+            return
+        if session.poller is not None:
+            self.fail(BAD_REQUEST, 400, "Overlapping GET requests")
+            session.close("transport error", notify=False)
+            return
+        payload = session.take_payload()
+        if payload is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+            session.poller = self
+            payload = await self._waiter
+            self._waiter = None
+            if payload is None:
+                return  # the client went away while we waited
+        self.finish(payload)
+
+    def post(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        session.posting = False
+        try:
+            payload = b"".join(self._chunks).decode("utf-8")
+            packets = decode_payload(payload)
+        except (UnicodeDecodeError, ProtocolError) as exc:
+            log.warning("session %s: bad payload (%s); closing", session.sid[:8], exc)
+            session.close("parse error", notify=False)
+            self.fail(BAD_REQUEST, 400, f"Bad payload: {exc}")
+            return
+        for kind, data in packets:
+            if session.closed:
+                break
+            try:
+                session.receive(kind, data)
+            except ProtocolError as exc:
+                log.warning("session %s: %s; closing", session.sid[:8], exc)
+                session.close("parse error", notify=False)
+                self.fail(BAD_REQUEST, 400, str(exc))
+                return
+        self.set_header("Content-Type", "text/html")
+        self.finish("ok")
+
+    # -- what the session calls ----------------------------------------
+
+    def deliver(self, payload: str) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(payload)
+
+    def on_connection_close(self) -> None:
+        session = self.session
+        if session is not None:
+            if session.poller is self:
+                session.poller = None
+            if self.request.method == "POST":
+                session.posting = False
+        self.deliver(None)  # type: ignore[arg-type]
+
+    def on_finish(self) -> None:
+        session = self.session
+        if session is not None and self.request.method == "POST":
+            session.posting = False

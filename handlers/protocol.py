@@ -1,0 +1,310 @@
+"""The wire: Engine.IO v4 and Socket.IO v5 packets, pure.
+
+Strings and bytes in, packets out, and back; no Tornado, no sockets, no
+clock. Every transport and the hub share this one codec, and it is tested
+without a network. Anything it cannot make sense of raises `ProtocolError`,
+never another exception, so a caller can close just the offending
+connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any, Iterable
+
+__all__ = [
+    "ProtocolError", "OPEN", "CLOSE", "PING", "PONG", "MESSAGE", "UPGRADE", "NOOP",
+    "CONNECT", "DISCONNECT", "EVENT", "ACK", "CONNECT_ERROR", "BINARY_EVENT", "BINARY_ACK",
+    "decode_engine_packet", "decode_payload", "encode_payload", "Packet", "encode_packet",
+    "Decoder", "Outgoing", "websocket_frame",
+]
+
+SEPARATOR = "\x1e"
+
+# Engine.IO packet types (one ASCII digit in front of the data).
+OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP = range(7)
+# Socket.IO packet types (inside an Engine.IO MESSAGE).
+CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK = range(7)
+
+MAX_ACK_ID = 2**53 - 1          # what JavaScript clients can count to
+MAX_NAMESPACE_LENGTH = 256
+
+_json_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_json_loads = json.loads
+
+
+class ProtocolError(ValueError):
+    """Input that does not follow the Engine.IO / Socket.IO protocol."""
+
+
+# --------------------------------------------------------------------------
+# Engine.IO
+
+
+def decode_engine_packet(data: str | bytes) -> tuple[int, str | bytes]:
+    """One Engine.IO packet as it arrives over WebSocket: (type, data).
+
+    A binary frame is a MESSAGE whose data is the bytes themselves.
+    """
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return MESSAGE, bytes(data)
+    if not data:
+        raise ProtocolError("empty packet")
+    kind = ord(data[0]) - 48
+    if not 0 <= kind <= 6:
+        raise ProtocolError(f"unknown packet type {data[0]!r}")
+    return kind, data[1:]
+
+
+def decode_payload(payload: str) -> list[tuple[int, str | bytes]]:
+    """The packets of a long-polling payload: `\\x1e`-separated, binary as `b` + base64."""
+    packets: list[tuple[int, str | bytes]] = []
+    for part in payload.split(SEPARATOR):
+        if part[:1] == "b":
+            try:
+                packets.append((MESSAGE, base64.b64decode(part[1:], validate=True)))
+            except (binascii.Error, ValueError):
+                raise ProtocolError("invalid base64 in binary packet") from None
+        else:
+            packets.append(decode_engine_packet(part))
+    return packets
+
+
+def encode_payload(packets: Iterable[str | bytes]) -> str:
+    """A long-polling payload from encoded Engine.IO packets (text, or bytes for binary)."""
+    return SEPARATOR.join(
+        p if isinstance(p, str) else "b" + base64.b64encode(p).decode("ascii") for p in packets
+    )
+
+
+# --------------------------------------------------------------------------
+# Socket.IO
+
+
+class Packet:
+    """One Socket.IO packet: type, namespace, data, ack id."""
+
+    __slots__ = ("type", "namespace", "data", "id")
+
+    def __init__(self, type: int, namespace: str = "/", data: Any = None, id: int | None = None):
+        self.type = type
+        self.namespace = namespace
+        self.data = data
+        self.id = id
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Packet) and (
+            (self.type, self.namespace, self.data, self.id)
+            == (other.type, other.namespace, other.data, other.id)
+        )
+
+    def __repr__(self) -> str:
+        return f"Packet({self.type}, {self.namespace!r}, {self.data!r}, id={self.id})"
+
+
+def _has_binary(obj: Any) -> bool:
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return True
+    if isinstance(obj, (list, tuple)):
+        return any(_has_binary(x) for x in obj)
+    if isinstance(obj, dict):
+        return any(_has_binary(x) for x in obj.values())
+    return False
+
+
+def _deconstruct(obj: Any, buffers: list[bytes]) -> Any:
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        buffers.append(bytes(obj))
+        return {"_placeholder": True, "num": len(buffers) - 1}
+    if isinstance(obj, (list, tuple)):
+        return [_deconstruct(x, buffers) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _deconstruct(v, buffers) for k, v in obj.items()}
+    return obj
+
+
+def encode_packet(packet: Packet) -> list[str | bytes]:
+    """Engine.IO MESSAGE packets for a Socket.IO packet: `4<text>` then any binary attachments."""
+    kind, data, buffers = packet.type, packet.data, []
+    if data is not None and kind in (EVENT, ACK) and _has_binary(data):
+        kind += 3  # EVENT -> BINARY_EVENT, ACK -> BINARY_ACK
+        data = _deconstruct(data, buffers)
+    parts = ["4", str(kind)]
+    if buffers:
+        parts.append(f"{len(buffers)}-")
+    if packet.namespace != "/":
+        parts.append(packet.namespace + ",")
+    if packet.id is not None:
+        parts.append(str(packet.id))
+    if data is not None:
+        try:
+            parts.append(_json_dumps(data))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"cannot send {type(data).__name__} data: {exc}") from None
+    return ["".join(parts), *buffers]
+
+
+def _check_data(kind: int, data: Any) -> None:
+    if kind in (EVENT, BINARY_EVENT):
+        if not isinstance(data, list) or not data or not isinstance(data[0], str):
+            raise ProtocolError("an event needs a list whose first item is the event name")
+    elif kind in (ACK, BINARY_ACK):
+        if not isinstance(data, list):
+            raise ProtocolError("an ack needs a list of arguments")
+    elif kind == CONNECT:
+        if data is not None and not isinstance(data, dict):
+            raise ProtocolError("connect data must be an object")
+    elif kind == CONNECT_ERROR:
+        if not isinstance(data, (dict, str)):
+            raise ProtocolError("connect error data must be an object")
+    elif kind == DISCONNECT and data is not None:
+        raise ProtocolError("disconnect carries no data")
+
+
+class Decoder:
+    """Turns the Engine.IO messages of one connection into Socket.IO packets.
+
+    Stateful only for binary packets, whose attachments arrive as separate
+    messages after the text. Feed each message to `feed`; it returns a
+    complete `Packet`, or None while attachments are still due.
+    """
+
+    __slots__ = ("max_attachments", "_packet", "_buffers", "_expected")
+
+    def __init__(self, max_attachments: int = 10):
+        self.max_attachments = max_attachments
+        self._packet: Packet | None = None
+        self._buffers: list[bytes] = []
+        self._expected = 0
+
+    def feed(self, message: str | bytes) -> Packet | None:
+        if isinstance(message, str):
+            if self._packet is not None:
+                raise ProtocolError("text packet while binary attachments are due")
+            return self._decode_text(message)
+        if self._packet is None:
+            raise ProtocolError("unexpected binary attachment")
+        self._buffers.append(message)
+        if len(self._buffers) < self._expected:
+            return None
+        packet, buffers = self._packet, self._buffers
+        self._packet, self._buffers, self._expected = None, [], 0
+        packet.data = _reconstruct(packet.data, buffers)
+        return packet
+
+    def _decode_text(self, text: str) -> Packet | None:
+        if not text:
+            raise ProtocolError("empty Socket.IO packet")
+        kind = ord(text[0]) - 48
+        if not 0 <= kind <= 6:
+            raise ProtocolError(f"unknown Socket.IO packet type {text[0]!r}")
+        i, end = 1, len(text)
+        attachments = 0
+        if kind in (BINARY_EVENT, BINARY_ACK):
+            dash = text.find("-", 1, 12)
+            if dash < 0 or not text[1:dash].isdigit():
+                raise ProtocolError("binary packet without attachment count")
+            attachments = int(text[1:dash])
+            if not 1 <= attachments <= self.max_attachments:
+                raise ProtocolError(f"attachment count {attachments} out of range")
+            i = dash + 1
+        namespace = "/"
+        if i < end and text[i] == "/":
+            comma = text.find(",", i)
+            stop = end if comma < 0 else comma
+            namespace = text[i:stop]
+            if len(namespace) > MAX_NAMESPACE_LENGTH:
+                raise ProtocolError("namespace too long")
+            i = stop + 1 if comma >= 0 else stop
+        ack_id = None
+        j = i
+        while j < end and "0" <= text[j] <= "9":
+            j += 1
+        if j > i:
+            if j - i > 16 or int(text[i:j]) > MAX_ACK_ID:
+                raise ProtocolError("ack id out of range")
+            if kind not in (EVENT, ACK, BINARY_EVENT, BINARY_ACK):
+                raise ProtocolError("ack id on a packet that takes none")
+            ack_id = int(text[i:j])
+        elif kind in (ACK, BINARY_ACK):
+            raise ProtocolError("ack without an id")
+        data = None
+        if j < end:
+            try:
+                data = _json_loads(text[j:])
+            except (ValueError, RecursionError):
+                raise ProtocolError("invalid JSON in packet") from None
+        _check_data(kind, data)
+        packet = Packet(kind, namespace, data, ack_id)
+        if attachments:
+            self._packet, self._buffers, self._expected = packet, [], attachments
+            return None
+        return packet
+
+
+def _reconstruct(obj: Any, buffers: list[bytes]) -> Any:
+    if isinstance(obj, list):
+        return [_reconstruct(x, buffers) for x in obj]
+    if isinstance(obj, dict):
+        if obj.get("_placeholder") is True and "num" in obj:
+            num = obj["num"]
+            if type(num) is not int or not 0 <= num < len(buffers):
+                raise ProtocolError("placeholder refers to a missing attachment")
+            return buffers[num]
+        return {k: _reconstruct(v, buffers) for k, v in obj.items()}
+    return obj
+
+
+# --------------------------------------------------------------------------
+# Ready-to-write forms
+
+
+def websocket_frame(data: str | bytes) -> bytes:
+    """One unmasked, unfragmented RFC 6455 server frame (text for str, binary for bytes)."""
+    if isinstance(data, str):
+        payload, first = data.encode("utf-8"), 0x81
+    else:
+        payload, first = data, 0x82
+    n = len(payload)
+    if n < 126:
+        header = bytes((first, n))
+    elif n < 65536:
+        header = bytes((first, 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((first, 127)) + n.to_bytes(8, "big")
+    return header + payload
+
+
+class Outgoing:
+    """Engine.IO packets encoded once, written as-is to any number of sessions.
+
+    The WebSocket frames and the polling text are each built on first use and
+    then shared by every receiver: a broadcast to ten thousand clients costs
+    one encoding, not ten thousand.
+    """
+
+    __slots__ = ("packets", "size", "_frames", "_text")
+
+    def __init__(self, packets: list[str | bytes]):
+        self.packets = packets
+        self.size = sum(len(p) for p in packets)
+        self._frames: bytes | None = None
+        self._text: str | None = None
+
+    @classmethod
+    def of(cls, packet: Packet) -> "Outgoing":
+        return cls(encode_packet(packet))
+
+    @property
+    def frames(self) -> bytes:
+        if self._frames is None:
+            self._frames = b"".join(websocket_frame(p) for p in self.packets)
+        return self._frames
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = encode_payload(self.packets)
+        return self._text

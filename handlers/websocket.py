@@ -1,0 +1,133 @@
+"""The WebSocket transport: frames in, frames out, nothing else.
+
+A session opened here runs on WebSocket from its first packet; a socket
+opened with the `sid` of a polling session is an upgrade probe, which takes
+the session over once the client confirms with an UPGRADE packet. Outbound
+data arrives as ready frames (encoded once for every receiver) and goes
+straight to the stream, whose buffer is bounded: a client that cannot keep
+up is closed rather than allowed to grow the server's memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tornado.iostream import StreamBufferFullError, StreamClosedError
+from tornado.websocket import WebSocketHandler
+
+from .protocol import PING, UPGRADE, ProtocolError, decode_engine_packet, websocket_frame
+from .engine import BAD_REQUEST
+from .routing import EngineRequest
+from .session import Session
+
+log = logging.getLogger("board.engine")
+
+PROBE_REPLY = websocket_frame("3probe")
+
+
+class WebSocketTransport(EngineRequest, WebSocketHandler):
+    """Carries one Engine.IO session over one WebSocket."""
+
+    session: Session | None = None
+    probing = False
+
+    @property
+    def max_message_size(self) -> int:  # type: ignore[override]
+        return self.engine.max_payload
+
+    def get_compression_options(self) -> None:
+        return None  # frames are pre-built once per broadcast; compression would redo them per client
+
+    def check_origin(self, origin: str) -> bool:
+        return True  # checked by check_request, before the handshake, with a JSON answer
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        ok, session = self.check_request()
+        if not ok:
+            return
+        if session is not None and (session.ws is not None or session.upgrading):
+            self.fail(BAD_REQUEST, 400, "Session already on WebSocket")
+            return
+        self.session = session
+        await super().get(*args, **kwargs)
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        stream = self.ws_connection.stream  # type: ignore[union-attr]
+        stream.max_write_buffer_size = self.engine.max_queue_bytes
+        stream.set_nodelay(True)
+        session = self.session
+        if session is not None:
+            if session.closed or session.ws is not None or session.upgrading:
+                self.close(1008, "session not available for upgrade")
+                return
+            session.upgrading = True
+            self.probing = True
+            return
+        environ = {"headers": self.request.headers, "remote_ip": self.request.remote_ip,
+                   "query": self.request.query_arguments, "transport": "websocket"}
+        upgrades: list[str] = []
+        session = self.session = self.engine.open_session("websocket", environ)
+        session.ws = self
+        self.write_frames(websocket_frame(self.engine.open_packet(session, upgrades)))
+
+    def on_message(self, message: str | bytes) -> None:
+        session = self.session
+        if session is None or session.closed:
+            return
+        try:
+            kind, data = decode_engine_packet(message)
+            if self.probing:
+                self._probe(session, kind, data)
+            else:
+                session.receive(kind, data)
+        except ProtocolError as exc:
+            log.warning("session %s: %s; closing", session.sid[:8], exc)
+            if self.probing:
+                session.upgrading = False
+                self.close(1002, "parse error")
+            else:
+                session.close("parse error", notify=False)
+
+    def _probe(self, session: Session, kind: int, data: str | bytes) -> None:
+        if kind == PING and data == "probe":
+            self.write_frames(PROBE_REPLY)
+            poller, session.poller = session.poller, None
+            if poller is not None:
+                poller.deliver("6")
+        elif kind == UPGRADE:
+            self.probing = False
+            session.upgrading = False
+            session.ws = self
+            poller, session.poller = session.poller, None
+            if poller is not None:
+                poller.deliver("6")
+            session.flush()
+        else:
+            raise ProtocolError("expected a probe or an upgrade")
+
+    def on_close(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        if self.probing:
+            session.upgrading = False  # the probe failed; polling carries on
+        elif session.ws is self:
+            session.ws = None
+            session.close("transport close", notify=False)
+
+    # -- what the session calls ----------------------------------------
+
+    def write_frames(self, data: bytes) -> bool:
+        """Write ready frames; False if the connection is gone or too far behind."""
+        conn = self.ws_connection
+        if conn is None or conn.is_closing():
+            return False
+        try:
+            conn.stream.write(data)
+        except (StreamClosedError, StreamBufferFullError):
+            return False
+        return True
+
+    def close_transport(self, code: int, reason: str) -> None:
+        self.close(code, reason[:120])
