@@ -1,0 +1,162 @@
+"""The long-polling transport, by hand and with the official client."""
+
+import asyncio
+import json
+
+import pytest
+
+from conftest import error_of, http, polling_session, raw_websocket
+
+pytestmark = pytest.mark.gen_test(timeout=20)
+
+P = "/socket.io/?EIO=4&transport=polling"
+
+
+async def test_handshake_open_packet(url):
+    sid, info = await polling_session(url)
+    assert set(info) == {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
+    assert info["upgrades"] == ["websocket"]
+    assert (info["pingInterval"], info["pingTimeout"], info["maxPayload"]) == (300, 300, 1_000_000)
+    assert len(sid) >= 20
+
+
+async def test_session_ids_are_unguessable(url):
+    sids = {(await polling_session(url))[0] for _ in range(20)}
+    assert len(sids) == 20
+    assert len({s[:4] for s in sids}) > 10  # not sequential
+
+
+@pytest.mark.parametrize("path, code, status", [
+    ("/socket.io/?EIO=3&transport=polling", 5, 400),
+    ("/socket.io/?transport=polling", 5, 400),
+    ("/socket.io/?EIO=4", 0, 400),
+    ("/socket.io/?EIO=4&transport=carrier-pigeon", 0, 400),
+    ("/socket.io/?EIO=4&transport=polling&sid=nope", 1, 400),
+])
+async def test_bad_queries_get_400_with_json(url, path, code, status):
+    response = await http(url, path)
+    assert response.code == status
+    assert error_of(response)["code"] == code
+
+
+async def test_post_without_sid_is_refused(url):
+    response = await http(url, P, "POST", "40")
+    assert response.code == 400 and error_of(response)["code"] == 3
+
+
+async def test_put_is_refused(url):
+    sid, _ = await polling_session(url)
+    response = await http(url, f"{P}&sid={sid}", "PUT", "40")
+    assert response.code == 405
+
+
+async def test_connect_event_and_ack_by_hand(url, hub):
+    @hub.on("echo")
+    def echo(socket, data):
+        return data
+
+    sid, _ = await polling_session(url)
+    assert (await http(url, f"{P}&sid={sid}", "POST", "40")).body == b"ok"
+    packets = (await http(url, f"{P}&sid={sid}")).body.decode().split("\x1e")
+    assert packets[0].startswith("40{\"sid\":")
+    await http(url, f"{P}&sid={sid}", "POST", "421[\"echo\",{\"a\":\"é\"}]\x1e421[\"echo\",2]")
+    body = (await http(url, f"{P}&sid={sid}")).body.decode()
+    assert "431[{\"a\":\"é\"}]" in body and "431[2]" in body
+
+
+async def test_second_concurrent_get_is_refused_and_ends_the_session(url):
+    sid, _ = await polling_session(url)
+    first = asyncio.ensure_future(http(url, f"{P}&sid={sid}"))
+    await asyncio.sleep(0.05)  # let the first GET reach the server and wait there
+    second = await http(url, f"{P}&sid={sid}")
+    assert second.code == 400 and error_of(second)["code"] == 3
+    assert (await first).code == 200
+    assert (await http(url, f"{P}&sid={sid}")).code == 400
+
+
+async def test_close_packet_ends_a_pending_get_with_noop(url):
+    sid, _ = await polling_session(url)
+    await http(url, f"{P}&sid={sid}", "POST", "40")
+    await http(url, f"{P}&sid={sid}")  # the CONNECT answer
+    pending = asyncio.ensure_future(http(url, f"{P}&sid={sid}"))
+    await asyncio.sleep(0.05)
+    await http(url, f"{P}&sid={sid}", "POST", "1")
+    response = await asyncio.wait_for(pending, 2)
+    assert response.body == b"6"
+    assert (await http(url, f"{P}&sid={sid}")).code == 400
+
+
+async def test_oversize_payload_closes_only_that_session(url, hub, clients):
+    other = await clients("news").connect(url, transports=["polling"])
+    sid, _ = await polling_session(url)
+    response = await http(url, f"{P}&sid={sid}", "POST", "4" + "x" * 1_000_001)
+    assert response.code == 413
+    assert (await http(url, f"{P}&sid={sid}")).code == 400
+    assert other.client.connected and hub.count == 1
+    assert await other.client.call("post", {"name": "a", "text": "still here"}, timeout=2) == {"ok": True, "id": 1}
+
+
+async def test_malformed_payload_closes_only_that_session(url, hub, clients):
+    other = await clients("news").connect(url, transports=["polling"])
+    await other.next("news")
+    for bad in ("", "4[", "9", "b%%%", "42[\"a\"", "5"):
+        sid, _ = await polling_session(url)
+        await http(url, f"{P}&sid={sid}", "POST", "40")
+        response = await http(url, f"{P}&sid={sid}", "POST", "4" + bad if bad[:1] != "b" else bad)
+        assert response.code == 400, bad
+        assert (await http(url, f"{P}&sid={sid}")).code == 400, bad
+    assert other.client.connected and hub.count == 1
+
+
+async def test_binary_over_polling_is_base64(url, hub):
+    @hub.on("bytes")
+    def back(socket, data):
+        return data + b"!"
+
+    sid, _ = await polling_session(url)
+    await http(url, f"{P}&sid={sid}", "POST", "40")
+    await http(url, f"{P}&sid={sid}")
+    await http(url, f"{P}&sid={sid}", "POST", "451-5[\"bytes\",{\"_placeholder\":true,\"num\":0}]\x1ebAAE=")
+    body = (await http(url, f"{P}&sid={sid}")).body.decode()
+    assert body == "461-5[{\"_placeholder\":true,\"num\":0}]\x1ebAAEh"
+
+
+async def test_upgrade_to_websocket_by_hand(url):
+    sid, _ = await polling_session(url)
+    await http(url, f"{P}&sid={sid}", "POST", "40")
+    await http(url, f"{P}&sid={sid}")
+    pending = asyncio.ensure_future(http(url, f"{P}&sid={sid}"))
+    await asyncio.sleep(0.05)
+    ws = await raw_websocket(url, f"EIO=4&transport=websocket&sid={sid}")
+    await ws.write_message("2probe")
+    assert await ws.read_message() == "3probe"
+    assert (await asyncio.wait_for(pending, 2)).body == b"6"
+    await ws.write_message("5")
+    await ws.write_message("42[\"hello\"]")
+    # polling is over for this session; a second WebSocket is refused
+    late = await http(url, f"{P}&sid={sid}")
+    assert late.code == 400 and "upgraded" in error_of(late)["message"]
+    with pytest.raises(Exception):
+        await raw_websocket(url, f"EIO=4&transport=websocket&sid={sid}")
+    assert await asyncio.wait_for(ws.read_message(), 2) == "2"  # the heartbeat now runs on the WebSocket
+    ws.close()
+
+
+async def test_official_client_upgrades_from_polling(url, hub, clients):
+    client = await clients("news").connect(url)  # default transports: polling, then websocket
+    await client.next("news")
+
+    async def upgraded():
+        while client.client.transport() != "websocket":
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(upgraded(), 5)
+    socket = next(iter(hub.sockets.values()))
+    assert socket.transport == "websocket"
+
+
+async def test_cors_only_for_allowed_origins(url):
+    own = await http(url, P, headers={"Origin": url})
+    assert own.code == 200 and own.headers["Access-Control-Allow-Origin"] == url
+    foreign = await http(url, P, headers={"Origin": "http://evil.example"})
+    assert foreign.code == 403 and error_of(foreign)["code"] == 4
+    assert "Access-Control-Allow-Origin" not in foreign.headers
