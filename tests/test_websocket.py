@@ -1,0 +1,117 @@
+"""The WebSocket transport, by hand: open, packets, bad input, limits."""
+
+import asyncio
+import json
+
+import pytest
+from tornado.websocket import WebSocketClientConnection
+
+from conftest import http, raw_websocket
+
+pytestmark = pytest.mark.gen_test(timeout=20)
+
+
+async def open_ws(url: str) -> tuple[WebSocketClientConnection, dict]:
+    ws = await raw_websocket(url)
+    first = await ws.read_message()
+    assert first[0] == "0"
+    return ws, json.loads(first[1:])
+
+
+async def connect(url: str) -> WebSocketClientConnection:
+    ws, _ = await open_ws(url)
+    await ws.write_message("40")
+    answer = await ws.read_message()
+    assert answer.startswith("40{\"sid\":")
+    return ws
+
+
+async def read_until(ws: WebSocketClientConnection, predicate, timeout: float = 3.0):
+    async def find():
+        while True:
+            message = await ws.read_message()
+            if message is None or predicate(message):
+                return message
+    return await asyncio.wait_for(find(), timeout)
+
+
+async def test_open_packet_without_upgrades(url):
+    ws, info = await open_ws(url)
+    assert info["upgrades"] == []
+    assert set(info) == {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
+    ws.close()
+
+
+async def test_bad_version_is_refused_before_the_handshake(url):
+    response = await http(url, "/socket.io/?EIO=3&transport=websocket",
+                          headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    assert response.code == 400 and json.loads(response.body)["code"] == 5
+
+
+async def test_event_ack_and_binary(url, hub):
+    @hub.on("sum")
+    def total(socket, a, b):
+        return a + b
+
+    @hub.on("bytes")
+    def flip(socket, data):
+        return data[::-1]
+
+    ws = await connect(url)
+    await ws.write_message("423[\"sum\",2,3]")
+    assert await read_until(ws, lambda m: m.startswith("43")) == "433[5]"
+    await ws.write_message("451-4[\"bytes\",{\"_placeholder\":true,\"num\":0}]")
+    await ws.write_message(b"\x01\x02", binary=True)
+    assert await read_until(ws, lambda m: isinstance(m, str) and m.startswith("46")) == \
+        "461-4[{\"_placeholder\":true,\"num\":0}]"
+    assert await ws.read_message() == b"\x02\x01"
+    ws.close()
+
+
+@pytest.mark.parametrize("bad", ["", "9", "4", "4[", "49", "42{}", "42[1]", "0", "5", b"\x00stray"])
+async def test_malformed_packet_closes_only_that_connection(url, hub, clients, bad):
+    other = await clients("news").connect(url, transports=["websocket"])
+    await other.next("news")
+    ws = await connect(url)
+    await other.next("news")
+    await ws.write_message(bad, binary=isinstance(bad, bytes))
+    assert await read_until(ws, lambda m: False) is None  # the server closed it
+    assert ws.close_code in (1000, 1002)
+    gone = await other.next("news")
+    assert gone == {"msg": "Someone went home", "count": 1}
+    assert await other.client.call("post", {"name": "a", "text": "b"}, timeout=2) == {"ok": True, "id": 1}
+
+
+async def test_oversize_message_closes_the_connection(url, hub_options):
+    ws = await connect(url)
+    await ws.write_message("42[\"x\",\"" + "y" * 1_000_001 + "\"]")
+    assert await read_until(ws, lambda m: False) is None
+    assert ws.close_code == 1009
+
+
+async def test_silent_client_is_reaped_and_others_hear(url, clients):
+    watcher = await clients("news").connect(url, transports=["websocket"])
+    await watcher.next("news")
+    ws = await connect(url)  # never answers the pings
+    assert (await watcher.next("news"))["count"] == 2
+    assert await read_until(ws, lambda m: False, timeout=3) is None
+    assert await watcher.next("news", timeout=3) == {"msg": "Someone went home", "count": 1}
+    assert watcher.client.connected  # it answers its pings and stays
+
+
+async def test_client_close_packet(url, clients, hub):
+    watcher = await clients("news").connect(url, transports=["websocket"])
+    await watcher.next("news")
+    ws = await connect(url)
+    await watcher.next("news")
+    await ws.write_message("1")
+    assert await read_until(ws, lambda m: False) is None
+    assert (await watcher.next("news"))["msg"] == "Someone went home"
+
+
+async def test_cross_origin_websocket_refused(url):
+    response = await http(url, "/socket.io/?EIO=4&transport=websocket",
+                          headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                                   "Origin": "http://evil.example", "Sec-WebSocket-Key": "x" * 22 + "==",
+                                   "Sec-WebSocket-Version": "13"})
+    assert response.code == 403 and json.loads(response.body)["code"] == 4
