@@ -41,7 +41,7 @@ function waitFor(emitter, event, what, test = () => true) {
       if (!test(...args)) return;
       clearTimeout(timer);
       emitter.off(event, handler);
-      resolve(args.length > 1 ? args : args[0]);
+      resolve(args[0]);
     }
     emitter.on(event, handler);
   });
