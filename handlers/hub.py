@@ -732,7 +732,7 @@ class Hub:
     def _close(self, session: Session, reason: str) -> None:
         client = session.context
         if client is not None:
-            client.closed("transport close" if reason == "client close" else reason)
+            client.closed("client namespace disconnect" if reason == "client close" else reason)
 
     def _tick(self) -> None:
         """Close sessions that never joined a namespace within `connect_timeout`."""
