@@ -264,6 +264,8 @@ http {{
             proxy_pass http://127.0.0.1:{upstream};
             proxy_http_version 1.1;
             proxy_buffering off;
+            # The board only accepts its own page's origin: it must see the Host the browser used.
+            proxy_set_header Host $http_host;
             proxy_read_timeout {read_timeout};
 {upgrade}        }}
     }}
