@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 import tornado.web
+from tornado.log import access_log
 from tornado.options import define, options, parse_command_line
 
 from handlers import Hub, Socket
@@ -111,6 +112,18 @@ class Board:
         return {"ok": True, "id": message["id"]}
 
 
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's access log, minus the routine long-poll requests (one per message)."""
+    status = handler.get_status()
+    if status < 400 and handler.request.path.startswith("/socket.io/"):
+        level = logging.DEBUG
+    else:
+        level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    request = handler.request
+    access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method, request.uri,
+                   request.remote_ip, 1000.0 * request.request_time())
+
+
 class IndexHandler(tornado.web.RequestHandler):
     def get(self) -> None:
         self.render("index.html")
@@ -123,6 +136,7 @@ def make_app(hub: Hub, posts: Posts, **settings: Any) -> tornado.web.Application
         hub.routes() + [(r"/", IndexHandler)],
         template_path=os.path.join(HERE, "templates"),
         static_path=os.path.join(HERE, "static"),
+        log_function=log_request,
         **settings,
     )
 
