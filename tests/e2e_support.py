@@ -428,11 +428,22 @@ def expect(target, message=None):
     return playwright_expect(target, message)
 
 
-def post(page, name, text):
-    """Posts through the page's form and waits for the ack (the text field is cleared)."""
+def submit(page, name, text):
+    """Types a post in the page's form and submits it (does not wait for the ack)."""
     page.fill("#name", name)
     page.fill("#text", text)
     page.click("#post-form button[type=submit]")
+
+
+def expect_acked(page):
+    """The board acknowledged the page's post: the text field is cleared, no error shown."""
+    expect(page.locator("#text")).to_have_value("", timeout=CONNECT_MS)
+    expect(page.locator("#post-error")).to_have_text("")
+
+
+def post(page, name, text):
+    """Posts through the page's form and waits for the ack (the text field is cleared)."""
+    submit(page, name, text)
     expect(page.locator("#text")).to_have_value("", timeout=CONNECT_MS)
     expect(page.locator("#post-error")).to_have_text("")
 

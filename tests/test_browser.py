@@ -7,7 +7,18 @@ import uuid
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_support import board, browser, expect, expect_post, pages, post, post_item, screenshot  # noqa: E402,F401
+from e2e_support import (  # noqa: E402,F401
+    board,
+    browser,
+    expect,
+    expect_acked,
+    expect_post,
+    pages,
+    post,
+    post_item,
+    screenshot,
+    submit,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
 
@@ -26,14 +37,17 @@ def test_two_browsers_see_each_other_and_each_others_posts(board, pages):
     expect(bob.locator("#count")).to_have_text("2")
     expect(alice.locator("#news li")).to_have_text(["One more person is online"] * 2)
 
+    # A post typed in one page shows up in the other within 1 s of pressing the button.
     text = f"hello from alice {uuid.uuid4().hex[:8]}"
-    post(alice, "Alice", text)
+    submit(alice, "Alice", text)
     post_id = expect_post(bob, "Alice", text, timeout=1000)
+    expect_acked(alice)
     assert expect_post(alice, "Alice", text, timeout=1000) == post_id
 
     reply = f"hi alice, bob here {uuid.uuid4().hex[:8]}"
-    post(bob, "Bob", reply)
+    submit(bob, "Bob", reply)
     expect_post(alice, "Bob", reply, timeout=1000)
+    expect_acked(bob)
     screenshot(alice, "websocket")
 
     bob.close()
