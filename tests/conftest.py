@@ -134,5 +134,13 @@ async def polling_session(url: str) -> tuple[str, dict]:
     return info["sid"], info
 
 
+async def until(predicate, timeout: float = 3.0) -> None:
+    """Wait for server-side state that has no event of its own (checked every loop turn, bounded)."""
+    async def check():
+        while not predicate():
+            await asyncio.sleep(0.005)
+    await asyncio.wait_for(check(), timeout)
+
+
 async def raw_websocket(url: str, query: str = "EIO=4&transport=websocket"):
     return await websocket_connect(url.replace("http", "ws", 1) + "/socket.io/?" + query)

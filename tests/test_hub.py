@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from conftest import raw_websocket
+from conftest import raw_websocket, until
 from handlers import AckTimeout, ConnectionRefused, Disconnected, Hub
 
 pytestmark = pytest.mark.gen_test(timeout=30)
@@ -133,12 +133,7 @@ async def test_rooms(url, hub, clients):
     assert set(hub.main.rooms["red"]) == {a.client.get_sid(), b.client.get_sid()}
     await a.close()
     await b.close()
-    await asyncio.wait_for(_until(lambda: "red" not in hub.main.rooms), 3)
-
-
-async def _until(predicate):
-    while not predicate():
-        await asyncio.sleep(0.01)
+    await until(lambda: "red" not in hub.main.rooms)
 
 
 async def test_disconnecting_sees_rooms(url, hub, clients):

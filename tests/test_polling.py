@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import error_of, http, polling_session, raw_websocket
+from conftest import error_of, http, polling_session, raw_websocket, until
 
 pytestmark = pytest.mark.gen_test(timeout=20)
 
@@ -64,22 +64,22 @@ async def test_connect_event_and_ack_by_hand(url, hub):
     assert "431[{\"a\":\"é\"}]" in body and "431[2]" in body
 
 
-async def test_second_concurrent_get_is_refused_and_ends_the_session(url):
+async def test_second_concurrent_get_is_refused_and_ends_the_session(url, hub):
     sid, _ = await polling_session(url)
     first = asyncio.ensure_future(http(url, f"{P}&sid={sid}"))
-    await asyncio.sleep(0.05)  # let the first GET reach the server and wait there
+    await until(lambda: hub.engine.sessions[sid].poller is not None)  # the first GET waits there
     second = await http(url, f"{P}&sid={sid}")
     assert second.code == 400 and error_of(second)["code"] == 3
     assert (await first).code == 200
     assert (await http(url, f"{P}&sid={sid}")).code == 400
 
 
-async def test_close_packet_ends_a_pending_get_with_noop(url):
+async def test_close_packet_ends_a_pending_get_with_noop(url, hub):
     sid, _ = await polling_session(url)
     await http(url, f"{P}&sid={sid}", "POST", "40")
     await http(url, f"{P}&sid={sid}")  # the CONNECT answer
     pending = asyncio.ensure_future(http(url, f"{P}&sid={sid}"))
-    await asyncio.sleep(0.05)
+    await until(lambda: hub.engine.sessions[sid].poller is not None)
     await http(url, f"{P}&sid={sid}", "POST", "1")
     response = await asyncio.wait_for(pending, 2)
     assert response.body == b"6"
@@ -121,12 +121,12 @@ async def test_binary_over_polling_is_base64(url, hub):
     assert body == "461-5[{\"_placeholder\":true,\"num\":0}]\x1ebAAEh"
 
 
-async def test_upgrade_to_websocket_by_hand(url):
+async def test_upgrade_to_websocket_by_hand(url, hub):
     sid, _ = await polling_session(url)
     await http(url, f"{P}&sid={sid}", "POST", "40")
     await http(url, f"{P}&sid={sid}")
     pending = asyncio.ensure_future(http(url, f"{P}&sid={sid}"))
-    await asyncio.sleep(0.05)
+    await until(lambda: hub.engine.sessions[sid].poller is not None)
     ws = await raw_websocket(url, f"EIO=4&transport=websocket&sid={sid}")
     await ws.write_message("2probe")
     assert await ws.read_message() == "3probe"
@@ -146,10 +146,7 @@ async def test_official_client_upgrades_from_polling(url, hub, clients):
     client = await clients("news").connect(url)  # default transports: polling, then websocket
     await client.next("news")
 
-    async def upgraded():
-        while client.client.transport() != "websocket":
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(upgraded(), 5)
+    await until(lambda: client.client.transport() == "websocket", 5)
     socket = next(iter(hub.sockets.values()))
     assert socket.transport == "websocket"
 
@@ -160,3 +157,22 @@ async def test_cors_only_for_allowed_origins(url):
     foreign = await http(url, P, headers={"Origin": "http://evil.example"})
     assert foreign.code == 403 and error_of(foreign)["code"] == 4
     assert "Access-Control-Allow-Origin" not in foreign.headers
+
+
+async def test_a_tab_that_dies_mid_poll_leaves_the_session_usable(url, hub):
+    from tornado.iostream import IOStream
+    import socket as so
+    sid, _ = await polling_session(url)
+    await http(url, f"{P}&sid={sid}", "POST", "40")
+    await http(url, f"{P}&sid={sid}")
+    port = int(url.rsplit(":", 1)[1])
+    stream = IOStream(so.socket())
+    await stream.connect(("127.0.0.1", port))
+    await stream.write(f"GET {P}&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    session = hub.engine.sessions[sid]
+    await until(lambda: session.poller is not None)
+    stream.close()  # the tab dies while its GET waits
+    await until(lambda: session.poller is None)
+    hub.emit("news", "after")  # queued for the next GET, not lost
+    response = await http(url, f"{P}&sid={sid}")
+    assert response.code == 200 and response.body == b"42[\"news\",\"after\"]"
