@@ -53,7 +53,7 @@ class Engine:
         ping_timeout: int = 20000,
         max_payload: int = 1_000_000,
         allowed_origins: list[str] | str | None = None,
-        max_queue_bytes: int = 16 * 1024 * 1024,
+        max_queue_bytes: int = 2 * 1024 * 1024,
         websocket: bool = True,
         polling: bool = True,
         on_open: Callable[[Session, dict], None] = _noop,
