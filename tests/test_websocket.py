@@ -115,3 +115,23 @@ async def test_cross_origin_websocket_refused(url):
                                    "Origin": "http://evil.example", "Sec-WebSocket-Key": "x" * 22 + "==",
                                    "Sec-WebSocket-Version": "13"})
     assert response.code == 403 and json.loads(response.body)["code"] == 4
+
+
+async def test_a_client_that_does_not_read_is_dropped_not_buffered(url, hub, clients):
+    hub.engine.max_queue_bytes = 256 * 1024
+    reader = await clients("news", "big").connect(url, transports=["websocket"])
+    await reader.next("news")
+    ws = await connect(url)  # connected, then never reads again
+    assert (await reader.next("news"))["count"] == 2
+    stuck = next(s for s in hub.sockets.values() if s.id != reader.client.get_sid())
+    chunk = "x" * 100_000
+    for n in range(400):  # 40 MB: far beyond the kernel's socket buffers
+        if not stuck.connected:
+            break
+        stuck.emit("big", chunk)
+        await asyncio.sleep(0)  # one loop turn: the write loop flushes
+    assert not stuck.connected, "the server kept buffering for a client that does not read"
+    assert await reader.next("news") == {"msg": "Someone went home", "count": 1}
+    hub.emit("big", "small")
+    assert await reader.next("big") == "small"
+    ws.close()
