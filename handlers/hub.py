@@ -299,7 +299,11 @@ class Socket:
             task.add_done_callback(_log_task_error)
             if packet.id is not None:
                 ack_id = packet.id
-                task.add_done_callback(lambda t: t.cancelled() or t.exception() is not None or self._ack(ack_id, t.result()))
+
+                def ack_when_done(task: asyncio.Task) -> None:
+                    if not task.cancelled() and task.exception() is None:
+                        self._ack(ack_id, task.result())
+                task.add_done_callback(ack_when_done)
         elif packet.id is not None:
             self._ack(packet.id, result)
 

@@ -15,7 +15,7 @@ from tornado.httputil import HTTPServerRequest
 from tornado.routing import Matcher, PathMatches, Rule
 from tornado.web import RequestHandler
 
-from .engine import BAD_REQUEST, FORBIDDEN, UNKNOWN_SID, UNKNOWN_TRANSPORT, UNSUPPORTED_PROTOCOL_VERSION
+from .engine import FORBIDDEN, UNKNOWN_SID, UNKNOWN_TRANSPORT, UNSUPPORTED_PROTOCOL_VERSION
 from .session import Session
 
 if TYPE_CHECKING:
@@ -104,5 +104,3 @@ def engine_rules(engine: "Engine", path: str) -> list[Rule]:
         Rule(TransportMatches(path, None), BadTransport, kwargs),
     ]
 
-
-__all__ = ["engine_rules", "EngineRequest", "TransportMatches", "BAD_REQUEST"]

@@ -259,10 +259,3 @@ async def test_session_without_namespace_is_closed(url, hub):
     await asyncio.wait_for(closed(), 3)
     assert not hub.engine.sessions
 
-
-def test_engine_alone():
-    from handlers import Engine
-    engine = Engine(ping_interval=1000)
-    assert engine.routes("/engine.io/")
-    with pytest.raises(ValueError):
-        Engine(ping_interval=0)
