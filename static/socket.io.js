@@ -752,7 +752,6 @@
       this._active = new Set(); // sockets that want to be connected
       this._outQueue = []; // encoded packets, in emit order (Blob reads are asynchronous)
       this._pendingBinary = null; // a BINARY_EVENT/ACK waiting for its attachments
-      managers.add(this);
       if (this.opts.autoConnect) this.open();
     }
 
@@ -793,6 +792,7 @@
       }
       this.skipReconnect = !this.opts.reconnection;
       this._readyState = 'opening';
+      managers.add(this);
       const engine = new Engine({
         origin: this.uri,
         path: this.opts.path,
@@ -957,6 +957,7 @@
     }
 
     _close() {
+      managers.delete(this);
       this.skipReconnect = true;
       this._reconnecting = false;
       clearTimeout(this._reconnectTimer);
