@@ -1287,19 +1287,10 @@
     }
 
     _ondisconnect() {
+      // The server let this socket go on purpose: like the official client,
+      // stay down until the page calls connect() again.
       this._onclose('io server disconnect');
-      if (!this.io.opts.reconnection) {
-        this._destroy();
-        return;
-      }
-      // Like any other loss: try this namespace again after a backoff delay.
-      clearTimeout(this._retryTimer);
-      this._retryTimer = setTimeout(() => {
-        this._retryTimer = null;
-        if (!this.active || this.connected) return;
-        if (this.io._readyState === 'open') this._onopen();
-        else if (this.io._readyState === 'closed' && !this.io._reconnecting) this.io.open();
-      }, this._backoff.duration());
+      this._destroy();
     }
 
     _onclose(reason, details) {
