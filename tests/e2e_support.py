@@ -505,3 +505,57 @@ def run_node(scenario, url, timeout=40):
             pytrace=False,
         )
     return seen
+
+
+# --------------------------------------------------------------------------- the feature app
+
+
+class FeatureApp(Board):
+    """tests/feature_app.py (Board's Hub with the whole Socket.IO feature set) as a subprocess."""
+
+    def __init__(self, name="feature-app", port=None):
+        super().__init__(db=":memory:", port=port, name=name)
+
+    def command(self):
+        return [sys.executable, str(ROOT / "tests" / "feature_app.py"), f"--port={self.port}", "--address=127.0.0.1"]
+
+
+def run_node_script(script, args, timeout=40):
+    """Runs tests/node/<script> <args...> with the official socket.io-client; returns what it saw.
+
+    The script prints one JSON object as its last line and exits 0 when all went well.
+    A nonzero exit, a timeout or output that is not one JSON object fails the test.
+    """
+    import json
+
+    node = require("node", "node_modules")["node"]
+    label = " ".join([script, *map(str, args)])
+    try:
+        done = subprocess.run(
+            [node, str(NODE_DIR / script), *map(str, args)],
+            cwd=NODE_DIR,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as expired:
+        pytest.fail(f"node {label} did not finish within {timeout} s: {expired.stdout!r}", pytrace=False)
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    try:
+        seen = json.loads(lines[-1])
+        assert isinstance(seen, dict)
+    except (IndexError, ValueError, AssertionError):
+        pytest.fail(
+            f"node {label} (exit {done.returncode}) did not print a JSON object; "
+            f"stdout: {done.stdout[-2000:]!r} stderr: {done.stderr[-2000:]!r}",
+            pytrace=False,
+        )
+    if done.returncode != 0:
+        pytest.fail(
+            f"node {label} exited {done.returncode}: {seen.get('error')}\n"
+            f"it saw: {json.dumps({k: v for k, v in seen.items() if k != 'error'})}\n"
+            f"stderr: {done.stderr[-2000:]}",
+            pytrace=False,
+        )
+    return seen
