@@ -205,6 +205,8 @@
       this._xhrs = new Set();
       this._outbox = []; // polling: encoded packets waiting for a POST
       this._posting = false;
+      this._postXhr = null; // the POST in flight
+      this._afterPost = null; // the closing POST, waiting for the one in flight
     }
 
     start() {
@@ -319,9 +321,10 @@
         xhr.send(body);
       } catch (e) {
         setTimeout(function () { finish(new Error('xhr poll error')); }, 0);
-        return;
+        return null;
       }
       if (!untracked) this._xhrs.add(xhr);
+      return xhr;
     }
 
     _abortRequests() {
@@ -398,8 +401,12 @@
       }
       this._outbox.splice(0, n);
       this._posting = true;
-      this._request('POST', this._url('polling', { sid: this.id, t: cacheBuster() }), body, (err) => {
+      this._postXhr = this._request('POST', this._url('polling', { sid: this.id, t: cacheBuster() }), body, (err) => {
         this._posting = false;
+        this._postXhr = null;
+        const then = this._afterPost; // close() waiting for this POST
+        this._afterPost = null;
+        if (then) then();
         if (this.readyState !== 'open') return;
         if (err) {
           this._onClose('transport error', err);
@@ -523,7 +530,15 @@
         const body = this._outbox.concat(['1']).join(SEPARATOR);
         this._outbox = [];
         const url = this._url('polling', { sid: this.id, t: cacheBuster() });
-        this._request('POST', url, body, function () {}, true);
+        const last = () => this._request('POST', url, body, function () {}, true);
+        if (this._posting && this._postXhr) {
+          // One POST at a time (the server closes a session on overlapping POSTs, as engine.io
+          // does): let the one in flight finish, it may carry a DISCONNECT, then send ours.
+          this._xhrs.delete(this._postXhr);
+          this._afterPost = last;
+        } else {
+          last();
+        }
       }
       this._onClose('forced close');
     }
