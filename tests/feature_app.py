@@ -50,7 +50,7 @@ define("port", default=8890, help="port to listen on", type=int)
 define("address", default="127.0.0.1", help="address to listen on")
 
 PAGE = b"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Socket.IO feature tests</title></head>
+<html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Socket.IO feature tests</title></head>
 <body><script src="/socket.io/socket.io.js"></script></body></html>
 """
 
