@@ -103,6 +103,8 @@ class PollingTransport(EngineRequest, RequestHandler):
             session.close("transport error", notify=False)
             return
         payload = session.take_payload()
+        if payload is None and session.probed:
+            payload = "6"  # mid-upgrade: let the client pause polling and confirm on the WebSocket
         if payload is None:
             self._waiter = asyncio.get_running_loop().create_future()
             session.poller = self

@@ -44,7 +44,7 @@ class Session:
 
     __slots__ = (
         "engine", "sid", "ws", "poller", "queue", "queued_bytes", "dirty",
-        "awaiting_pong", "upgrading", "closed", "posting", "created", "context",
+        "awaiting_pong", "upgrading", "probed", "closed", "posting", "created", "context",
         "__weakref__",
     )
 
@@ -57,7 +57,8 @@ class Session:
         self.queued_bytes = 0
         self.dirty = False
         self.awaiting_pong = 0                # the heartbeat tick of the unanswered ping, or 0
-        self.upgrading = False
+        self.upgrading = False               # a WebSocket with our sid is open, not yet confirmed
+        self.probed = False                  # ... and it has answered the probe: polling must pause
         self.closed = False
         self.posting = False
         self.created = created

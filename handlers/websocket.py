@@ -84,7 +84,7 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         except ProtocolError as exc:
             log.warning("session %s: %s; closing", session.sid[:8], exc)
             if self.probing:
-                session.upgrading = False
+                session.upgrading = session.probed = False
                 self.close(1002, "parse error")
             else:
                 session.close("parse error", notify=False)
@@ -92,12 +92,13 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
     def _probe(self, session: Session, kind: int, data: str | bytes) -> None:
         if kind == PING and data == "probe":
             self.write_frames(PROBE_REPLY)
+            session.probed = True
             poller, session.poller = session.poller, None
             if poller is not None:
                 poller.deliver("6")
         elif kind == UPGRADE:
             self.probing = False
-            session.upgrading = False
+            session.upgrading = session.probed = False
             session.ws = self
             poller, session.poller = session.poller, None
             if poller is not None:
@@ -111,7 +112,7 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         if session is None:
             return
         if self.probing:
-            session.upgrading = False  # the probe failed; polling carries on
+            session.upgrading = session.probed = False  # the probe failed; polling carries on
         elif session.ws is self:
             session.ws = None
             session.close("transport close", notify=False)

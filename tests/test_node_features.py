@@ -121,12 +121,6 @@ def test_acks_and_timeouts_both_ways(app, transport):
     assert 490 <= seen["pollMs"] < 3000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: a polling GET that arrives after the upgrade probe was answered is held "
-    "(handlers/polling.py PollingTransport.get waits; handlers/websocket.py _probe only answers a GET "
-    "already waiting with a noop), so the client's pause for the upgrade never completes",
-)
 def test_upgrade_from_polling_to_websocket(app):
     seen = run("upgrade", app)
     assert seen["initialTransport"] == "polling"

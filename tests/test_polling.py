@@ -131,6 +131,8 @@ async def test_upgrade_to_websocket_by_hand(url, hub):
     await ws.write_message("2probe")
     assert await ws.read_message() == "3probe"
     assert (await asyncio.wait_for(pending, 2)).body == b"6"
+    # a GET that arrives once the probe is answered is not held either
+    assert (await http(url, f"{P}&sid={sid}", timeout=2)).body == b"6"
     await ws.write_message("5")
     await ws.write_message("42[\"hello\"]")
     # polling is over for this session; a second WebSocket is refused
