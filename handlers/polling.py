@@ -14,7 +14,7 @@ from typing import Any
 
 from tornado.web import RequestHandler, stream_request_body
 
-from .engine import BAD_REQUEST, UNKNOWN_SID
+from .engine import BAD_HANDSHAKE_METHOD, BAD_REQUEST, UNKNOWN_SID
 from .protocol import ProtocolError, decode_payload
 from .routing import EngineRequest
 from .session import Session
@@ -50,7 +50,7 @@ class PollingTransport(EngineRequest, RequestHandler):
             return  # Tornado answers 405
         if session is None:
             if method != "GET":
-                self.fail(BAD_REQUEST, 400, "A session id is required")
+                self.fail(BAD_HANDSHAKE_METHOD, 400, "A handshake is a GET; other requests need a session id")
             return
         if session.ws is not None:
             self.fail(BAD_REQUEST, 400, "Session upgraded to WebSocket")

@@ -259,3 +259,44 @@ async def test_session_without_namespace_is_closed(url, hub):
     await asyncio.wait_for(closed(), 3)
     assert not hub.engine.sessions
 
+
+
+async def test_limits(url, hub, clients):
+    hub.max_namespaces, hub.max_rooms, hub.max_pending_acks = 2, 3, 2
+    for name in ("/a", "/b"):
+        hub.of(name)
+    ws = await raw_websocket(url)
+    await ws.read_message()
+    for packet in ("40", "40/a,", "40/b,"):
+        await ws.write_message(packet)
+    answers = []
+    while len(answers) < 3:
+        message = await asyncio.wait_for(ws.read_message(), 3)
+        if message[:2] in ("40", "44"):  # the board's own events come in between
+            answers.append(message)
+    assert answers[0].startswith("40{") and answers[1].startswith("40/a,{")
+    assert answers[2] == "44/b,{\"message\":\"Too many namespaces\"}"
+    socket = next(iter(hub.sockets.values()))
+    socket.join("r1", "r2")
+    with pytest.raises(RuntimeError, match="already in 3 rooms"):
+        socket.join("r3", "r4")
+    socket.emit("q", callback=print)
+    socket.emit("q", callback=print)
+    with pytest.raises(RuntimeError, match="2 acknowledgements pending"):
+        socket.emit("q", callback=print)
+    ws.close()
+
+
+async def test_disconnect_a_room_and_count_it(url, hub, clients):
+    @hub.on("join")
+    def join(socket, room):
+        socket.join(room)
+
+    a, b, c = [await clients().connect(url, transports=["websocket"]) for _ in range(3)]
+    await a.client.call("join", "doomed", timeout=2)
+    await b.client.call("join", "doomed", timeout=2)
+    assert len(hub.to("doomed").sockets()) == 2 and hub.count == 3
+    hub.to("doomed").disconnect()
+    await asyncio.wait_for(a.disconnected.wait(), 3)
+    await asyncio.wait_for(b.disconnected.wait(), 3)
+    assert hub.count == 1 and c.client.connected and "doomed" not in hub.main.rooms

@@ -41,7 +41,7 @@ async def test_bad_queries_get_400_with_json(url, path, code, status):
 
 async def test_post_without_sid_is_refused(url):
     response = await http(url, P, "POST", "40")
-    assert response.code == 400 and error_of(response)["code"] == 3
+    assert response.code == 400 and error_of(response)["code"] == 2
 
 
 async def test_put_is_refused(url):
