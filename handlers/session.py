@@ -93,14 +93,14 @@ class Session:
             return
         if self.ws is not None:
             data = queue[0].frames if len(queue) == 1 else b"".join([o.frames for o in queue])
-            self.queue = []
+            queue.clear()  # reused: no new list per client per flush
             self.queued_bytes = 0
             if not self.ws.write_frames(data):
                 self.close("transport error", notify=False)
         elif self.poller is not None:
             poller, self.poller = self.poller, None
             text = "\x1e".join([o.text for o in queue])
-            self.queue = []
+            queue.clear()
             self.queued_bytes = 0
             poller.deliver(text)
 
@@ -109,7 +109,7 @@ class Session:
         if not self.queue:
             return None
         text = "\x1e".join([o.text for o in self.queue])
-        self.queue = []
+        self.queue.clear()
         self.queued_bytes = 0
         return text
 
