@@ -95,8 +95,9 @@ METRICS["d"] = METRICS["c"]
 COMMON = [
     ("server_cpu", "server CPU %", "info", lambda r: r["samples"]["server_cpu"]),
     ("loadgen_cpu", "load generator CPU %", "info", lambda r: r["samples"]["loadgen_cpu"]),
-    ("other_cpu0", "other load on the server's CPU %", "info", lambda r: r["samples"].get("other_cpu0")),
-    ("other_cpu1", "other load on the load generator's CPU %", "info", lambda r: r["samples"].get("other_cpu1")),
+    ("other_cpu0", "other busy time on the server's CPU %", "info", lambda r: r["samples"].get("other_cpu0")),
+    ("other_cpu1", "other busy time on the load generator's CPU %", "info",
+     lambda r: r["samples"].get("other_cpu1")),
 ]
 LIMIT_CPU = 85.0  # a process at or above this share of one CPU in the window is taken as the limit
 
@@ -432,22 +433,23 @@ def cell(values):
 
 
 def limit_of(vals):
-    """Which process's CPU limited a (scenario, server), from the medians of the CPU shares."""
+    """Which pinned CPU limited a (scenario, server), from the medians of the CPU shares: CPU 0 is the
+    server's, CPU 1 the load generator's; "other" is CPU time on them not charged to our process (other
+    processes, and kernel network work done in softirq)."""
     def med(key):
         return statistics.median(vals[key]) if vals.get(key) else None
 
     srv, lg, o0, o1 = med("server_cpu"), med("loadgen_cpu"), med("other_cpu0"), med("other_cpu1")
     if srv is None or lg is None:
         return "-"
-    if srv >= LIMIT_CPU and lg >= LIMIT_CPU:
-        return "both"
-    if srv >= LIMIT_CPU:
-        return "server"
-    if lg >= LIMIT_CPU:
-        return "load generator"
-    if (o0 is not None and srv + o0 >= LIMIT_CPU) or (o1 is not None and lg + o1 >= LIMIT_CPU):
-        return "CPU shared with other processes"
-    return "neither (latency/window)"
+    o0, o1 = o0 or 0.0, o1 or 0.0
+    sat0, sat1 = srv + o0 >= LIMIT_CPU, lg + o1 >= LIMIT_CPU
+    names = []
+    if sat0:
+        names.append("server CPU" + (" (+ other)" if o0 >= 15 else ""))
+    if sat1:
+        names.append("load generator CPU" + (" (+ other)" if o1 >= 15 else ""))
+    return " and ".join(names) if names else "neither (latency/window)"
 
 
 def render_table(data):
@@ -483,7 +485,7 @@ def render_table(data):
                 notes.append(f"{SCENARIOS[sc][1].format(**vars(a))}, {SERVERS[s][0]}: {len(errors)} failed run(s): "
                              + "; ".join(sorted(set(e[:300] for e in errors))))
             limits.append(limit_of(vals))
-        lines.append("| limited by (CPU ≥ %d %%) | " % LIMIT_CPU + " | ".join(limits) + " |"
+        lines.append("| limited by (CPU ≥ %d %% busy) | " % LIMIT_CPU + " | ".join(limits) + " |"
                      + " |" * (len(head) - 1 - len(limits)))
     return "\n".join(lines), notes
 
@@ -548,10 +550,11 @@ each a fresh process with the same behaviour: `bcast` (data) makes the server em
 `echo` (data) with an ack answers (data); ping interval 25 s. With 2 or more CPUs the server is pinned on CPU 0
 (`taskset`) and the load generator (bench/loadgen.js: raw Engine.IO v4 / Socket.IO v5 over Node's `ws` and
 `http`, loopback only) on CPU 1. The runner samples both processes' CPU time and the server's RSS (psutil) at
-the edges of the measurement window. Cells are the median over rounds with (min–max); ↑ higher is better,
-↓ lower is better; ratios are Board's median over the peer's. "limited by" names the process that used
-≥ 85 % of its CPU during the window: when it says "load generator", the server was faster than measured;
-"CPU shared with other processes" means a pinned CPU was busy but not with the benchmark (a noisy run).
+the edges of the measurement window, and each CPU's busy time (/proc/stat): "other busy time" is time on
+that CPU not charged to our process (other processes, and kernel network work run as softirq). Cells are the
+median over rounds with (min–max); ↑ higher is better, ↓ lower is better; ratios are Board's median over the
+peer's. "limited by" names the pinned CPU that was ≥ 85 % busy during the window ("+ other" when ≥ 15 % of
+it was not our process): when it says "load generator CPU", the server was faster than measured.
 
 Scenarios:
 - (a) open N WebSocket clients (`EIO=4&transport=websocket`, `40`, wait for `40{...}`), at most
@@ -566,7 +569,8 @@ Scenarios:
   clients. Reported: the fast clients' rate and p99; the server's peak RSS growth since all clients connected;
   what the slow readers were owed at the end (broadcast to them minus read), how much of it sat in the kernel's
   socket buffers (/proc/net/tcp; the rest is the server's to hold, drop or refuse), and how many connections
-  the server closed or was closing at the end of the window (from its side: a paused reader cannot see it). The run is long enough for the kernel's buffers to fill at Board's rate.
+  the server closed or was closing at the end of the window (from its side: a paused reader cannot see it).
+  The run is long enough for the kernel's buffers to fill at Board's rate.
 
 Profiling Board in the fan-out scenario (py-spy, separate from measured runs since py-spy shares the load
 generator's CPU): `.venv/bin/python bench/run.py --servers board --scenarios b --rounds 1 --profile`.
@@ -579,7 +583,7 @@ def render_markdown(data):
     m, v = data["machine"], data["versions"]
     out = ["# Board benchmark", "", README, "## Last full run", "",
            f"- Date: {data['date']}; wall time {data['elapsed_s'] / 60:.1f} min",
-           f"- Command: `{data['command']}`",
+           f"- Command: `{data['command'].strip()}` (what `make bench` runs)",
            f"- Machine: {m.get('Model name', '?')}, {m.get('CPU(s)', m.get('cpus'))} CPUs "
            f"({m.get('Core(s) per socket', '?')} cores per socket, {m.get('Thread(s) per core', '?')} thread(s) per "
            f"core{', ' + m['Hypervisor vendor'] + ' guest' if m.get('Hypervisor vendor') else ''}), "
@@ -708,7 +712,7 @@ def main(argv=None):
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     data = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": "python bench/run.py " + " ".join(shlex.quote(x) for x in argv),
+        "command": " ".join(["python bench/run.py"] + [shlex.quote(x) for x in argv]),
         "machine": machine_info(), "versions": versions(),
         "settings": {k: getattr(a, k) for k in ("rounds", "servers", "scenarios", "conns", "fanout", "slow",
                                                 "payload", "slow_interval", "slow_duration", "echo", "window", "duration",
