@@ -14,11 +14,13 @@ import binascii
 import json
 from typing import Any, Iterable
 
+from .frames import encode_frame
+
 __all__ = [
     "ProtocolError", "OPEN", "CLOSE", "PING", "PONG", "MESSAGE", "UPGRADE", "NOOP",
     "CONNECT", "DISCONNECT", "EVENT", "ACK", "CONNECT_ERROR", "BINARY_EVENT", "BINARY_ACK",
     "decode_engine_packet", "decode_payload", "encode_payload", "Packet", "encode_packet",
-    "Decoder", "Outgoing", "websocket_frame",
+    "Decoder", "Outgoing",
 ]
 
 SEPARATOR = "\x1e"
@@ -261,22 +263,6 @@ def _reconstruct(obj: Any, buffers: list[bytes]) -> Any:
 # Ready-to-write forms
 
 
-def websocket_frame(data: str | bytes) -> bytes:
-    """One unmasked, unfragmented RFC 6455 server frame (text for str, binary for bytes)."""
-    if isinstance(data, str):
-        payload, first = data.encode("utf-8"), 0x81
-    else:
-        payload, first = data, 0x82
-    n = len(payload)
-    if n < 126:
-        header = bytes((first, n))
-    elif n < 65536:
-        header = bytes((first, 126)) + n.to_bytes(2, "big")
-    else:
-        header = bytes((first, 127)) + n.to_bytes(8, "big")
-    return header + payload
-
-
 class Outgoing:
     """Engine.IO packets encoded once, written as-is to any number of sessions.
 
@@ -300,7 +286,7 @@ class Outgoing:
     @property
     def frames(self) -> bytes:
         if self._frames is None:
-            self._frames = b"".join(websocket_frame(p) for p in self.packets)
+            self._frames = b"".join(encode_frame(p) for p in self.packets)
         return self._frames
 
     @property

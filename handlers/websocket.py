@@ -14,16 +14,46 @@ import logging
 from typing import Any
 
 from tornado.iostream import StreamBufferFullError, StreamClosedError
-from tornado.websocket import WebSocketHandler
+from tornado.websocket import WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
 
-from .protocol import PING, UPGRADE, ProtocolError, decode_engine_packet, websocket_frame
 from .engine import BAD_REQUEST
+from .frames import FrameError, FrameParser, encode_frame
+from .protocol import PING, UPGRADE, ProtocolError, decode_engine_packet
 from .routing import EngineRequest
 from .session import Session
 
 log = logging.getLogger("board.engine")
 
-PROBE_REPLY = websocket_frame("3probe")
+PROBE_REPLY = encode_frame("3probe")
+READ_CHUNK = 65536
+
+
+class BatchedFrames(WebSocketProtocol13):
+    """Tornado's RFC 6455 protocol, reading every frame the socket has in one go.
+
+    Only the reading of frames changes (`_receive_frame`, which Tornado's
+    receive loop calls until the connection ends): one awaited read per
+    batch, split by the pure `FrameParser`. Messages, control frames and the
+    close handshake still go through Tornado's own `_handle_message`.
+    """
+
+    frames: FrameParser
+
+    async def _receive_frame(self) -> None:
+        data = await self.stream.read_bytes(READ_CHUNK, partial=True)
+        self._wire_bytes_in += len(data)
+        try:
+            messages = self.frames.feed(data)
+        except FrameError as exc:
+            self.close(exc.code, exc.reason)
+            self._abort()
+            return
+        for opcode, payload in messages:
+            if self.client_terminated:
+                return
+            handled = self._handle_message(opcode, payload)
+            if handled is not None:
+                await handled
 
 
 class WebSocketTransport(EngineRequest, WebSocketHandler):
@@ -35,6 +65,13 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
     @property
     def max_message_size(self) -> int:  # type: ignore[override]
         return self.engine.max_payload
+
+    def get_websocket_protocol(self) -> WebSocketProtocol | None:
+        protocol = super().get_websocket_protocol()
+        if type(protocol) is WebSocketProtocol13:
+            protocol.__class__ = BatchedFrames  # same state, faster reads
+            protocol.frames = FrameParser(self.engine.max_payload)
+        return protocol
 
     def get_compression_options(self) -> None:
         return None  # frames are pre-built once per broadcast; compression would redo them per client
@@ -69,7 +106,7 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         upgrades: list[str] = []
         session = self.session = self.engine.open_session("websocket", environ)
         session.ws = self
-        self.write_frames(websocket_frame(self.engine.open_packet(session, upgrades)))
+        self.write_frames(encode_frame(self.engine.open_packet(session, upgrades)))
 
     def on_message(self, message: str | bytes) -> None:
         session = self.session

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 from handlers.protocol import (
     ACK, BINARY_ACK, BINARY_EVENT, CLOSE, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT, MESSAGE, NOOP,
     OPEN, PING, PONG, UPGRADE, Decoder, Outgoing, Packet, ProtocolError, decode_engine_packet,
-    decode_payload, encode_packet, encode_payload, websocket_frame,
+    decode_payload, encode_packet, encode_payload,
 )
 
 
@@ -127,13 +127,6 @@ def test_unserialisable_data_is_a_clear_error():
 
 
 # -- ready forms -------------------------------------------------------------
-
-@pytest.mark.parametrize("size, header", [(5, b"\x81\x05"), (200, b"\x81\x7e\x00\xc8"),
-                                          (70000, b"\x81\x7f" + (70000).to_bytes(8, "big"))])
-def test_websocket_frame_lengths(size, header):
-    frame = websocket_frame("a" * size)
-    assert frame[:len(header)] == header and len(frame) == len(header) + size
-
 
 def test_outgoing_is_encoded_once():
     out = Outgoing.of(Packet(EVENT, "/", ["x", b"\x01"]))
