@@ -46,6 +46,7 @@ RESERVED_EVENTS = frozenset({
 })
 
 Handler = Callable[..., Any]
+NO_NAMES: frozenset[str] = frozenset()  # shared by every client with nothing pending
 
 
 class AckTimeout(TimeoutError):
@@ -86,7 +87,7 @@ class Socket:
     """One client in one namespace: what the app talks to."""
 
     __slots__ = (
-        "id", "namespace", "client", "auth", "data", "joined", "connected",
+        "id", "namespace", "client", "auth", "_data", "joined", "connected",
         "_handlers", "_acks", "__weakref__",
     )
 
@@ -95,7 +96,7 @@ class Socket:
         self.namespace = namespace
         self.client = client
         self.auth = auth
-        self.data: dict = {}
+        self._data: dict | None = None
         self.joined: set[str] | None = None   # rooms beyond its own, made on first join
         self.connected = False
         self._handlers: dict[str, Handler] | None = None
@@ -103,6 +104,13 @@ class Socket:
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.namespace.name}>"
+
+    @property
+    def data(self) -> dict:
+        """The app's own per-socket storage (made on first use: most sockets never need it)."""
+        if self._data is None:
+            self._data = {}
+        return self._data
 
     @property
     def transport(self) -> str:
@@ -534,7 +542,7 @@ class Namespace:
         if not self.middlewares:
             self._accept(socket)
             return
-        client.pending.add(self.name)
+        client.pending = client.pending | {self.name}
         asyncio.ensure_future(self._run_middlewares(socket)).add_done_callback(_log_task_error)
 
     async def _run_middlewares(self, socket: Socket) -> None:
@@ -555,7 +563,7 @@ class Namespace:
             client.session.send(Outgoing.of(Packet(CONNECT_ERROR, self.name, {"message": "Server error"})))
             return
         finally:
-            client.pending.discard(self.name)
+            client.pending = client.pending - {self.name}
         if not client.session.closed:
             self._accept(socket)
 
@@ -585,7 +593,7 @@ class Client:
         self.environ = environ
         self.decoder = Decoder(hub.max_attachments)
         self.sockets: dict[str, Socket] = {}
-        self.pending: set[str] = set()
+        self.pending: frozenset[str] = NO_NAMES  # namespaces whose middleware is still running
 
     def on_message(self, data: str | bytes) -> None:
         packet = self.decoder.feed(data)

@@ -178,7 +178,7 @@ class Decoder:
     def __init__(self, max_attachments: int = 10):
         self.max_attachments = max_attachments
         self._packet: Packet | None = None
-        self._buffers: list[bytes] = []
+        self._buffers: list[bytes] | tuple = ()  # a list only while attachments are due
         self._expected = 0
 
     def feed(self, message: str | bytes) -> Packet | None:
@@ -192,7 +192,7 @@ class Decoder:
         if len(self._buffers) < self._expected:
             return None
         packet, buffers = self._packet, self._buffers
-        self._packet, self._buffers, self._expected = None, [], 0
+        self._packet, self._buffers, self._expected = None, (), 0
         packet.data = _reconstruct(packet.data, buffers)
         return packet
 

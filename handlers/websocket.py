@@ -90,6 +90,12 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         await super().get(*args, **kwargs)
 
     def open(self, *args: Any, **kwargs: Any) -> None:
+        # The handshake is answered: what a handler keeps for rendering pages
+        # and writing responses is dead weight from here on, per connection.
+        self.ui = None  # as Tornado's own _break_cycles does at close
+        request = self.request
+        request.connection = request.server_connection = None  # the detached HTTP/1 connection
+        request.arguments = request.body_arguments = request.files = {}  # query_arguments stays
         stream = self.ws_connection.stream  # type: ignore[union-attr]
         stream.max_write_buffer_size = self.engine.max_queue_bytes
         stream.set_nodelay(True)
