@@ -33,6 +33,9 @@ class PollingTransport(EngineRequest, RequestHandler):
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
 
+    def compute_etag(self) -> None:
+        return None  # every poll answer is new: no hash of each body, no 304s
+
     def prepare(self) -> None:
         self._chunks: list[bytes] = []
         self._size = 0

@@ -67,7 +67,7 @@ class EngineRequest:
         if not self.engine.origin_allowed(self.request.headers.get("Origin"), self.request.host):
             self.fail(FORBIDDEN, 403)
             return False, None
-        transport = self.get_query_argument("transport")
+        transport = args.get("transport", [b""])[-1].decode("latin-1")
         if transport not in self.engine.transports:
             self.fail(UNKNOWN_TRANSPORT)
             return False, None
