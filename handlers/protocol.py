@@ -275,7 +275,7 @@ class Outgoing:
 
     def __init__(self, packets: list[str | bytes]):
         self.packets = packets
-        self.size = sum(len(p) for p in packets)
+        self.size = len(packets[0]) if len(packets) == 1 else sum(len(p) for p in packets)
         self._frames: bytes | None = None
         self._text: str | None = None
 
@@ -286,7 +286,9 @@ class Outgoing:
     @property
     def frames(self) -> bytes:
         if self._frames is None:
-            self._frames = b"".join(encode_frame(p) for p in self.packets)
+            packets = self.packets
+            self._frames = (encode_frame(packets[0]) if len(packets) == 1
+                            else b"".join([encode_frame(p) for p in packets]))
         return self._frames
 
     @property

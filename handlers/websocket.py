@@ -17,7 +17,7 @@ from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.websocket import WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
 
 from .engine import BAD_REQUEST
-from .frames import FrameError, FrameParser, encode_frame
+from .frames import TEXT, FrameError, FrameParser, encode_frame
 from .protocol import PING, UPGRADE, ProtocolError, decode_engine_packet
 from .routing import EngineRequest
 from .session import Session
@@ -48,9 +48,24 @@ class BatchedFrames(WebSocketProtocol13):
             self.close(exc.code, exc.reason)
             self._abort()
             return
+        handler = self.handler
         for opcode, payload in messages:
             if self.client_terminated:
                 return
+            if opcode == TEXT:  # the common case, without Tornado's general dispatch
+                try:
+                    text = payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    self.close(1007, "invalid UTF-8")
+                    self._abort()
+                    return
+                try:
+                    handler.on_message(text)
+                except Exception:
+                    log.exception("error handling a message; closing the connection")
+                    self._abort()
+                    return
+                continue
             handled = self._handle_message(opcode, payload)
             if handled is not None:
                 await handled

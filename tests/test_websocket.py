@@ -135,3 +135,20 @@ async def test_a_client_that_does_not_read_is_dropped_not_buffered(url, hub, cli
     hub.emit("big", "small")
     assert await reader.next("big") == "small"
     ws.close()
+
+
+async def test_invalid_utf8_text_frame_is_refused(url, hub):
+    import socket as so
+    from tornado.iostream import IOStream
+    from test_frames import client_frame
+    stream = IOStream(so.socket())
+    await stream.connect(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+    await stream.write(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                       b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    assert (await stream.read_until(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    await stream.write(client_frame(0x1, b"42[\"\xff\xfe\"]"))
+    rest = await asyncio.wait_for(stream.read_until_close(), 3)
+    close_frame = rest[rest.index(b"\x88"):]
+    assert close_frame[2:4] == (1007).to_bytes(2, "big")
+    assert not hub.engine.sessions
