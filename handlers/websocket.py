@@ -33,8 +33,10 @@ class BatchedFrames(WebSocketProtocol13):
 
     Only the reading of frames changes (`_receive_frame`, which Tornado's
     receive loop calls until the connection ends): one awaited read per
-    batch, split by the pure `FrameParser`. Messages, control frames and the
-    close handshake still go through Tornado's own `_handle_message`.
+    batch, split by the pure `FrameParser`. Text messages, nearly all of
+    Engine.IO's traffic, go straight to `on_message`; binary messages,
+    control frames and the close handshake go through Tornado's own
+    `_handle_message`.
     """
 
     frames: FrameParser
