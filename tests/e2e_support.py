@@ -469,42 +469,11 @@ def expect_post(page, name, text, timeout):
 
 
 def run_node(scenario, url, timeout=40):
-    """Runs tests/node/client.js with the official socket.io-client; returns what it saw.
+    """Runs tests/node/client.js <scenario> <url> with the official socket.io-client; returns what it saw.
 
-    A nonzero exit, a timeout or output that is not one JSON object fails the test.
+    A nonzero exit, a timeout or output that is not one JSON object fails the test (see run_node_script).
     """
-    import json
-
-    node = require("node", "node_modules")["node"]
-    try:
-        done = subprocess.run(
-            [node, str(NODE_DIR / "client.js"), scenario, url],
-            cwd=NODE_DIR,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as expired:
-        pytest.fail(f"node client.js {scenario} did not finish within {timeout} s: {expired.stdout!r}", pytrace=False)
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    try:
-        seen = json.loads(lines[-1])
-        assert isinstance(seen, dict)
-    except (IndexError, ValueError, AssertionError):
-        pytest.fail(
-            f"node client.js {scenario} (exit {done.returncode}) did not print a JSON object; "
-            f"stdout: {done.stdout[-2000:]!r} stderr: {done.stderr[-2000:]!r}",
-            pytrace=False,
-        )
-    if done.returncode != 0:
-        pytest.fail(
-            f"node client.js {scenario} exited {done.returncode}: {seen.get('error')}\n"
-            f"it saw: {json.dumps({k: v for k, v in seen.items() if k != 'error'})}\n"
-            f"stderr: {done.stderr[-2000:]}",
-            pytrace=False,
-        )
-    return seen
+    return run_node_script("client.js", [scenario, url], timeout=timeout)
 
 
 # --------------------------------------------------------------------------- the feature app
