@@ -11,7 +11,6 @@
 const { io } = require("socket.io-client");
 
 const [scenario, url] = process.argv.slice(2);
-const STEP_MS = 5000; // each awaited event
 const TOTAL_MS = 25000; // the whole scenario
 const TRANSPORTS = {
   default: undefined, // the client's own default: polling, then upgrade to websocket
@@ -19,32 +18,12 @@ const TRANSPORTS = {
   polling: ["polling"],
 };
 
-const sockets = [];
-const seen = { scenario };
+const { harness, STEP_MS } = require("./harness");
+const { sockets, seen, fail, waitFor: waitForArgs } = harness(scenario, TOTAL_MS);
 
-function fail(error) {
-  process.stdout.write(JSON.stringify({ ...seen, error: String(error && error.stack || error) }) + "\n");
-  for (const s of sockets) s.close();
-  process.exit(1);
-}
-
-setTimeout(() => fail(`scenario "${scenario}" did not finish within ${TOTAL_MS} ms`), TOTAL_MS).unref();
-
-// Resolves with the first `event` emitted by `emitter` for which `test(...args)` holds.
+// Resolves with the first argument of the first `event` for which `test(...args)` holds.
 function waitFor(emitter, event, what, test = () => true) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      emitter.off(event, handler);
-      reject(new Error(`timed out after ${STEP_MS} ms waiting for ${what}`));
-    }, STEP_MS);
-    function handler(...args) {
-      if (!test(...args)) return;
-      clearTimeout(timer);
-      emitter.off(event, handler);
-      resolve(args[0]);
-    }
-    emitter.on(event, handler);
-  });
+  return waitForArgs(emitter, event, what, test).then((args) => args[0]);
 }
 
 // Connects a client and records everything the board sends it from the first packet on.

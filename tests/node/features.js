@@ -12,37 +12,11 @@
 const { io } = require("socket.io-client");
 
 const [scenario, url, transport] = process.argv.slice(2);
-const STEP_MS = 5000; // each awaited event
 const TOTAL_MS = 20000; // the whole scenario
 const TAG = `${scenario}-${process.pid}-${Date.now()}`;
 
-const sockets = [];
-const seen = { scenario };
-
-function fail(error) {
-  process.stdout.write(JSON.stringify({ ...seen, error: String((error && error.stack) || error) }) + "\n");
-  for (const s of sockets) s.close();
-  process.exit(1);
-}
-
-setTimeout(() => fail(`scenario "${scenario}" did not finish within ${TOTAL_MS} ms`), TOTAL_MS).unref();
-
-// Resolves with the arguments of the first `event` for which `test(...args)` holds.
-function waitFor(emitter, event, what, test = () => true) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      emitter.off(event, handler);
-      reject(new Error(`timed out after ${STEP_MS} ms waiting for ${what}`));
-    }, STEP_MS);
-    function handler(...args) {
-      if (!test(...args)) return;
-      clearTimeout(timer);
-      emitter.off(event, handler);
-      resolve(args);
-    }
-    emitter.on(event, handler);
-  });
-}
+const { harness, STEP_MS } = require("./harness");
+const { sockets, seen, fail, waitFor } = harness(scenario, TOTAL_MS);
 
 // A socket on its own connection (forceNew), no reconnection: a test sees every failure.
 function open(nsp, opts = {}) {
