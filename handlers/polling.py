@@ -50,7 +50,9 @@ class PollingTransport(EngineRequest, RequestHandler):
             return
         method = self.request.method
         if method not in ("GET", "POST"):
-            return  # Tornado answers 405
+            self.fail(BAD_HANDSHAKE_METHOD if session is None else BAD_REQUEST, 400,
+                      f"{method} is not a method of this endpoint")
+            return
         if session is None:
             if method != "GET":
                 self.fail(BAD_HANDSHAKE_METHOD, 400, "A handshake is a GET; other requests need a session id")

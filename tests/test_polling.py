@@ -44,10 +44,12 @@ async def test_post_without_sid_is_refused(url):
     assert response.code == 400 and error_of(response)["code"] == 2
 
 
-async def test_put_is_refused(url):
+async def test_other_methods_are_refused(url):
+    response = await http(url, P, "PUT", "40")
+    assert response.code == 400 and error_of(response)["code"] == 2
     sid, _ = await polling_session(url)
-    response = await http(url, f"{P}&sid={sid}", "PUT", "40")
-    assert response.code == 405
+    response = await http(url, f"{P}&sid={sid}", "DELETE")
+    assert response.code == 400 and error_of(response)["code"] == 3
 
 
 async def test_connect_event_and_ack_by_hand(url, hub):
