@@ -29,7 +29,7 @@ CLOSE_PACKET = Outgoing(["1"])
 class Writer(Protocol):
     """What a WebSocket transport offers the session."""
 
-    def write_frames(self, data: bytes) -> bool: ...
+    def send_packets(self, queue: list[Outgoing]) -> bool: ...
     def close_transport(self, code: int, reason: str) -> None: ...
 
 
@@ -92,10 +92,10 @@ class Session:
         if not queue:
             return
         if self.ws is not None:
-            data = queue[0].frames if len(queue) == 1 else b"".join([o.frames for o in queue])
+            written = self.ws.send_packets(queue)
             queue.clear()  # reused: no new list per client per flush
             self.queued_bytes = 0
-            if not self.ws.write_frames(data):
+            if not written:
                 self.close("transport error", notify=False)
         elif self.poller is not None:
             poller, self.poller = self.poller, None

@@ -17,14 +17,14 @@ from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.websocket import WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
 
 from .engine import BAD_REQUEST
-from .frames import TEXT, FrameError, FrameParser, encode_frame
-from .protocol import PING, UPGRADE, ProtocolError, decode_engine_packet
+from .frames import TEXT, FrameError, FrameParser
+from .protocol import PING, UPGRADE, Outgoing, ProtocolError, decode_engine_packet
 from .routing import EngineRequest
 from .session import Session
 
 log = logging.getLogger("board.engine")
 
-PROBE_REPLY = encode_frame("3probe")
+PROBE_REPLY = Outgoing(["3probe"])
 READ_CHUNK = 65536
 
 
@@ -129,7 +129,7 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         upgrades: list[str] = []
         session = self.session = self.engine.open_session("websocket", environ)
         session.ws = self
-        self.write_frames(encode_frame(self.engine.open_packet(session, upgrades)))
+        self.send_packets([Outgoing([self.engine.open_packet(session, upgrades)])])
 
     def on_message(self, message: str | bytes) -> None:
         session = self.session
@@ -151,7 +151,7 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
 
     def _probe(self, session: Session, kind: int, data: str | bytes) -> None:
         if kind == PING and data == "probe":
-            self.write_frames(PROBE_REPLY)
+            self.send_packets([PROBE_REPLY])
             session.probed = True
             poller, session.poller = session.poller, None
             if poller is not None:
@@ -179,27 +179,32 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
 
     # -- what the session calls ----------------------------------------
 
-    def write_frames(self, data: bytes) -> bool:
-        """Write ready frames; False if the connection is gone or too far behind."""
+    def send_packets(self, queue: list[Outgoing]) -> bool:
+        """Write queued packets as their ready frames; False if the connection is gone or too far behind."""
         conn = self.ws_connection
         if conn is None or conn.is_closing():
             return False
         stream = conn.stream
-        if not stream.writing():
+        try:
+            if stream.writing():
+                # Backlogged: queue each shared frame as it is. The stream keeps
+                # a reference to frames over 2 KiB rather than a copy, so a
+                # broadcast waiting for many slow readers is held once.
+                for out in queue:
+                    stream.write(out.frames)
+                return True
             # Nothing of ours is waiting in the stream: hand the bytes to the
             # kernel at once, and give the stream only what it did not take.
             # Same order, and no future nor buffer copy per frame.
+            data = queue[0].frames if len(queue) == 1 else b"".join([o.frames for o in queue])
             try:
                 sent = stream.socket.send(data)
             except BlockingIOError:
                 sent = 0
             except OSError:
                 return False
-            if sent == len(data):
-                return True
-            data = data[sent:]
-        try:
-            stream.write(data)
+            if sent < len(data):
+                stream.write(memoryview(data)[sent:])
         except (StreamClosedError, StreamBufferFullError):
             return False
         return True
