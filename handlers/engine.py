@@ -87,8 +87,8 @@ class Engine:
 
     # -- sessions ------------------------------------------------------
 
-    def open_session(self, transport: str, environ: dict) -> Session:
-        """A new session with an unguessable id; the transport sends `open_packet`."""
+    def open_session(self, environ: dict) -> Session:
+        """A new session with an unguessable id; `environ` (headers, query, transport…) goes to `on_open`."""
         sid = secrets.token_urlsafe(15)
         session = Session(self, sid, time.monotonic())
         self.sessions[sid] = session

@@ -94,9 +94,7 @@ class PollingTransport(EngineRequest, RequestHandler):
     async def get(self) -> None:
         session = self.session
         if session is None:
-            environ = {"headers": self.request.headers, "remote_ip": self.request.remote_ip,
-                       "query": self.request.query_arguments, "transport": "polling"}
-            session = self.engine.open_session("polling", environ)
+            session = self.engine.open_session(self.environ("polling"))
             upgrades = ["websocket"] if "websocket" in self.engine.transports else []
             self.finish(self.engine.open_packet(session, upgrades))
             return

@@ -58,6 +58,12 @@ class EngineRequest:
         self.set_header("Content-Type", "application/json")
         self.finish(body)
 
+    def environ(self, transport: str) -> dict:
+        """What the app may want of the handshake request: headers, address, query."""
+        request = self.request
+        return {"headers": request.headers, "remote_ip": request.remote_ip,
+                "query": request.query_arguments, "transport": transport}
+
     def check_request(self) -> tuple[bool, Session | None]:
         """(ok, session): validates the query; on failure the answer is already sent."""
         args = self.request.query_arguments

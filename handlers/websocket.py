@@ -124,12 +124,9 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
             session.upgrading = True
             self.probing = True
             return
-        environ = {"headers": self.request.headers, "remote_ip": self.request.remote_ip,
-                   "query": self.request.query_arguments, "transport": "websocket"}
-        upgrades: list[str] = []
-        session = self.session = self.engine.open_session("websocket", environ)
+        session = self.session = self.engine.open_session(self.environ("websocket"))
         session.ws = self
-        self.send_packets([Outgoing([self.engine.open_packet(session, upgrades)])])
+        self.send_packets([Outgoing([self.engine.open_packet(session, upgrades=[])])])
 
     def on_message(self, message: str | bytes) -> None:
         session = self.session

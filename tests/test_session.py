@@ -33,7 +33,7 @@ class Recorder:
 def new_session(**options):
     closed = []
     engine = Engine(on_close=lambda session, reason: closed.append(reason), **options)
-    return engine.open_session("websocket", {}), closed
+    return engine.open_session({"transport": "websocket"}), closed
 
 
 async def turn():
