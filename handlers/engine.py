@@ -17,7 +17,6 @@ import time
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from .protocol import Outgoing
 from .session import PING_PACKET, Session
 
 log = logging.getLogger("board.engine")
@@ -59,6 +58,7 @@ class Engine:
         on_open: Callable[[Session, dict], None] = _noop,
         on_message: Callable[[Session, str | bytes], None] = _noop,
         on_close: Callable[[Session, str], None] = _noop,
+        on_tick: Callable[[], None] = _noop,
     ):
         if ping_interval <= 0 or ping_timeout <= 0 or max_payload <= 0:
             raise ValueError("ping_interval, ping_timeout and max_payload must be positive")
@@ -71,6 +71,7 @@ class Engine:
         self.on_open = on_open
         self.on_message = on_message
         self.on_close = on_close
+        self.on_tick = on_tick  # run at each heartbeat tick (the hub closes idle sessions there)
         self.sessions: dict[str, Session] = {}
         self._dirty: list[Session] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -181,11 +182,8 @@ class Engine:
             log.info("session %s: no pong within %d ms, closing", session.sid[:8], self.ping_timeout)
             session.close("ping timeout", notify=False)
 
-    def on_tick(self) -> None:
-        """Hook run at each heartbeat tick (the hub closes idle sessions here)."""
-
     def error_body(self, code: int, message: str | None = None) -> str:
         return json.dumps({"code": code, "message": message or ERROR_MESSAGES[code]})
 
 
-__all__ = ["Engine", "Session", "Outgoing", "ERROR_MESSAGES"]
+__all__ = ["Engine", "ERROR_MESSAGES"]

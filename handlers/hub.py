@@ -75,6 +75,11 @@ def _ack_args(result: Any) -> list:
     return [result]
 
 
+def _ack_value(data: list) -> Any:
+    """The ack's arguments as the app gets them: the single one, a tuple of several, or None."""
+    return data[0] if len(data) == 1 else tuple(data) if data else None
+
+
 def _log_task_error(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("error in event handler", exc_info=task.exception())
@@ -171,7 +176,7 @@ class Socket:
 
         def settle(data: list) -> None:
             if not future.done():
-                future.set_result(data[0] if len(data) == 1 else tuple(data) if data else None)
+                future.set_result(_ack_value(data))
 
         def fail() -> None:
             if not future.done():
@@ -417,18 +422,15 @@ class Broadcast:
         ack_id = next(self.namespace.hub._ack_ids)
         waiting = len(targets)
 
-        def settle(data: list) -> None:
+        def give_up() -> None:  # a receiver left before answering
             nonlocal waiting
-            replies.append(data[0] if len(data) == 1 else tuple(data) if data else None)
             waiting -= 1
             if waiting == 0 and not done.done():
                 done.set_result(None)
 
-        def give_up() -> None:
-            nonlocal waiting
-            waiting -= 1
-            if waiting == 0 and not done.done():
-                done.set_result(None)
+        def settle(data: list) -> None:
+            replies.append(_ack_value(data))
+            give_up()
 
         settle.fail = give_up  # type: ignore[attr-defined]
         out = Outgoing.of(Packet(EVENT, self.namespace.name, [event, *args], ack_id))
@@ -502,11 +504,6 @@ class Namespace:
     def emit(self, event: str, *args: Any, to: str | Iterable[str] | None = None,
              skip: "str | Socket | Iterable[str] | None" = None) -> int:
         """Send to everyone, or to the rooms `to`, minus `skip` (a socket, id or room)."""
-        if to is None and skip is None:
-            out = Outgoing.of(Packet(EVENT, self.name, [event, *args]))
-            for socket in self.sockets.values():
-                socket.client.session.send(out)
-            return len(self.sockets)
         return self._broadcast(to, skip).emit(event, *args)
 
     async def call(self, event: str, *args: Any, to: str | Iterable[str] | None = None,
@@ -674,8 +671,7 @@ class Hub:
         self.max_pending_acks = max_pending_acks
         self.max_attachments = max_attachments
         self.engine = Engine(on_open=self._open, on_message=self._message, on_close=self._close,
-                             **engine_options)
-        self.engine.on_tick = self._tick  # type: ignore[method-assign]
+                             on_tick=self._tick, **engine_options)
         self.namespaces: dict[str, Namespace] = {"/": Namespace(self, "/")}
         self.main = self.namespaces["/"]
         self._ack_ids = itertools.count(1)
