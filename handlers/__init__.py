@@ -5,7 +5,10 @@ layer alone; `protocol` is the pure codec both are built on.
 """
 
 from .engine import Engine
-from .hub import AckTimeout, Broadcast, ConnectionRefused, Disconnected, Hub, Namespace, Socket
+from .broadcast import Broadcast
+from .hub import Hub
+from .namespace import ConnectionRefused, Namespace
+from .sockets import AckTimeout, Disconnected, Socket
 from .protocol import ProtocolError
 
 __all__ = [

@@ -1,0 +1,130 @@
+"""A group of receivers in one namespace: rooms to include, rooms to exclude.
+
+`hub.to("room").except_("other").emit(...)` builds one of these; its emit
+encodes the packet once and hands it to every receiver's session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .protocol import EVENT, Outgoing, Packet
+
+if TYPE_CHECKING:
+    from .namespace import Namespace
+    from .sockets import Socket
+
+
+def names(rooms: tuple) -> list[str]:
+    names: list[str] = []
+    for room in rooms:
+        if isinstance(room, str):
+            names.append(room)
+        else:
+            names.extend(room)
+    return names
+
+
+def ack_value(data: list) -> Any:
+    """The ack's arguments as the app gets them: the single one, a tuple of several, or None."""
+    return data[0] if len(data) == 1 else tuple(data) if data else None
+
+
+class Broadcast:
+    """A set of receivers in one namespace: rooms to include, rooms to exclude."""
+
+    __slots__ = ("namespace", "include", "exclude")
+
+    def __init__(self, namespace: "Namespace", include: set[str] | None = None,
+                 exclude: set[str] | None = None):
+        self.namespace = namespace
+        self.include = include or set()
+        self.exclude = exclude or set()
+
+    def to(self, *rooms: str | Iterable[str]) -> "Broadcast":
+        return Broadcast(self.namespace, self.include | set(names(rooms)), self.exclude)
+
+    in_ = to
+
+    def except_(self, *rooms: str | Iterable[str]) -> "Broadcast":
+        return Broadcast(self.namespace, self.include, self.exclude | set(names(rooms)))
+
+    def sockets(self) -> list[Socket]:
+        """The receivers, each once."""
+        nsp = self.namespace
+        if self.include:
+            found: dict[str, Socket] = {}
+            for room in self.include:
+                members = nsp.rooms.get(room)
+                if members is not None:
+                    found.update(members)
+                elif room in nsp.sockets:
+                    found[room] = nsp.sockets[room]
+            targets: Iterable[Socket] = found.values()
+        else:
+            targets = nsp.sockets.values()
+        if not self.exclude:
+            return list(targets)
+        excluded: set[str] = set()
+        for room in self.exclude:
+            members = nsp.rooms.get(room)
+            if members is not None:
+                excluded.update(members)
+            else:
+                excluded.add(room)
+        return [s for s in targets if s.id not in excluded]
+
+    def emit(self, event: str, *args: Any) -> int:
+        """Send to every receiver, encoded once; returns how many got it."""
+        out = Outgoing.of(Packet(EVENT, self.namespace.name, [event, *args]))
+        targets = self.sockets()
+        for socket in targets:
+            socket.client.session.send(out)
+        return len(targets)
+
+    async def call(self, event: str, *args: Any, timeout: float = 60.0) -> list:
+        """Send to every receiver and collect their acknowledgements.
+
+        Returns the replies that arrived within `timeout` seconds (one per
+        receiver that answered, each its single argument or a tuple).
+        """
+        targets = self.sockets()
+        if not targets:
+            return []
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        replies: list = []
+        ack_id = next(self.namespace.hub._ack_ids)
+        waiting = len(targets)
+
+        def give_up() -> None:  # a receiver left before answering
+            nonlocal waiting
+            waiting -= 1
+            if waiting == 0 and not done.done():
+                done.set_result(None)
+
+        def settle(data: list) -> None:
+            replies.append(ack_value(data))
+            give_up()
+
+        settle.fail = give_up  # type: ignore[attr-defined]
+        out = Outgoing.of(Packet(EVENT, self.namespace.name, [event, *args], ack_id))
+        for socket in targets:
+            socket._expect_ack(settle, ack_id)
+            socket.client.session.send(out)
+        try:
+            await asyncio.wait_for(asyncio.shield(done), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            for socket in targets:
+                if socket._acks:
+                    socket._acks.pop(ack_id, None)
+        return replies
+
+    def disconnect(self, close: bool = False) -> None:
+        """Disconnect every receiver."""
+        for socket in self.sockets():
+            socket.disconnect(close)
+
