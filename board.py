@@ -27,6 +27,7 @@ log = logging.getLogger("board")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HISTORY = 100
+MAX_RESYNC = 1000   # posts sent to a page that comes back without its state (what it keeps)
 MAX_NAME, MAX_TEXT = 40, 2000
 
 define("port", default=8888, help="port to listen on", type=int)
@@ -34,6 +35,8 @@ define("address", default="127.0.0.1", help="address to listen on")
 define("db", default="board.db", help="SQLite file for the posts (:memory: to keep none)")
 define("ping_interval", default=25000, help="heartbeat interval, ms", type=int)
 define("ping_timeout", default=20000, help="heartbeat timeout, ms", type=int)
+define("recover_within", default=120_000, type=int,
+       help="ms a dropped client may come back with what it missed (0: off)")
 define("allowed_origins", default="", help="comma-separated origins allowed besides the page's own ('*' for any)")
 
 
@@ -53,6 +56,14 @@ class Posts:
         with self.db:
             cursor = self.db.execute("INSERT INTO posts (name, text, ts) VALUES (?, ?, ?)", (name, text, ts))
         return {"id": cursor.lastrowid, "name": name, "text": text, "ts": ts}
+
+    def after(self, post_id: int, limit: int = MAX_RESYNC) -> list[dict]:
+        """The posts after `post_id`, oldest first (the newest `limit` of them)."""
+        rows = self.db.execute(
+            "SELECT id, name, text, ts FROM (SELECT * FROM posts WHERE id > ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (post_id, limit),
+        ).fetchall()
+        return [{"id": i, "name": n, "text": t, "ts": ts} for i, n, t, ts in rows]
 
     def recent(self, limit: int = HISTORY) -> list[dict]:
         rows = self.db.execute(
@@ -93,6 +104,12 @@ class Board:
     def connected(self, socket: Socket) -> None:
         count = self.hub.count
         self.hub.emit("news", {"msg": "One more person is online", "count": count})
+        if socket.recovered:
+            return  # back after a drop: what it missed is replayed, welcome and posts included
+        after = socket.auth.get("after") if isinstance(socket.auth, dict) else None
+        if type(after) is int and after >= 0:
+            socket.emit("history", self.posts.after(after))  # a page that has posts up to `after`
+            return
         socket.emit("private", {"msg": f"Welcome, you are person number {count} here"})
         socket.emit("history", self.posts.recent())
 
@@ -147,7 +164,7 @@ async def main() -> None:
     if options.allowed_origins:
         origins = "*" if options.allowed_origins == "*" else options.allowed_origins.split(",")
     hub = Hub(ping_interval=options.ping_interval, ping_timeout=options.ping_timeout,
-              allowed_origins=origins)
+              allowed_origins=origins, recover_within=options.recover_within)
     posts = Posts(options.db)
     app = make_app(hub, posts)
     server = app.listen(options.port, address=options.address, xheaders=False)

@@ -77,11 +77,7 @@ class Broadcast:
 
     def emit(self, event: str, *args: Any) -> int:
         """Send to every receiver, encoded once; returns how many got it."""
-        out = Outgoing.of(Packet(EVENT, self.namespace.name, [event, *args]))
-        targets = self.sockets()
-        for socket in targets:
-            socket.client.session.send(out)
-        return len(targets)
+        return self.namespace.hub.adapter.broadcast(self, [event, *args])
 
     async def call(self, event: str, *args: Any, timeout: float = 60.0) -> list:
         """Send to every receiver and collect their acknowledgements.

@@ -25,9 +25,11 @@ from typing import Any, Iterable
 
 from tornado.web import StaticFileHandler
 
+from .adapter import MemoryAdapter, wants_offsets
 from .broadcast import Broadcast
 from .engine import Engine
 from .namespace import ConnectionRefused, Namespace
+from .recovery import RecoveryLog
 from .protocol import (
     ACK, BINARY_ACK, BINARY_EVENT, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT,
     Decoder, Outgoing, Packet, ProtocolError,
@@ -47,7 +49,7 @@ __all__ = ["Hub", "Client", "Namespace", "Socket", "Broadcast", "AckTimeout", "D
 class Client:
     """One Engine.IO session seen from the hub: its namespaces and its decoder."""
 
-    __slots__ = ("hub", "session", "environ", "decoder", "sockets", "pending")
+    __slots__ = ("hub", "session", "environ", "decoder", "sockets", "pending", "offsets")
 
     def __init__(self, hub: "Hub", session: Session, environ: dict):
         self.hub = hub
@@ -56,6 +58,7 @@ class Client:
         self.decoder = Decoder(hub.max_attachments)
         self.sockets: dict[str, Socket] = {}
         self.pending: frozenset[str] = NO_NAMES  # namespaces whose middleware is still running
+        self.offsets = hub.recovery is not None and wants_offsets(environ)  # its events carry offsets
 
     def on_message(self, data: str | bytes) -> None:
         packet = self.decoder.feed(data)
@@ -115,7 +118,11 @@ class Hub:
     `allowed_origins` (None: same origin only; a list; or "*"),
     `connect_timeout` (a session must join a namespace within it),
     `max_namespaces` per session, `max_rooms` per socket,
-    `max_pending_acks` per socket, `max_attachments` per packet.
+    `max_pending_acks` per socket, `max_attachments` per packet,
+    `recover_within` (how long a lost socket may come back with its state
+    and what it missed; 0 turns recovery off), `recovery_log_packets` and
+    `recovery_log_bytes` (the bounds of the log of group emits kept for it),
+    `adapter` (where group emits go; in this process by default).
     """
 
     def __init__(
@@ -127,6 +134,10 @@ class Hub:
         max_rooms: int = 1000,
         max_pending_acks: int = 1000,
         max_attachments: int = 10,
+        recover_within: int = 120_000,
+        recovery_log_packets: int = 10_000,
+        recovery_log_bytes: int = 32 * 2**20,
+        adapter: MemoryAdapter | None = None,
         **engine_options: Any,
     ):
         self.path = path.rstrip("/") + "/"
@@ -135,6 +146,9 @@ class Hub:
         self.max_rooms = max_rooms
         self.max_pending_acks = max_pending_acks
         self.max_attachments = max_attachments
+        self.recovery = (RecoveryLog(recover_within, max_packets=recovery_log_packets,
+                                     max_bytes=recovery_log_bytes) if recover_within > 0 else None)
+        self.adapter = adapter or MemoryAdapter(self.recovery)
         self.engine = Engine(on_open=self._open, on_message=self._message, on_close=self._close,
                              on_tick=self._tick, **engine_options)
         self.namespaces: dict[str, Namespace] = {"/": Namespace(self, "/")}
@@ -215,3 +229,5 @@ class Hub:
         for session in idle:
             log.info("session %s joined no namespace within %d ms; closing", session.sid[:8], self.connect_timeout)
             session.close("connect timeout")
+        if self.recovery is not None:
+            self.recovery.expire()

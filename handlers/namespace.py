@@ -104,6 +104,20 @@ class Namespace:
     # -- connecting ----------------------------------------------------
 
     def _connect(self, client: "Client", auth: Any) -> None:
+        recovery = self.hub.recovery
+        if recovery is not None and isinstance(auth, dict) and "pid" in auth:
+            auth = dict(auth)
+            pid, offset = auth.pop("pid"), auth.pop("offset", None)
+            old = recovery.live.get(pid) if isinstance(pid, str) else None
+            if old is not None and old.namespace is self:
+                # The client came back before its old connection was seen to die.
+                old.client.session.close("transport close", notify=False)
+            restored = recovery.restore(self.name, pid, offset)
+            if restored is not None:
+                saved, missed = restored
+                # Middleware ran when it first connected (as socket.io's skipMiddlewares).
+                self._accept(Socket(self, client, auth, saved), saved.rooms, missed)
+                return
         socket = Socket(self, client, auth)
         if not self.middlewares:
             self._accept(socket)
@@ -133,12 +147,21 @@ class Namespace:
         if not client.session.closed:
             self._accept(socket)
 
-    def _accept(self, socket: Socket) -> None:
+    def _accept(self, socket: Socket, rooms: Iterable[str] = (), missed: Iterable[Outgoing] = ()) -> None:
         client = socket.client
+        session = client.session
         socket.connected = True
         self.sockets[socket.id] = socket
         client.sockets[self.name] = socket
-        client.session.send(Outgoing.of(Packet(CONNECT, self.name, {"sid": socket.id})))
+        if rooms:
+            socket.join(rooms)
+        if socket.pid is None:
+            session.send(Outgoing.of(Packet(CONNECT, self.name, {"sid": socket.id})))
+        else:
+            self.hub.recovery.live[socket.pid] = socket
+            session.send(Outgoing.of(Packet(CONNECT, self.name, {"sid": socket.id, "pid": socket.pid})))
+            for out in missed:
+                session.send(out)
         for handler in self.connection_handlers:
             socket._run_lifecycle(handler, socket)
             if not socket.connected:

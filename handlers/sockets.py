@@ -10,10 +10,12 @@ import asyncio
 import inspect
 import logging
 import secrets
+import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .broadcast import Broadcast, ack_value, names
 from .protocol import ACK, DISCONNECT, EVENT, Outgoing, Packet
+from .recovery import RECOVERABLE, Recent, Saved
 
 if TYPE_CHECKING:
     from .hub import Client
@@ -58,19 +60,29 @@ class Socket:
 
     __slots__ = (
         "id", "namespace", "client", "auth", "_data", "joined", "connected",
-        "_handlers", "_acks", "__weakref__",
+        "_handlers", "_acks", "pid", "recovered", "_start", "_recent", "__weakref__",
     )
 
-    def __init__(self, namespace: "Namespace", client: "Client", auth: Any):
-        self.id = secrets.token_urlsafe(15)
+    def __init__(self, namespace: "Namespace", client: "Client", auth: Any, saved: "Saved | None" = None):
         self.namespace = namespace
         self.client = client
         self.auth = auth
-        self._data: dict | None = None
         self.joined: set[str] | None = None   # rooms beyond its own, made on first join
         self.connected = False
         self._handlers: dict[str, Handler] | None = None
         self._acks: dict[int, Callable[[list], None]] | None = None
+        self.recovered = saved is not None    # it came back with its state after a drop
+        if saved is not None:
+            self.id, self.pid, self._data = saved.sid, saved.pid, saved.data
+            self._start, self._recent = saved.start, saved.recent
+            return
+        self.id = secrets.token_urlsafe(15)
+        self._data: dict | None = None
+        recovery = namespace.hub.recovery
+        # A private session id, only for clients that get offsets and so can come back.
+        self.pid: str | None = recovery.new_pid() if recovery is not None and client.offsets else None
+        self._start = recovery.offset if recovery is not None else 0
+        self._recent: Recent | None = None
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.namespace.name}>"
@@ -122,10 +134,24 @@ class Socket:
         """Send `event` to this client; `callback(*ack_args)` runs on its acknowledgement."""
         if not self.connected:
             return
-        ack_id = None
         if callback is not None:
             ack_id = self._expect_ack(lambda data: callback(*data))
-        self.client.session.send(Outgoing.of(Packet(EVENT, self.namespace.name, [event, *args], ack_id)))
+            self.client.session.send(Outgoing.of(Packet(EVENT, self.namespace.name, [event, *args], ack_id)))
+        elif self.pid is not None:
+            self._send_recoverable([event, *args])
+        else:
+            self.client.session.send(Outgoing.of(Packet(EVENT, self.namespace.name, [event, *args])))
+
+    def _send_recoverable(self, data: list) -> None:
+        """An emit to this socket alone, with its offset, kept for replay after a drop."""
+        recovery = self.namespace.hub.recovery
+        offset = recovery.next_offset()
+        out = Outgoing.of(Packet(EVENT, self.namespace.name, [*data, recovery.format(offset)]))
+        recent = self._recent
+        if recent is None:
+            recent = self._recent = Recent()
+        recent.add(offset, out, recovery.max_own_packets, recovery.max_own_bytes)
+        self.client.session.send(out)
 
     async def call(self, event: str, *args: Any, timeout: float = 60.0) -> Any:
         """Send `event` and wait for the client's acknowledgement.
@@ -227,6 +253,8 @@ class Socket:
         handlers = self._handlers or {}
         self._run_lifecycle(handlers.get("disconnecting"), reason)
         self.connected = False
+        if self.pid is not None:
+            self._save(reason)
         if self.joined:
             self.leave(list(self.joined))
         self.namespace.sockets.pop(self.id, None)
@@ -238,6 +266,14 @@ class Socket:
         self._run_lifecycle(handlers.get("disconnect"), reason)
         for handler in self.namespace.disconnect_handlers:
             self._run_lifecycle(handler, self, reason)
+
+    def _save(self, reason: str) -> None:
+        """Leave what recovery needs for the window, if the connection was lost rather than ended."""
+        recovery = self.namespace.hub.recovery
+        recovery.live.pop(self.pid, None)
+        if reason in RECOVERABLE:
+            recovery.save(Saved(self.pid, self.id, self.namespace.name, self.joined or (), self._data,
+                                self._start, self._recent, time.monotonic() + recovery.window / 1000))
 
     def _run_lifecycle(self, handler: Handler | None, *args: Any) -> None:
         if handler is None:

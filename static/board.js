@@ -20,7 +20,10 @@
   const errorEl = $('post-error');
   const button = form.querySelector('button[type=submit]');
 
-  const socket = io();
+  // The newest post shown: after a drop whose state the server could not recover,
+  // the server sends the posts after it (not the whole history again).
+  let lastId = null;
+  const socket = io({ auth: function (cb) { cb(lastId === null ? {} : { after: lastId }); } });
   window.boardSocket = socket;
 
   // ---- connection state ----
@@ -125,32 +128,40 @@
     postsEl.scrollTop = postsEl.scrollHeight;
   }
 
+  const shown = new Set(); // ids of the posts on the page: each is shown once
+
+  // Puts a post in id order (nearly always at the end); false if it is already shown.
+  function addPost(post) {
+    if (!isValidPost(post)) return false;
+    const key = String(post.id);
+    if (shown.has(key)) return false;
+    shown.add(key);
+    const id = Number(post.id);
+    let before = null;
+    for (let li = postsEl.lastElementChild; li && Number(li.getAttribute('data-id')) > id; li = li.previousElementSibling) {
+      before = li;
+    }
+    postsEl.insertBefore(renderPost(post), before);
+    if (lastId === null || id > lastId) lastId = id;
+    while (postsEl.children.length > MAX_POSTS) {
+      shown.delete(postsEl.firstElementChild.getAttribute('data-id'));
+      postsEl.removeChild(postsEl.firstElementChild);
+    }
+    return true;
+  }
+
+  // The newest posts on arrival; after a drop, the ones missed since lastId.
   socket.on('history', function (posts) {
     if (!Array.isArray(posts)) return;
-    const fragment = document.createDocumentFragment();
-    const seen = new Set();
-    posts.filter(isValidPost).forEach(function (post) {
-      const key = String(post.id);
-      if (seen.has(key)) return;
-      seen.add(key);
-      fragment.appendChild(renderPost(post));
-    });
-    postsEl.replaceChildren ? postsEl.replaceChildren(fragment) : (postsEl.textContent = '', postsEl.appendChild(fragment));
+    posts.forEach(addPost);
     scrollToNewest();
   });
 
   let myLastId = null;
 
   socket.on('message', function (post) {
-    if (!isValidPost(post)) return;
-    const key = String(post.id);
-    for (const li of postsEl.children) {
-      if (li.getAttribute('data-id') === key) return;
-    }
-    const follow = nearBottom() || key === myLastId;
-    postsEl.appendChild(renderPost(post));
-    while (postsEl.children.length > MAX_POSTS) postsEl.removeChild(postsEl.firstElementChild);
-    if (follow) scrollToNewest();
+    const follow = nearBottom() || (isValidPost(post) && String(post.id) === myLastId);
+    if (addPost(post) && follow) scrollToNewest();
   });
 
   // ---- the form ----

@@ -1019,6 +1019,8 @@
       this.id = undefined;
       this.connected = false;
       this.recovered = false;
+      this._pid = undefined;        // private session id: set by the server when recovery is on
+      this._lastOffset = undefined; // offset of the last event received, for recovery
       this.auth = opts.auth;
       this.receiveBuffer = [];
       this.sendBuffer = [];
@@ -1195,7 +1197,10 @@
       const attempt = this._connectAttempt = Date.now() + Math.random();
       const sendConnect = (data) => {
         if (this._connectAttempt !== attempt || this.io._readyState !== 'open') return;
-        this._send({ type: CONNECT, nsp: this.nsp, data: data === null ? undefined : data });
+        if (data === null) data = undefined;
+        // Coming back: ask for our state and whatever we missed since the last offset.
+        if (this._pid) data = Object.assign({ pid: this._pid, offset: this._lastOffset }, data);
+        this._send({ type: CONNECT, nsp: this.nsp, data: data });
       };
       if (typeof this.auth === 'function') {
         try {
@@ -1216,7 +1221,7 @@
       switch (packet.type) {
         case CONNECT:
           if (packet.data && typeof packet.data.sid === 'string') {
-            this._onconnect(packet.data.sid);
+            this._onconnect(packet.data.sid, packet.data.pid);
           } else {
             this._connectAttempt = 0;
             this.emitReserved('connect_error', new Error(
@@ -1246,9 +1251,11 @@
       }
     }
 
-    _onconnect(id) {
+    _onconnect(id, pid) {
       this._connectAttempt = 0;
       this.id = id;
+      this.recovered = typeof pid === 'string' && pid === this._pid;
+      this._pid = typeof pid === 'string' ? pid : undefined;
       this.connected = true;
       this._backoff.reset();
       const received = this.receiveBuffer.splice(0);
@@ -1263,6 +1270,10 @@
 
     _onevent(packet) {
       const args = packet.data.slice();
+      // With recovery on, an event without an ack id carries its offset last: ours, not the page's.
+      if (this._pid && packet.id === undefined && args.length > 1 && typeof args[args.length - 1] === 'string') {
+        this._lastOffset = args.pop();
+      }
       if (packet.id !== undefined) args.push(this._ackCallback(packet.id));
       if (this.connected) this._dispatch(args);
       else this.receiveBuffer.push(args);
