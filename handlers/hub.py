@@ -219,7 +219,9 @@ class Hub:
     def _close(self, session: Session, reason: str) -> None:
         client = session.context
         if client is not None:
-            client.closed("client namespace disconnect" if reason == "client close" else reason)
+            # An Engine.IO close packet alone (no Socket.IO DISCONNECT) is the transport
+            # going away, as socket.io reports it: the socket may come back.
+            client.closed("transport close" if reason == "client close" else reason)
 
     def _tick(self) -> None:
         """Close sessions that never joined a namespace within `connect_timeout`."""

@@ -146,7 +146,7 @@ def tag():
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_namespaces_share_the_page_connection(open_page, transport):
     # What the server sees when the page closes its Engine.IO connection.
-    drop_reason = {"websocket": "transport close", "polling": "client namespace disconnect"}
+    drop_reason = {"websocket": "transport close", "polling": "transport close"}
     page = open_page(transport)
     seen = scenario(page, """
         const opts = { auth: { tag: arg.tag }, reconnectionDelay: 100, reconnectionDelayMax: 300 };

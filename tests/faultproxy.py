@@ -1,0 +1,89 @@
+"""A TCP proxy of the tests' own that drops connections the way a network does.
+
+It forwards each connection to the server, both ways, and on command resets
+some of them: `SO_LINGER` 0 then close sends an RST to both ends, with no
+WebSocket close frame and no Engine.IO close packet, as when a phone changes
+network or a proxy cuts a connection. Runs on the test's loop, on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import struct
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    writer.transport.abort()
+
+
+class FaultProxy:
+    """`await FaultProxy(port).start()`; `proxy.port`; `proxy.reset(fraction)`; `await proxy.stop()`."""
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
+        self.target = (target_host, target_port)
+        self.links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self.resets = 0
+        self.server: asyncio.base_events.Server | None = None
+        self.port = 0
+
+    async def start(self) -> "FaultProxy":
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            _reset(writer)
+            return
+        link = (writer, up_writer)
+        self.links.add(link)
+        try:
+            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+        finally:
+            self.links.discard(link)
+            for w in link:
+                if not w.is_closing():
+                    w.close()
+
+    @staticmethod
+    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+        except (ConnectionError, OSError):
+            pass
+
+    def reset(self, fraction: float = 1.0) -> int:
+        """Reset `fraction` of the live connections (at least one if any); how many were cut."""
+        links = list(self.links)
+        if not links:
+            return 0
+        chosen = random.sample(links, max(1, round(len(links) * fraction)))
+        for link in chosen:
+            self.links.discard(link)
+            for writer in link:
+                _reset(writer)
+        self.resets += len(chosen)
+        return len(chosen)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for link in list(self.links):
+            for writer in link:
+                _reset(writer)
+        if self.server is not None:
+            await self.server.wait_closed()
