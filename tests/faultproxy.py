@@ -25,12 +25,17 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 
 
 class FaultProxy:
-    """`await FaultProxy(port).start()`; `proxy.port`; `proxy.reset(fraction)`; `await proxy.stop()`."""
+    """`await FaultProxy(port).start()`; `proxy.port`; `proxy.reset(fraction)`; `await proxy.stop()`.
+
+    `proxy.down = True` also resets every new connection: the network is gone
+    until it is set back to False.
+    """
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
         self.target = (target_host, target_port)
         self.links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self.resets = 0
+        self.down = False
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
 
@@ -40,6 +45,9 @@ class FaultProxy:
         return self
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            _reset(writer)
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -49,6 +57,8 @@ class FaultProxy:
         self.links.add(link)
         try:
             await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+        except asyncio.CancelledError:
+            pass  # the proxy is stopping
         finally:
             self.links.discard(link)
             for w in link:
@@ -87,3 +97,35 @@ class FaultProxy:
                 _reset(writer)
         if self.server is not None:
             await self.server.wait_closed()
+
+
+async def _main(target_port: int) -> None:
+    """As a process of its own (for tests whose clients are a browser): SIGUSR1 cuts the
+    network (every connection reset, new ones too), SIGUSR2 brings it back."""
+    import signal
+    import sys
+
+    proxy = await FaultProxy(target_port).start()
+    loop = asyncio.get_running_loop()
+
+    def cut() -> None:
+        proxy.down = True
+        proxy.reset(1.0)
+
+    def restore() -> None:
+        proxy.down = False
+
+    loop.add_signal_handler(signal.SIGUSR1, cut)
+    loop.add_signal_handler(signal.SIGUSR2, restore)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    print(proxy.port, flush=True)
+    sys.stdout.close()
+    await stop.wait()
+    await proxy.stop()
+
+
+if __name__ == "__main__":
+    import sys
+
+    asyncio.run(_main(int(sys.argv[1])))
