@@ -1,8 +1,11 @@
 """Board's hub with the benchmark behaviour (the peers in bench/peers/ do the same).
 
-    python bench/board_app.py PORT
+    python bench/board_app.py PORT [--recover_within=MS]
 
-`bcast` (data) -> emit `bcast` (data) to everyone; `echo` (data) with an ack -> ack (data).
+`bcast` (data) -> emit `bcast` (data) to everyone; `echo` (data) with an ack -> ack (data);
+`ticks` (count, every_ms) with an ack -> emits `tick` 1..count to everyone, one every
+`every_ms`, then acks the count (bench/recovery.py). Connection state recovery is on
+(Board's default) unless `--recover_within=0`.
 Binds 127.0.0.1, ping interval 25 s, prints "listening on PORT" once it accepts connections.
 """
 import asyncio
@@ -15,7 +18,8 @@ import tornado.web  # noqa: E402
 
 from handlers import Hub  # noqa: E402
 
-hub = Hub(ping_interval=25000, ping_timeout=20000, max_payload=1_000_000)
+RECOVER = next((int(a.split("=", 1)[1]) for a in sys.argv[2:] if a.startswith("--recover_within=")), 120_000)
+hub = Hub(ping_interval=25000, ping_timeout=20000, max_payload=1_000_000, recover_within=RECOVER)
 
 
 @hub.on("bcast")
@@ -26,6 +30,17 @@ def bcast(socket, data):
 @hub.on("echo")
 def echo(socket, data):
     return data
+
+
+@hub.on("ticks")
+async def ticks(socket, count, every_ms):
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for n in range(1, count + 1):
+        hub.emit("tick", n)
+        # The pace of the broadcasts, on a fixed schedule (a slow turn does not push the rest back).
+        await asyncio.sleep(max(0.0, start + n * every_ms / 1000 - loop.time()))
+    return count
 
 
 async def main(port):

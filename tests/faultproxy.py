@@ -99,14 +99,23 @@ class FaultProxy:
             await self.server.wait_closed()
 
 
-async def _main(target_port: int) -> None:
-    """As a process of its own (for tests whose clients are a browser): SIGUSR1 cuts the
-    network (every connection reset, new ones too), SIGUSR2 brings it back."""
+async def _chaos(proxy: FaultProxy, every: float, fraction: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        proxy.reset(fraction)
+
+
+async def _main(target_port: int, every: float = 0, fraction: float = 0) -> None:
+    """As a process of its own (for browsers, benchmarks): SIGUSR1 cuts the network (every
+    connection reset, new ones too), SIGUSR2 brings it back; with `every` > 0 it also
+    resets `fraction` of the live connections every `every` seconds. SIGTERM stops it
+    and prints how many connections it reset."""
     import signal
     import sys
 
     proxy = await FaultProxy(target_port).start()
     loop = asyncio.get_running_loop()
+    chaos = asyncio.ensure_future(_chaos(proxy, every, fraction)) if every > 0 else None
 
     def cut() -> None:
         proxy.down = True
@@ -120,12 +129,16 @@ async def _main(target_port: int) -> None:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     print(proxy.port, flush=True)
-    sys.stdout.close()
     await stop.wait()
+    if chaos is not None:
+        chaos.cancel()
     await proxy.stop()
+    print(f"resets {proxy.resets}", flush=True)
+    sys.stdout.close()
 
 
 if __name__ == "__main__":
     import sys
 
-    asyncio.run(_main(int(sys.argv[1])))
+    args = sys.argv[1:]
+    asyncio.run(_main(int(args[0]), *(float(x) for x in args[1:3])))
