@@ -15,13 +15,15 @@ emit, never one per receiver.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from .protocol import EVENT, Outgoing, Packet
-from .recovery import RecoveryLog
+from .recovery import RECOVERABLE, Recent, RecoveryLog, Saved
 
 if TYPE_CHECKING:
     from .broadcast import Broadcast
+    from .sockets import Socket
 
 # HTTP clients of Python libraries: python-socketio's client ignores recovery,
 # and its fixed-arity handlers would fail on the extra offset argument.
@@ -41,10 +43,26 @@ def wants_offsets(environ: dict) -> bool:
 
 
 class MemoryAdapter:
-    """Fan-out to the sockets of this process, and the recovery log if on."""
+    """Fan-out to the sockets of this process; with a `RecoveryLog`, recovery in memory.
+
+    What the hub asks of any adapter: `broadcast` a group emit, `send_own` a
+    socket's own emit with its offset, and for recovery `connected`, `rooms_changed`,
+    `lost` and `restore`. A cluster adapter keeps the same calls.
+    """
 
     def __init__(self, recovery: RecoveryLog | None = None):
         self.recovery = recovery
+
+    @property
+    def recovering(self) -> bool:
+        return self.recovery is not None
+
+    def start_offset(self) -> Any:
+        """The offset before the next emit: where a socket connecting now starts."""
+        return self.recovery.offset
+
+    def new_pid(self) -> str:
+        return RecoveryLog.new_pid()
 
     def broadcast(self, group: "Broadcast", data: list) -> int:
         """Send the EVENT `data` to every receiver of `group`, encoded once; how many got it."""
@@ -59,13 +77,58 @@ class MemoryAdapter:
         offset = log.next_offset()
         out = Outgoing.of(Packet(EVENT, namespace, [*data, log.format(offset)]))
         log.append(offset, namespace, frozenset(group.include), frozenset(group.exclude), out)
-        plain = None
-        for socket in targets:
-            client = socket.client
-            if client.offsets:
-                client.session.send(out)
-            else:
-                if plain is None:
-                    plain = Outgoing.of(Packet(EVENT, namespace, data))
-                client.session.send(plain)
+        deliver(targets, out, namespace, data)
         return len(targets)
+
+    def send_own(self, socket: "Socket", data: list) -> None:
+        """An emit to one socket alone, with its offset, kept for replay after a drop."""
+        log = self.recovery
+        offset = log.next_offset()
+        out = Outgoing.of(Packet(EVENT, socket.namespace.name, [*data, log.format(offset)]))
+        recent = socket._recent
+        if recent is None:
+            recent = socket._recent = Recent()
+        recent.add(offset, out, log.max_own_packets, log.max_own_bytes)
+        socket.client.session.send(out)
+
+    # -- recovery ------------------------------------------------------
+
+    def connected(self, socket: "Socket") -> None:
+        self.recovery.live[socket.pid] = socket
+
+    def rooms_changed(self, socket: "Socket") -> None:
+        """Rooms live in this process's memory: nothing to write elsewhere."""
+
+    def lost(self, socket: "Socket", reason: str) -> None:
+        """The socket left: keep its state for the window if its connection was lost."""
+        log = self.recovery
+        log.live.pop(socket.pid, None)
+        if reason in RECOVERABLE:
+            log.save(Saved(socket.pid, socket.id, socket.namespace.name, socket.joined or (), socket._data,
+                           socket._start, socket._recent, time.monotonic() + log.window / 1000))
+
+    async def restore(self, namespace: str, pid: Any, offset: Any) -> tuple[Saved, list[Outgoing]] | None:
+        log = self.recovery
+        old = log.live.get(pid) if isinstance(pid, str) else None
+        if old is not None and old.namespace.name == namespace:
+            # The client came back before its old connection was seen to die: the pid proves
+            # it is the same client, so end the old one now and hand its state over.
+            old.client.session.close("transport close", notify=False)
+        return log.restore(namespace, pid, offset)
+
+    def tick(self) -> None:
+        if self.recovery is not None:
+            self.recovery.expire()
+
+
+def deliver(targets: list["Socket"], out: Outgoing, namespace: str, data: list) -> None:
+    """Hand `out` (with its offset) to every target; clients without offsets get `data` as it is."""
+    plain = None
+    for socket in targets:
+        client = socket.client
+        if client.offsets:
+            client.session.send(out)
+        else:
+            if plain is None:
+                plain = Outgoing.of(Packet(EVENT, namespace, data))
+            client.session.send(plain)

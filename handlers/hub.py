@@ -58,7 +58,7 @@ class Client:
         self.decoder = Decoder(hub.max_attachments)
         self.sockets: dict[str, Socket] = {}
         self.pending: frozenset[str] = NO_NAMES  # namespaces whose middleware is still running
-        self.offsets = hub.recovery is not None and wants_offsets(environ)  # its events carry offsets
+        self.offsets = hub.adapter.recovering and wants_offsets(environ)  # its events carry offsets
 
     def on_message(self, data: str | bytes) -> None:
         packet = self.decoder.feed(data)
@@ -146,9 +146,9 @@ class Hub:
         self.max_rooms = max_rooms
         self.max_pending_acks = max_pending_acks
         self.max_attachments = max_attachments
-        self.recovery = (RecoveryLog(recover_within, max_packets=recovery_log_packets,
-                                     max_bytes=recovery_log_bytes) if recover_within > 0 else None)
-        self.adapter = adapter or MemoryAdapter(self.recovery)
+        self.adapter = adapter or MemoryAdapter(
+            RecoveryLog(recover_within, max_packets=recovery_log_packets, max_bytes=recovery_log_bytes)
+            if recover_within > 0 else None)
         self.engine = Engine(on_open=self._open, on_message=self._message, on_close=self._close,
                              on_tick=self._tick, **engine_options)
         self.namespaces: dict[str, Namespace] = {"/": Namespace(self, "/")}
@@ -231,5 +231,4 @@ class Hub:
         for session in idle:
             log.info("session %s joined no namespace within %d ms; closing", session.sid[:8], self.connect_timeout)
             session.close("connect timeout")
-        if self.recovery is not None:
-            self.recovery.expire()
+        self.adapter.tick()

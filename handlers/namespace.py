@@ -104,26 +104,32 @@ class Namespace:
     # -- connecting ----------------------------------------------------
 
     def _connect(self, client: "Client", auth: Any) -> None:
-        recovery = self.hub.recovery
-        if recovery is not None and isinstance(auth, dict) and "pid" in auth:
-            auth = dict(auth)
-            pid, offset = auth.pop("pid"), auth.pop("offset", None)
-            old = recovery.live.get(pid) if isinstance(pid, str) else None
-            if old is not None and old.namespace is self:
-                # The client came back before its old connection was seen to die.
-                old.client.session.close("transport close", notify=False)
-            restored = recovery.restore(self.name, pid, offset)
-            if restored is not None:
-                saved, missed = restored
-                # Middleware ran when it first connected (as socket.io's skipMiddlewares).
-                self._accept(Socket(self, client, auth, saved), saved.rooms, missed)
-                return
+        if client.offsets and isinstance(auth, dict) and "pid" in auth:
+            client.pending = client.pending | {self.name}
+            asyncio.ensure_future(self._recover(client, dict(auth))).add_done_callback(log_task_error)
+            return
         socket = Socket(self, client, auth)
         if not self.middlewares:
             self._accept(socket)
             return
         client.pending = client.pending | {self.name}
         asyncio.ensure_future(self._run_middlewares(socket)).add_done_callback(log_task_error)
+
+    async def _recover(self, client: "Client", auth: dict) -> None:
+        """A client coming back with {pid, offset}: itself again if the adapter still has its state."""
+        pid, offset = auth.pop("pid"), auth.pop("offset", None)
+        try:
+            restored = await self.hub.adapter.restore(self.name, pid, offset)
+        finally:
+            client.pending = client.pending - {self.name}
+        if client.session.closed:
+            return
+        if restored is None:
+            self._connect(client, auth)  # as new: the app resyncs (socket.recovered is False)
+            return
+        saved, missed = restored
+        # Middleware ran when it first connected (as socket.io's skipMiddlewares).
+        self._accept(Socket(self, client, auth, saved), saved.rooms, missed)
 
     async def _run_middlewares(self, socket: Socket) -> None:
         client = socket.client
@@ -158,7 +164,7 @@ class Namespace:
         if socket.pid is None:
             session.send(Outgoing.of(Packet(CONNECT, self.name, {"sid": socket.id})))
         else:
-            self.hub.recovery.live[socket.pid] = socket
+            self.hub.adapter.connected(socket)
             session.send(Outgoing.of(Packet(CONNECT, self.name, {"sid": socket.id, "pid": socket.pid})))
             for out in missed:
                 session.send(out)

@@ -10,16 +10,15 @@ import asyncio
 import inspect
 import logging
 import secrets
-import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .broadcast import Broadcast, ack_value, names
 from .protocol import ACK, DISCONNECT, EVENT, Outgoing, Packet
-from .recovery import RECOVERABLE, Recent, Saved
 
 if TYPE_CHECKING:
     from .hub import Client
     from .namespace import Namespace
+    from .recovery import Recent, Saved
 
 log = logging.getLogger("board.hub")
 
@@ -78,10 +77,10 @@ class Socket:
             return
         self.id = secrets.token_urlsafe(15)
         self._data: dict | None = None
-        recovery = namespace.hub.recovery
+        adapter = namespace.hub.adapter
         # A private session id, only for clients that get offsets and so can come back.
-        self.pid: str | None = recovery.new_pid() if recovery is not None and client.offsets else None
-        self._start = recovery.offset if recovery is not None else 0
+        self.pid: str | None = adapter.new_pid() if client.offsets else None
+        self._start = adapter.start_offset() if client.offsets else None
         self._recent: Recent | None = None
 
     def __repr__(self) -> str:
@@ -138,20 +137,9 @@ class Socket:
             ack_id = self._expect_ack(lambda data: callback(*data))
             self.client.session.send(Outgoing.of(Packet(EVENT, self.namespace.name, [event, *args], ack_id)))
         elif self.pid is not None:
-            self._send_recoverable([event, *args])
+            self.namespace.hub.adapter.send_own(self, [event, *args])
         else:
             self.client.session.send(Outgoing.of(Packet(EVENT, self.namespace.name, [event, *args])))
-
-    def _send_recoverable(self, data: list) -> None:
-        """An emit to this socket alone, with its offset, kept for replay after a drop."""
-        recovery = self.namespace.hub.recovery
-        offset = recovery.next_offset()
-        out = Outgoing.of(Packet(EVENT, self.namespace.name, [*data, recovery.format(offset)]))
-        recent = self._recent
-        if recent is None:
-            recent = self._recent = Recent()
-        recent.add(offset, out, recovery.max_own_packets, recovery.max_own_bytes)
-        self.client.session.send(out)
 
     async def call(self, event: str, *args: Any, timeout: float = 60.0) -> Any:
         """Send `event` and wait for the client's acknowledgement.
@@ -222,6 +210,8 @@ class Socket:
                 raise RuntimeError(f"socket {self.id} is already in {limit} rooms")
             joined.add(room)
             self.namespace.rooms.setdefault(room, {})[self.id] = self
+        if self.pid is not None and self.connected:
+            self.namespace.hub.adapter.rooms_changed(self)
 
     def leave(self, *rooms: str | Iterable[str]) -> None:
         if not self.joined:
@@ -234,6 +224,8 @@ class Socket:
                     members.pop(self.id, None)
                     if not members:
                         del self.namespace.rooms[room]
+        if self.pid is not None and self.connected:
+            self.namespace.hub.adapter.rooms_changed(self)
 
     # -- leaving -------------------------------------------------------
 
@@ -254,7 +246,7 @@ class Socket:
         self._run_lifecycle(handlers.get("disconnecting"), reason)
         self.connected = False
         if self.pid is not None:
-            self._save(reason)
+            self.namespace.hub.adapter.lost(self, reason)
         if self.joined:
             self.leave(list(self.joined))
         self.namespace.sockets.pop(self.id, None)
@@ -266,14 +258,6 @@ class Socket:
         self._run_lifecycle(handlers.get("disconnect"), reason)
         for handler in self.namespace.disconnect_handlers:
             self._run_lifecycle(handler, self, reason)
-
-    def _save(self, reason: str) -> None:
-        """Leave what recovery needs for the window, if the connection was lost rather than ended."""
-        recovery = self.namespace.hub.recovery
-        recovery.live.pop(self.pid, None)
-        if reason in RECOVERABLE:
-            recovery.save(Saved(self.pid, self.id, self.namespace.name, self.joined or (), self._data,
-                                self._start, self._recent, time.monotonic() + recovery.window / 1000))
 
     def _run_lifecycle(self, handler: Handler | None, *args: Any) -> None:
         if handler is None:

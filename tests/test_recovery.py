@@ -285,7 +285,7 @@ async def test_away_longer_than_the_window_connects_as_new(url, hub, hub_options
     socket = hub.sockets[client.sid]
     client.drop()
     await until(lambda: not socket.connected)
-    await until(lambda: all(s.expires < time.monotonic() for s in hub.recovery.saved.values()))
+    await until(lambda: all(s.expires < time.monotonic() for s in hub.adapter.recovery.saved.values()))
     again = await client.connect()
     assert again["sid"] != first["sid"] and again["pid"] != first["pid"]
     assert await client.event() == ["hello", {"recovered": False}]
@@ -298,7 +298,7 @@ async def test_a_deliberate_disconnect_leaves_nothing_to_recover(url, hub):
     await client.event()
     await client.ws.write_message("41")
     await until(lambda: not hub.sockets)
-    assert hub.recovery.saved == {}
+    assert hub.adapter.recovery.saved == {}
 
 
 @pytest.mark.parametrize("hub_options", [{"ping_interval": 300, "ping_timeout": 300, "recover_within": 0}])
