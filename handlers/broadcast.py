@@ -81,6 +81,7 @@ class Broadcast:
         targets = self.sockets()
         for socket in targets:
             socket.client.session.send(out)
+        self.namespace.hub.stats.broadcast(len(targets))
         return len(targets)
 
     async def call(self, event: str, *args: Any, timeout: float = 60.0) -> list:
@@ -113,10 +114,11 @@ class Broadcast:
         for socket in targets:
             socket._expect_ack(settle, ack_id)
             socket.client.session.send(out)
+        self.namespace.hub.stats.broadcast(len(targets))
         try:
             await asyncio.wait_for(asyncio.shield(done), timeout)
         except asyncio.TimeoutError:
-            pass
+            self.namespace.hub.stats.ack_timeouts += waiting
         finally:
             for socket in targets:
                 if socket._acks:

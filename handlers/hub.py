@@ -27,6 +27,8 @@ from tornado.web import StaticFileHandler
 
 from .broadcast import Broadcast
 from .engine import Engine
+from .limits import Limits
+from .ops import Ops
 from .namespace import ConnectionRefused, Namespace
 from .protocol import (
     ACK, BINARY_ACK, BINARY_EVENT, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT,
@@ -61,6 +63,7 @@ class Client:
         packet = self.decoder.feed(data)
         if packet is None:
             return
+        self.hub.stats.packets_received += 1
         kind = packet.type
         if kind == EVENT or kind == BINARY_EVENT:
             socket = self.sockets.get(packet.namespace)
@@ -135,11 +138,14 @@ class Hub:
         self.max_rooms = max_rooms
         self.max_pending_acks = max_pending_acks
         self.max_attachments = max_attachments
+        limits = Limits.take(engine_options)  # the abuse limits among the options
         self.engine = Engine(on_open=self._open, on_message=self._message, on_close=self._close,
                              on_tick=self._tick, **engine_options)
         self.namespaces: dict[str, Namespace] = {"/": Namespace(self, "/")}
         self.main = self.namespaces["/"]
         self._ack_ids = itertools.count(1)
+        self.stats = self.engine.stats
+        self.ops = Ops(self, limits)  # limits, health, metrics, the Admin UI's hook
 
     # -- the app's API (main namespace) ---------------------------------
 
