@@ -175,8 +175,9 @@ def stop_process(proc, timeout=STOP_S):
 class Board:
     """The real board: `python board.py --port=N --db=PATH` as a subprocess."""
 
-    def __init__(self, db, port=None, name="board", ping_interval=None, ping_timeout=None):
+    def __init__(self, db, port=None, name="board", ping_interval=None, ping_timeout=None, args=()):
         self.db = str(db)
+        self.args = list(args)  # more options of board.py
         self.port = port or free_port()
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -193,7 +194,7 @@ class Board:
             cmd.append(f"--ping_interval={self.ping_interval}")
         if self.ping_timeout is not None:
             cmd.append(f"--ping_timeout={self.ping_timeout}")
-        return cmd
+        return cmd + self.args
 
     def start(self, timeout=START_S):
         with open(self.log_path, "ab") as log:
