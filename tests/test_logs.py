@@ -21,9 +21,10 @@ async def test_one_line_per_session_opened_and_closed(url, clients, hub, caplog)
     lines = [r for r in caplog.records if r.name == "board.sessions"]
     assert [r.getMessage() for r in lines] == [
         f"session {sid[:8]} opened from 127.0.0.1 over polling",
-        f"session {sid[:8]} closed (client close) from 127.0.0.1 over websocket after {lines[1].seconds:.1f} s",
+        f"session {sid[:8]} closed ({lines[1].reason}) from 127.0.0.1 over websocket after {lines[1].seconds:.1f} s",
     ]
-    assert lines[1].sid == sid[:8] and lines[1].transport == "websocket" and lines[1].reason == "client close"
+    assert lines[1].sid == sid[:8] and lines[1].transport == "websocket"
+    assert lines[1].reason in ("client close", "transport close")  # close packet or close frame first
 
 
 def test_json_lines_carry_the_session_fields():
