@@ -52,6 +52,15 @@ class Official:
         return self
 
 
+def run(coro) -> None:
+    """Runs `coro` on a loop of its own, leaving the thread's event loop state as it was."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
 async def fetch(url: str, timeout: float = 5.0):
     return await AsyncHTTPClient().fetch(url, raise_error=False, request_timeout=timeout)
 
@@ -67,7 +76,7 @@ def test_sigterm_drains_and_the_official_clients_come_back(tmp_path, request):
     board = Board(tmp_path / "board.db", name=request.node.name, args=[f"--drain_seconds={DRAIN}"])
     board.start()
     try:
-        asyncio.run(_drain_scenario(board))
+        run(_drain_scenario(board))
     finally:
         board.stop()
     log = board.log()
@@ -154,6 +163,6 @@ def test_a_second_signal_stops_at_once(tmp_path, request):
             await asyncio.to_thread(board.proc.wait, 5)
             assert time.monotonic() - started < 3
             await client.client.disconnect()
-        asyncio.run(scenario())
+        run(scenario())
     finally:
         board.stop()

@@ -82,7 +82,7 @@ async def test_open_sessions_per_address_and_in_all(url, hub):
 
 
 def request_from(peer: str, forwarded: str | None) -> HTTPServerRequest:
-    headers = HTTPHeaders({"X-Forwarded-For": forwarded} if forwarded else {})
+    headers = HTTPHeaders({"Host": "board.example", **({"X-Forwarded-For": forwarded} if forwarded else {})})
     request = HTTPServerRequest(headers=headers, start_line=RequestStartLine("GET", "/", "HTTP/1.1"))
     request.remote_ip = peer
     return request
