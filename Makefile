@@ -23,8 +23,10 @@ $(BIN)/.test: setup.cfg $(BIN)/.runtime
 system-deps:
 	@sh tests/install-system.sh
 
+# npm ci again whenever package-lock.json is newer than what was installed (a package was added).
 node-deps:
-	@cd tests/node && { [ -d node_modules/socket.io-client ] || npm ci --no-audit --no-fund --silent; }
+	@cd tests/node && { [ -f node_modules/.package-lock.json ] && [ ! package-lock.json -nt node_modules/.package-lock.json ] \
+		|| npm ci --no-audit --no-fund --silent; }
 
 deps: $(BIN)/.test system-deps node-deps
 

@@ -68,6 +68,7 @@ class MemoryAdapter:
         """Send the EVENT `data` to every receiver of `group`, encoded once; how many got it."""
         namespace = group.namespace.name
         targets = group.sockets()
+        group.namespace.hub.stats.broadcast(len(targets))
         log = self.recovery
         if log is None:
             out = Outgoing.of(Packet(EVENT, namespace, data))

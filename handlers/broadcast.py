@@ -109,10 +109,11 @@ class Broadcast:
         for socket in targets:
             socket._expect_ack(settle, ack_id)
             socket.client.session.send(out)
+        self.namespace.hub.stats.broadcast(len(targets))
         try:
             await asyncio.wait_for(asyncio.shield(done), timeout)
         except asyncio.TimeoutError:
-            pass
+            self.namespace.hub.stats.ack_timeouts += waiting
         finally:
             for socket in targets:
                 if socket._acks:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from .session import PING_PACKET, Session
+from .stats import Stats, Watcher
 
 log = logging.getLogger("board.engine")
 
@@ -77,6 +78,10 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick: asyncio.TimerHandle | None = None
         self._ticks = 0
+        self.stats = Stats()
+        self.watchers: list[Watcher] = [self.stats]  # told of each session's open, upgrade and close
+        self.gate: Any = None  # decides on new handshakes (limits.Admission); None lets all in
+        self.extra_origins: set[str] = set()  # allowed whatever allowed_origins says (the Admin UI's)
 
     # -- routes --------------------------------------------------------
 
@@ -94,6 +99,8 @@ class Engine:
         session = Session(self, sid, time.monotonic())
         self.sessions[sid] = session
         self._start()
+        for watcher in self.watchers:
+            watcher.opened(session, environ)
         self.on_open(session, environ)
         return session
 
@@ -109,6 +116,8 @@ class Engine:
     def discard(self, session: Session, reason: str) -> None:
         """Called by a session as it closes."""
         if self.sessions.pop(session.sid, None) is not None:
+            for watcher in self.watchers:
+                watcher.closed(session, reason)
             try:
                 self.on_close(session, reason)
             except Exception:
@@ -127,6 +136,8 @@ class Engine:
     def origin_allowed(self, origin: str | None, host: str | None) -> bool:
         """Same-origin by default; requests without an Origin (non-browsers) pass."""
         if not origin:
+            return True
+        if origin in self.extra_origins:
             return True
         allowed = self.allowed_origins
         if allowed == "*":

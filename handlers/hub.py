@@ -28,6 +28,8 @@ from tornado.web import StaticFileHandler
 from .adapter import MemoryAdapter, wants_offsets
 from .broadcast import Broadcast
 from .engine import Engine
+from .limits import Limits
+from .ops import Ops
 from .namespace import ConnectionRefused, Namespace
 from .recovery import RecoveryLog
 from .protocol import (
@@ -64,6 +66,7 @@ class Client:
         packet = self.decoder.feed(data)
         if packet is None:
             return
+        self.hub.stats.packets_received += 1
         kind = packet.type
         if kind == EVENT or kind == BINARY_EVENT:
             socket = self.sockets.get(packet.namespace)
@@ -149,11 +152,14 @@ class Hub:
         self.adapter = adapter or MemoryAdapter(
             RecoveryLog(recover_within, max_packets=recovery_log_packets, max_bytes=recovery_log_bytes)
             if recover_within > 0 else None)
+        limits = Limits.take(engine_options)  # the abuse limits among the options
         self.engine = Engine(on_open=self._open, on_message=self._message, on_close=self._close,
                              on_tick=self._tick, **engine_options)
         self.namespaces: dict[str, Namespace] = {"/": Namespace(self, "/")}
         self.main = self.namespaces["/"]
         self._ack_ids = itertools.count(1)
+        self.stats = self.engine.stats
+        self.ops = Ops(self, limits)  # limits, health, metrics, the Admin UI's hook
 
     # -- the app's API (main namespace) ---------------------------------
 

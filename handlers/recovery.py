@@ -28,7 +28,7 @@ log = logging.getLogger("board.recovery")
 
 # Why a connection may come back with its state: it was lost, not ended on purpose.
 RECOVERABLE = frozenset({
-    "transport close", "transport error", "ping timeout", "server shutting down", "server draining",
+    "transport close", "transport error", "ping timeout", "server shutting down", "server restart",
 })
 
 MAX_OFFSET_LENGTH = 20

@@ -9,13 +9,14 @@ on the path to an answer of HTTP 400 with Socket.IO's JSON error body.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from tornado.httputil import HTTPServerRequest
 from tornado.routing import Matcher, PathMatches, Rule
 from tornado.web import RequestHandler
 
-from .engine import FORBIDDEN, UNKNOWN_SID, UNKNOWN_TRANSPORT, UNSUPPORTED_PROTOCOL_VERSION
+from .engine import BAD_REQUEST, FORBIDDEN, UNKNOWN_SID, UNKNOWN_TRANSPORT, UNSUPPORTED_PROTOCOL_VERSION
 from .session import Session
 
 if TYPE_CHECKING:
@@ -61,8 +62,11 @@ class EngineRequest:
     def environ(self, transport: str) -> dict:
         """What the app may want of the handshake request: headers, address, query."""
         request = self.request
-        return {"headers": request.headers, "remote_ip": request.remote_ip,
-                "query": request.query_arguments, "transport": transport}
+        gate = self.engine.gate
+        return {"headers": request.headers,
+                "remote_ip": gate.address(request) if gate is not None else request.remote_ip,
+                "query": request.query_arguments, "transport": transport,
+                "time": time.time(), "url": request.uri, "secure": request.protocol == "https"}
 
     def check_request(self) -> tuple[bool, Session | None]:
         """(ok, session): validates the query; on failure the answer is already sent."""
@@ -79,6 +83,10 @@ class EngineRequest:
             return False, None
         sid = args.get("sid")
         if sid is None:
+            refused = self.engine.gate.admit(self.request) if self.engine.gate is not None else None
+            if refused is not None:
+                self.fail(BAD_REQUEST, refused[0], refused[1])
+                return False, None
             return True, None
         session = self.engine.sessions.get(sid[0].decode("latin-1"))
         if session is None or len(sid) != 1:

@@ -79,6 +79,7 @@ class Session:
         if self.queued_bytes > self.engine.max_queue_bytes:
             log.warning("session %s: %d bytes waiting, client too slow; closing",
                         self.sid[:8], self.queued_bytes)
+            self.engine.stats.slow_clients_dropped += 1
             self.close("transport error", notify=False)
             return
         if not self.dirty:

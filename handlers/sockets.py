@@ -10,6 +10,7 @@ import asyncio
 import inspect
 import logging
 import secrets
+import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .broadcast import Broadcast, ack_value, names
@@ -140,6 +141,7 @@ class Socket:
             self.namespace.hub.adapter.send_own(self, [event, *args])
         else:
             self.client.session.send(Outgoing.of(Packet(EVENT, self.namespace.name, [event, *args])))
+        self.namespace.hub.stats.packets_sent += 1
 
     async def call(self, event: str, *args: Any, timeout: float = 60.0) -> Any:
         """Send `event` and wait for the client's acknowledgement.
@@ -163,6 +165,7 @@ class Socket:
 
         settle.fail = fail  # type: ignore[attr-defined]
         ack_id = self._expect_ack(settle)
+        self.namespace.hub.stats.packets_sent += 1
         self.client.session.send(Outgoing.of(Packet(EVENT, self.namespace.name, [event, *args], ack_id)))
         timer = loop.call_later(timeout, self._expire_ack, ack_id, future, event, timeout)
         try:
@@ -185,6 +188,7 @@ class Socket:
         if self._acks:
             self._acks.pop(ack_id, None)
         if not future.done():
+            self.namespace.hub.stats.ack_timeouts += 1
             future.set_exception(AckTimeout(f"no acknowledgement of {event!r} within {timeout} s"))
 
     @property
@@ -210,6 +214,8 @@ class Socket:
                 raise RuntimeError(f"socket {self.id} is already in {limit} rooms")
             joined.add(room)
             self.namespace.rooms.setdefault(room, {})[self.id] = self
+            if self.namespace.hub.ops.monitor is not None:
+                self.namespace.hub.ops.monitor.room_joined(self, room)
         if self.pid is not None and self.connected:
             self.namespace.hub.adapter.rooms_changed(self)
 
@@ -224,6 +230,8 @@ class Socket:
                     members.pop(self.id, None)
                     if not members:
                         del self.namespace.rooms[room]
+                if self.namespace.hub.ops.monitor is not None:
+                    self.namespace.hub.ops.monitor.room_left(self, room)
         if self.pid is not None and self.connected:
             self.namespace.hub.adapter.rooms_changed(self)
 
@@ -277,6 +285,8 @@ class Socket:
         if event in RESERVED_EVENTS:
             log.info("%s emitted reserved event %r; ignored", self, event)
             return
+        if not self.namespace.hub.ops.event_allowed(self, packet):
+            return  # over its rate: dropped (see handlers/limits.py)
         handler = self._handlers.get(event) if self._handlers else None
         if handler is not None:
             call_args = args[1:]
@@ -286,11 +296,14 @@ class Socket:
                 log.debug("%s: no handler for %r", self, event)
                 return
             call_args = [self, *args[1:]] if handler is not self.namespace.any_handler else [self, *args]
+        started = time.perf_counter()
         try:
             result = handler(*call_args)
         except Exception:
             log.exception("error in handler of %r for %s", event, self)
             return
+        finally:
+            self.namespace.hub.stats.handler_time(time.perf_counter() - started)
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             task.add_done_callback(log_task_error)
@@ -306,6 +319,7 @@ class Socket:
 
     def _ack(self, ack_id: int, result: Any) -> None:
         if self.connected:
+            self.namespace.hub.stats.packets_sent += 1
             self.client.session.send(Outgoing.of(Packet(ACK, self.namespace.name, _ack_args(result), ack_id)))
 
     def _on_ack(self, packet: Packet) -> None:

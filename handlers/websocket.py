@@ -157,6 +157,8 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
             self.probing = False
             session.upgrading = session.probed = False
             session.ws = self
+            for watcher in session.engine.watchers:
+                watcher.upgraded(session)
             poller, session.poller = session.poller, None
             if poller is not None:
                 poller.deliver("6")

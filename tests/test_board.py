@@ -2,10 +2,12 @@
 
 import asyncio
 import logging
+import time
 
 import pytest
 
 from board import MAX_TEXT, Posts, check_post
+from conftest import until
 
 pytestmark = pytest.mark.gen_test(timeout=30)
 
@@ -96,3 +98,96 @@ def test_posts_survive_a_restart(tmp_path):
 
 def test_check_post_trims():
     assert check_post({"name": " a ", "text": "\tb\n"}) == ("a", "b")
+
+
+# -- limits and storage ------------------------------------------------------
+
+
+async def test_posts_past_the_limit_get_an_error_and_nothing_is_broadcast(url, clients, posts, hub):
+    a = await clients(*EVENTS).connect(url, transports=["websocket"])
+    b = await clients(*EVENTS).connect(url, transports=["polling"])
+    for n in range(10):
+        assert (await a.client.call("post", {"name": "Ann", "text": f"p{n}"}, timeout=3))["ok"]
+    refused = await a.client.call("post", {"name": "Ann", "text": "one too many"}, timeout=3)
+    assert refused == {"error": "Too many posts: at most 10 every 10 s"}
+    # Another person is not limited by Ann's posts, and what b sees is the ten, then b's own.
+    assert (await b.client.call("post", {"name": "Bob", "text": "mine"}, timeout=3))["ok"]
+    seen = [(await b.next("message"))["text"] for _ in range(11)]
+    assert seen == [f"p{n}" for n in range(10)] + ["mine"]
+    assert "one too many" not in [p["text"] for p in posts.recent()]
+    assert hub.stats.limits["posts"] == 1
+
+
+async def test_a_slow_disk_does_not_stall_the_other_clients(url, clients, posts):
+    import threading
+    loop_thread = threading.get_ident()
+    writers = []
+    insert = posts._insert
+
+    def slow_insert(name, text):
+        writers.append(threading.get_ident())
+        time.sleep(0.5)  # a slow disk
+        return insert(name, text)
+    posts._insert = slow_insert
+    a = await clients(*EVENTS).connect(url, transports=["websocket"])
+    b = await clients(*EVENTS).connect(url, transports=["websocket"])
+    writing = asyncio.ensure_future(a.client.call("post", {"name": "Ann", "text": "slow"}, timeout=5))
+    await until(lambda: writers)
+    started = time.monotonic()
+    await b.client.call("private", {"msg": "still there?"}, timeout=3)
+    assert time.monotonic() - started < 0.3  # served while the write is under way
+    assert (await writing)["ok"]
+    assert writers[0] != loop_thread
+
+
+async def test_a_reconnect_storm_does_not_query_the_database(url, clients, posts):
+    posts.add("Ann", "kept")
+    queries = []
+    posts.db.set_trace_callback(queries.append)
+    for _ in range(5):
+        person = await clients(*EVENTS).connect(url, transports=["websocket"])
+        assert [p["text"] for p in await person.next("history")] == ["kept"]
+    assert queries == []
+
+
+# -- the page as the web expects it -------------------------------------------
+
+
+async def test_page_sends_security_headers_and_versioned_assets(url):
+    from conftest import http
+    page = await http(url, "/", headers={"Accept-Encoding": "gzip"})
+    assert page.code == 200
+    csp = page.headers["Content-Security-Policy"]
+    for directive in ("script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"):
+        assert directive in csp
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    body = page.body.decode()
+    for asset in ("/static/board.css?v=", "/static/board.js?v=", "/socket.io/socket.io.js?v="):
+        assert asset in body
+    start = body.index("/static/board.js?v=")
+    asset = await http(url, body[start:body.index('"', start)])
+    assert asset.code == 200
+    assert "max-age=31536000" in asset.headers["Cache-Control"]  # a year: the URL changes with the file
+    assert asset.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_text_is_gzipped_but_long_poll_answers_are_not(url, hub, clients):
+    import gzip
+    from conftest import http, polling_session
+    plain = await http(url, "/socket.io/socket.io.js", headers={"Accept-Encoding": "identity"})
+    # Tornado's client decompresses; ask it not to, to see the bytes on the wire.
+    from tornado.httpclient import AsyncHTTPClient
+    zipped = await AsyncHTTPClient().fetch(url + "/socket.io/socket.io.js", decompress_response=False,
+                                           headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(zipped.body) == plain.body
+    assert len(zipped.body) < len(plain.body) / 2
+
+    sid, _ = await polling_session(url)
+    poll_url = f"{url}/socket.io/?EIO=4&transport=polling&sid={sid}"
+    await http(url, poll_url[len(url):], method="POST", body="40")
+    assert (await http(url, poll_url[len(url):])).body.startswith(b"40")
+    hub.emit("big", "x" * 5000)
+    poll = await AsyncHTTPClient().fetch(poll_url, decompress_response=False, headers={"Accept-Encoding": "gzip"})
+    assert b'"big"' in poll.body
+    assert "Content-Encoding" not in poll.headers

@@ -99,3 +99,23 @@ def test_posts_are_text_not_html_and_bad_posts_are_refused(board, pages):
     expect_post(bob, "Alice", text, timeout=2000)
     expect(bob.locator("#posts li.post")).to_have_count(before + 1)
     assert post_item(bob, "nobody wrote this").count() == 0
+
+
+@pytest.mark.parametrize("websocket", [True, False], ids=["websocket", "polling"])
+def test_the_page_works_under_its_content_security_policy(board, pages, websocket):
+    """The page's own CSP (scripts and connections from its origin only) breaks nothing, on either transport."""
+    violations = []
+    alice = pages.open(board.url, "alice", websocket=websocket)
+    alice.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+    bob = pages.open(board.url, "bob", websocket=websocket)
+    csp = alice.evaluate("fetch('/').then(r => r.headers.get('content-security-policy'))")
+    assert "script-src 'self'" in csp and "connect-src 'self'" in csp
+    expect(alice.locator("#transport")).to_have_text("websocket" if websocket else "polling")
+    text = f"under the policy {uuid.uuid4().hex[:8]}"
+    post(alice, "Alice", text)
+    expect_post(bob, "Alice", text, timeout=2000)
+    assert violations == []  # nothing the page itself needs was refused
+    # An injected inline script would not run under this policy.
+    assert alice.evaluate("""() => { const s = document.createElement('script');
+        s.textContent = 'window.inlineRan = true'; document.body.appendChild(s); return !!window.inlineRan; }""") is False
+    screenshot(alice, f"csp-{'websocket' if websocket else 'polling'}")

@@ -1,0 +1,105 @@
+"""Running the hub in production: limits wired in, health, readiness, metrics routes.
+
+Every hub has one `Ops` (`hub.ops`). It installs the abuse limits on the
+engine's door and on each inbound event, holds the drain state that
+`/readyz` reports, and gives the app the routes to mount:
+
+    app = tornado.web.Application(hub.routes() + hub.ops.routes() + [...])
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from tornado.web import RequestHandler
+
+from .limits import Admission, EventLimiter, Limits, Throttled
+from .logs import SessionLog
+
+if TYPE_CHECKING:
+    from .hub import Hub
+    from .protocol import Packet
+    from .sockets import Socket
+
+RATE_LIMITED = {"error": "Too many events, slow down"}
+
+
+class Ops:
+    """The operational side of one hub: limits, readiness, metrics, the Admin UI's hook."""
+
+    def __init__(self, hub: "Hub", limits: Limits):
+        self.hub = hub
+        self.limits = limits
+        self.throttled = Throttled(hub.engine.stats)
+        self.admission = Admission(limits, hub.engine.stats, self.throttled)
+        hub.engine.gate = self.admission
+        hub.engine.watchers.append(self.admission)
+        hub.engine.watchers.append(SessionLog())
+        self.events = EventLimiter(limits, self.throttled)
+        self.monitor: Any = None  # the Admin UI's instrumentation (handlers.admin), when on
+        # Readiness checks besides the drain: each returns None when fine, else why not.
+        self.checks: list[Callable[[], str | None]] = []
+
+    # -- inbound events (called by each socket before its handlers) -----
+
+    def event_allowed(self, socket: "Socket", packet: "Packet") -> bool:
+        """False drops the event; an ack asked for gets an error instead."""
+        if not self.events.allow(socket):
+            if packet.id is not None:
+                socket._ack(packet.id, RATE_LIMITED)
+            return False
+        monitor = self.monitor
+        if monitor is not None:
+            monitor.event_received(socket, packet.data)
+        return True
+
+    # -- health ----------------------------------------------------------
+
+    @property
+    def draining(self) -> bool:
+        return self.admission.draining
+
+    def not_ready(self) -> str | None:
+        """None while the process accepts new sessions, else the reason it does not."""
+        if self.admission.draining:
+            return "draining"
+        for check in self.checks:
+            reason = check()
+            if reason:
+                return reason
+        return None
+
+    def routes(self, prefix: str = "/") -> list:
+        """`/metrics`, `/healthz` and `/readyz` under `prefix`, for the app to mount."""
+        from .metrics import MetricsHandler, registry_for  # prometheus_client only when mounted
+
+        prefix = prefix.rstrip("/")
+        return [
+            (prefix + "/metrics", MetricsHandler, {"registry": registry_for(self.hub.engine)}),
+            (prefix + "/healthz", HealthHandler),
+            (prefix + "/readyz", ReadyHandler, {"ops": self}),
+        ]
+
+
+class HealthHandler(RequestHandler):
+    """200 while the process runs (Kubernetes' liveness probe)."""
+
+    def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.finish("ok\n")
+
+
+class ReadyHandler(RequestHandler):
+    """200 while new sessions are accepted, 503 while draining (the readiness probe)."""
+
+    def initialize(self, ops: Ops) -> None:
+        self.ops = ops
+
+    def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        reason = self.ops.not_ready()
+        if reason is not None:
+            self.set_status(503)
+            self.finish(reason + "\n")
+        else:
+            self.finish("ready\n")

@@ -1,0 +1,115 @@
+"""Limits against abuse: event floods, handshake storms, too many sessions, forged addresses."""
+
+import asyncio
+import json
+import time
+
+import pytest
+from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+
+from conftest import error_of, http, polling_session, until
+from handlers.limits import Limits, forwarded_address
+
+pytestmark = pytest.mark.gen_test(timeout=30)
+
+
+@pytest.fixture
+def hub_options():
+    return {"ping_interval": 300, "ping_timeout": 300, "event_rate": 20, "event_burst": 5,
+            "event_strikes": 30, "handshake_rate": 1, "handshake_burst": 4,
+            "max_sessions_per_address": 50}
+
+
+async def test_a_flooding_socket_is_slowed_then_disconnected_and_others_are_served(url, clients, hub):
+    flooder = await clients().connect(url, transports=["websocket"])
+    witness = await clients().connect(url, transports=["websocket"])
+    acks: list = []
+    for n in range(10):  # a burst of 5 goes through; the rest get an error ack
+        await flooder.client.emit("private", {"msg": n}, callback=lambda *a: acks.append(a[0] if a else None))
+    await until(lambda: len(acks) == 10)
+    assert acks.count(None) == 5
+    assert acks.count({"error": "Too many events, slow down"}) == 5
+    assert hub.stats.limits["events"] == 5
+
+    # It keeps going: disconnected (a Socket.IO DISCONNECT: do not come back); the witness is still served.
+    worst = 0.0
+    for n in range(200):
+        if not flooder.client.connected:
+            break
+        await flooder.client.emit("private", {"msg": "again"})
+        if n % 10 == 0:
+            started = time.monotonic()
+            await witness.client.call("post", {"name": "w", "text": f"{n}"}, timeout=3)
+            worst = max(worst, time.monotonic() - started)
+    await asyncio.wait_for(flooder.disconnected.wait(), 5)
+    assert worst < 0.5
+    assert len(hub.sockets) == 1
+
+
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+async def test_handshakes_per_address_are_metered(url, hub, transport):
+    from conftest import raw_websocket
+    from tornado.websocket import WebSocketClientConnection
+    for _ in range(4):  # the burst
+        if transport == "polling":
+            await polling_session(url)
+        else:
+            ws: WebSocketClientConnection = await raw_websocket(url)
+            ws.close()
+    refused = await http(url)
+    assert refused.code == 429
+    assert "handshakes" in error_of(refused)["message"]
+    assert hub.stats.limits["handshakes"] == 1
+    hub.ops.admission._buckets["127.0.0.1"][0] = 1.0  # as if a second had passed
+    assert (await http(url)).code == 200
+
+
+async def test_open_sessions_per_address_and_in_all(url, hub):
+    hub.ops.limits.handshake_burst = hub.ops.limits.max_sessions_per_address = 2
+    hub.ops.admission._buckets.clear()
+    hub.ops.limits.handshake_rate = 1000
+    sids = [(await polling_session(url))[0] for _ in range(2)]
+    refused = await http(url)
+    assert refused.code == 429 and "sessions" in error_of(refused)["message"]
+    hub.engine.sessions[sids[0]].close("client close")
+    assert (await http(url)).code == 200  # a place came free
+
+    hub.ops.limits.max_sessions_per_address = 100
+    hub.ops.limits.max_sessions = 2
+    refused = await http(url)
+    assert refused.code == 503 and error_of(refused)["message"] == "Too many sessions"
+    assert hub.stats.limits["sessions_per_address"] == 1 and hub.stats.limits["sessions"] == 1
+
+
+def request_from(peer: str, forwarded: str | None) -> HTTPServerRequest:
+    headers = HTTPHeaders({"Host": "board.example", **({"X-Forwarded-For": forwarded} if forwarded else {})})
+    request = HTTPServerRequest(headers=headers, start_line=RequestStartLine("GET", "/", "HTTP/1.1"))
+    request.remote_ip = peer
+    return request
+
+
+def test_forwarded_for_is_believed_only_from_a_trusted_proxy():
+    trusted = frozenset({"10.0.0.1", "10.0.0.2"})
+    assert forwarded_address(request_from("10.0.0.1", "203.0.113.7"), trusted) == "203.0.113.7"
+    # The client may write anything left of what our proxies added: the rightmost untrusted hop counts.
+    assert forwarded_address(request_from("10.0.0.1", "1.2.3.4, 203.0.113.7, 10.0.0.2"), trusted) == "203.0.113.7"
+    assert forwarded_address(request_from("198.51.100.9", "203.0.113.7"), trusted) == "198.51.100.9"
+    assert forwarded_address(request_from("10.0.0.1", "not an address"), trusted) == "10.0.0.1"
+    assert forwarded_address(request_from("10.0.0.1", None), trusted) == "10.0.0.1"
+
+
+@pytest.mark.parametrize("hub_options", [{"trusted_proxies": ("127.0.0.1",), "max_sessions_per_address": 1}])
+async def test_behind_a_trusted_proxy_each_forwarded_address_has_its_own_share(url, hub):
+    one = await http(url, headers={"X-Forwarded-For": "203.0.113.1"})
+    two = await http(url, headers={"X-Forwarded-For": "203.0.113.2"})
+    assert one.code == two.code == 200
+    again = await http(url, headers={"X-Forwarded-For": "203.0.113.1"})
+    assert again.code == 429
+    sid = json.loads(two.body[1:])["sid"]
+    assert hub.engine.sessions[sid].context.environ["remote_ip"] == "203.0.113.2"
+
+
+def test_limits_are_hub_options():
+    options = {"event_rate": 5, "ping_interval": 100}
+    assert Limits.take(options) == Limits(event_rate=5)
+    assert options == {"ping_interval": 100}
