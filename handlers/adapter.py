@@ -16,7 +16,7 @@ emit, never one per receiver.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .protocol import EVENT, Outgoing, Packet
 from .recovery import RECOVERABLE, Recent, RecoveryLog, Saved
@@ -78,7 +78,7 @@ class MemoryAdapter:
         offset = log.next_offset()
         out = Outgoing.of(Packet(EVENT, namespace, [*data, log.format(offset)]))
         log.append(offset, namespace, frozenset(group.include), frozenset(group.exclude), out)
-        deliver(targets, out, namespace, data)
+        deliver(targets, out, lambda: Outgoing.of(Packet(EVENT, namespace, data)))
         return len(targets)
 
     def send_own(self, socket: "Socket", data: list) -> None:
@@ -95,13 +95,16 @@ class MemoryAdapter:
     # -- recovery ------------------------------------------------------
 
     def connected(self, socket: "Socket") -> None:
-        self.recovery.live[socket.pid] = socket
+        if socket.pid is not None:
+            self.recovery.live[socket.pid] = socket
 
     def rooms_changed(self, socket: "Socket") -> None:
         """Rooms live in this process's memory: nothing to write elsewhere."""
 
     def lost(self, socket: "Socket", reason: str) -> None:
         """The socket left: keep its state for the window if its connection was lost."""
+        if socket.pid is None:
+            return
         log = self.recovery
         log.live.pop(socket.pid, None)
         if reason in RECOVERABLE:
@@ -122,14 +125,14 @@ class MemoryAdapter:
             self.recovery.expire()
 
 
-def deliver(targets: list["Socket"], out: Outgoing, namespace: str, data: list) -> None:
-    """Hand `out` (with its offset) to every target; clients without offsets get `data` as it is."""
-    plain = None
+def deliver(targets: list["Socket"], out: Outgoing, plain: Callable[[], Outgoing]) -> None:
+    """Hand `out` (with its offset) to every target; clients without offsets get `plain()`, made once."""
+    without = None
     for socket in targets:
         client = socket.client
         if client.offsets:
             client.session.send(out)
         else:
-            if plain is None:
-                plain = Outgoing.of(Packet(EVENT, namespace, data))
-            client.session.send(plain)
+            if without is None:
+                without = plain()
+            client.session.send(without)

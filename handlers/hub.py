@@ -214,6 +214,23 @@ class Hub:
         """Disconnect everyone (the server is stopping)."""
         self.engine.close()
 
+    async def start(self) -> None:
+        """Start the adapter (a cluster adapter connects to Redis here; a clear error if it cannot)."""
+        start = getattr(self.adapter, "start", None)
+        if start is not None:
+            await start(self)
+
+    async def stop(self) -> None:
+        """Stop the adapter, once what it has queued is written."""
+        stop = getattr(self.adapter, "stop", None)
+        if stop is not None:
+            await stop()
+
+    async def fetch_count(self) -> int:
+        """Sockets of the main namespace in the whole cluster (this process alone in memory)."""
+        count = getattr(self.adapter, "count", None)
+        return await count() if count is not None else self.count
+
     # -- engine callbacks ---------------------------------------------
 
     def _open(self, session: Session, environ: dict) -> None:

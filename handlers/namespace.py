@@ -161,10 +161,10 @@ class Namespace:
         client.sockets[self.name] = socket
         if rooms:
             socket.join(rooms)
+        self.hub.adapter.connected(socket)
         if socket.pid is None:
             session.send(Outgoing.of(Packet(CONNECT, self.name, {"sid": socket.id})))
         else:
-            self.hub.adapter.connected(socket)
             session.send(Outgoing.of(Packet(CONNECT, self.name, {"sid": socket.id, "pid": socket.pid})))
             for out in missed:
                 session.send(out)

@@ -253,8 +253,7 @@ class Socket:
         handlers = self._handlers or {}
         self._run_lifecycle(handlers.get("disconnecting"), reason)
         self.connected = False
-        if self.pid is not None:
-            self.namespace.hub.adapter.lost(self, reason)
+        self.namespace.hub.adapter.lost(self, reason)
         if self.joined:
             self.leave(list(self.joined))
         self.namespace.sockets.pop(self.id, None)

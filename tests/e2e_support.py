@@ -529,3 +529,56 @@ def run_node_script(script, args, timeout=40):
             pytrace=False,
         )
     return seen
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+def _redis():
+    return shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
+
+
+COMPONENTS["redis"] = (_redis, "install Debian package redis-server (sudo apt-get install redis-server)")
+
+
+class RedisServer:
+    """Debian's redis-server on a free loopback port, no files outside its temp dir; stopped by its PID.
+
+    `restart()` is the same command again on the same port (an empty Redis: nothing is saved).
+    """
+
+    def __init__(self, tmp_path, port=None):
+        self.binary = require("redis")["redis"]
+        self.dir = str(tmp_path)
+        self.port = port or free_port()
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout=START_S):
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_until(lambda: _accepts(self.port), timeout, f"redis-server on port {self.port}")
+        return self
+
+    def stop(self):
+        stop_process(self.proc)
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _accepts(port):
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0

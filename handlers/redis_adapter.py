@@ -1,0 +1,391 @@
+"""Fan-out across processes on Redis: one stream that every process appends to and reads.
+
+As socket.io's redis-streams-adapter: each group emit is appended (XADD) to
+one stream under the prefix; every process, the emitting one included, reads
+the stream and delivers each entry to its own sockets, so every process
+delivers the same emits in the same order, each encoded once per process.
+The stream's entry ids are the recovery offsets and the stream is the
+recovery log, readable from any process. A socket's state (id, rooms, data)
+is written to Redis while it is connected, not only when it leaves, so a
+process killed without warning leaves it behind for another to restore.
+
+Writes go through one queue and one writer task (in order, pipelined); one
+reader task reads the stream. Redis down: emits still reach this process's
+sockets (without offsets, logged), and reading resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from .adapter import deliver
+from .broadcast import Broadcast
+from .protocol import EVENT, Outgoing, Packet, encode_packet
+from .recovery import MAX_PID_LENGTH, RECOVERABLE, Saved
+
+if TYPE_CHECKING:
+    from .hub import Hub
+    from .sockets import Socket
+
+log = logging.getLogger("board.redis")
+
+STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+# Write a socket's state only if this connection still owns its pid (a newer one may have taken over).
+SET_IF_OWNER = """
+local cur = redis.call('GET', KEYS[1])
+if cur and cjson.decode(cur)['owner'] ~= ARGV[2] then return 0 end
+if ARGV[1] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) end
+return 1
+"""
+
+
+def _id(text: str) -> tuple[int, int]:
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _head(namespace: str, attachments: int) -> str:
+    """The Socket.IO packet text before its JSON: type, attachments, namespace."""
+    head = f"45{attachments}-" if attachments else "42"
+    return head + (namespace + "," if namespace != "/" else "")
+
+
+class RedisAdapter:
+    """Group emits and recovery state on Redis, shared by every process with the same `prefix`.
+
+    `await adapter.start(hub)` connects (a clear error if Redis cannot be
+    reached) and starts the reader and writer; `window` is the recovery
+    window in ms (0: off); `max_packets` bounds the stream.
+    """
+
+    def __init__(self, url: str, *, prefix: str = "board", window: int = 120_000,
+                 max_packets: int = 10_000, max_queue: int = 100_000):
+        import redis.asyncio as redis  # only a cluster needs it
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        # No retries inside the client: an outage is handled here, without holding up local clients.
+        self.redis = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=None,
+                                          retry=Retry(NoBackoff(), 0))
+        self.url = url
+        self.prefix = prefix
+        self.window = window
+        self.max_packets = max_packets
+        self.max_queue = max_queue
+        self.stream = f"{prefix}:emits"
+        self.online_key = f"{prefix}:online"
+        self.process = secrets.token_hex(6)
+        self.hub: Hub | None = None
+        self.last_id = "0-0"               # the last stream entry this process has delivered
+        self.live: dict[str, Socket] = {}  # pid -> local socket
+        self._queue: deque[tuple] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: list[asyncio.Task] = []
+        self.reachable = False
+        self._set_if_owner = self.redis.register_script(SET_IF_OWNER)
+
+    @property
+    def recovering(self) -> bool:
+        return self.window > 0
+
+    # -- life cycle ----------------------------------------------------
+
+    async def start(self, hub: "Hub") -> None:
+        self.hub = hub
+        try:
+            await self.redis.ping()
+            last = await self.redis.xrevrange(self.stream, count=1)
+        except Exception as exc:
+            raise RuntimeError(f"cannot reach Redis at {self.url}: {exc}") from None
+        self.last_id = last[0][0].decode() if last else "0-0"
+        self.reachable = True
+        self._push(("alive",))
+        self._tasks = [asyncio.ensure_future(self._read()), asyncio.ensure_future(self._write())]
+
+    async def stop(self) -> None:
+        try:
+            await asyncio.wait_for(self.flush(), 5)
+        except asyncio.TimeoutError:
+            log.warning("stopping with %d Redis writes not done", len(self._queue))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await asyncio.wait_for(self.redis.hdel(self.online_key, self.process), 2)
+        except Exception:
+            pass
+        await self.redis.aclose()
+
+    # -- emits ---------------------------------------------------------
+
+    def start_offset(self) -> str:
+        return self.last_id
+
+    @staticmethod
+    def new_pid() -> str:
+        return secrets.token_urlsafe(18)
+
+    def broadcast(self, group: Broadcast, data: list) -> int:
+        """Append the emit to the stream; every process delivers it when it reads it back."""
+        namespace = group.namespace.name
+        text, *buffers = encode_packet(Packet(EVENT, namespace, data))
+        head = _head(namespace, len(buffers))
+        fields: dict[str, Any] = {"n": namespace, "h": head, "b": text[len(head):],
+                                  "i": json.dumps(sorted(group.include)), "x": json.dumps(sorted(group.exclude))}
+        for k, buffer in enumerate(buffers):
+            fields[f"a{k}"] = buffer
+        self._push(("xadd", fields))
+        return len(group.sockets())
+
+    def send_own(self, socket: "Socket", data: list) -> None:
+        """A socket's own emit travels as an emit to its room, so that it is in the log too."""
+        self.broadcast(Broadcast(socket.namespace, {socket.id}), data)
+
+    def _deliver(self, entry_id: str, fields: dict) -> None:
+        hub = self.hub
+        namespace = hub.namespaces.get(fields[b"n"].decode()) if hub is not None else None
+        if namespace is None:
+            return
+        group = Broadcast(namespace, set(json.loads(fields[b"i"])), set(json.loads(fields[b"x"])))
+        targets = group.sockets()
+        if targets:
+            hub.stats.broadcast(len(targets))
+            out, plain = self._outgoing(entry_id, fields)
+            deliver(targets, out, lambda: plain)
+
+    @staticmethod
+    def _outgoing(entry_id: str, fields: dict) -> tuple[Outgoing, Any]:
+        head, body = fields[b"h"].decode(), fields[b"b"].decode()
+        buffers = [fields[f"a{k}".encode()] for k in range(len(fields) - 5)]
+        with_offset = Outgoing([f'{head}{body[:-1]},"{entry_id}"]', *buffers])
+        return with_offset, Outgoing([head + body, *buffers])
+
+    # -- recovery ------------------------------------------------------
+
+    def _state_key(self, pid: str) -> str:
+        return f"{self.prefix}:socket:{pid}"
+
+    def _write_state(self, socket: "Socket", ttl_ms: int) -> None:
+        data = socket._data
+        try:
+            json.dumps(data)
+        except (TypeError, ValueError):
+            log.warning("%r: socket.data is not JSON; it will not be recovered", socket)
+            data = None
+        state = json.dumps({"sid": socket.id, "ns": socket.namespace.name, "rooms": sorted(socket.joined or ()),
+                            "data": data, "start": socket._start, "owner": self._owner(socket)})
+        self._push(("state", self._state_key(socket.pid), state, self._owner(socket), ttl_ms))
+
+    def _owner(self, socket: "Socket") -> str:
+        return f"{self.process}:{id(socket)}"
+
+    def connected(self, socket: "Socket") -> None:
+        if socket.namespace.name == "/":
+            self._push(("online",))
+        if socket.pid is not None:
+            self.live[socket.pid] = socket
+            self._write_state(socket, self._ttl())
+
+    def rooms_changed(self, socket: "Socket") -> None:
+        self._write_state(socket, self._ttl())
+
+    def lost(self, socket: "Socket", reason: str) -> None:
+        if socket.namespace.name == "/":
+            self._push(("online",))
+        if socket.pid is None:
+            return
+        if self.live.get(socket.pid) is socket:
+            del self.live[socket.pid]
+        if reason in RECOVERABLE:
+            self._write_state(socket, self.window)
+        else:
+            self._push(("state", self._state_key(socket.pid), "", self._owner(socket), 0))
+
+    def _ttl(self) -> int:
+        """How long a connected socket's state outlives its process: the window, plus a heartbeat to be seen dead."""
+        return self.window + 2 * self.hub.engine.ping_interval
+
+    async def restore(self, namespace: str, pid: Any, offset: Any) -> tuple[Saved, list[Outgoing]] | None:
+        if not isinstance(pid, str) or len(pid) > MAX_PID_LENGTH:
+            log.info("recovery refused: malformed pid")
+            return None
+        if offset is not None and (not isinstance(offset, str) or not STREAM_ID.match(offset)):
+            log.info("recovery refused for %s…: malformed offset %r", pid[:6], str(offset)[:24])
+            return None
+        old = self.live.get(pid)
+        if old is not None:
+            old.client.session.close("transport close", notify=False)  # back before its old connection died
+        try:
+            await self.flush()
+            raw = await self.redis.getdel(self._state_key(pid))
+            if raw is None:
+                log.info("recovery refused: unknown pid %s…", pid[:6])
+                return None
+            state = json.loads(raw)
+            after = offset if offset is not None and _id(offset) > _id(state["start"]) else state["start"]
+            info = await self.redis.xinfo_stream(self.stream)
+            deleted = info.get("max-deleted-entry-id", b"0-0")
+            if _id(deleted.decode() if isinstance(deleted, bytes) else str(deleted)) > _id(after):
+                log.info("recovery refused for %s…: the log no longer holds offset %s", pid[:6], after)
+                return None
+            missed = await self._missed(state, after)
+        except Exception as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            log.warning("recovery of %s… failed: %s", pid[:6], exc)
+            return None
+        if state["ns"] != namespace:
+            return None
+        saved = Saved(pid, state["sid"], namespace, state["rooms"], state["data"], state["start"], None, 0)
+        return saved, missed
+
+    async def _missed(self, state: dict, after: str) -> list[Outgoing]:
+        """The entries after `after` up to what this process has delivered: the rest comes live."""
+        rooms = set(state["rooms"]) | {state["sid"]}
+        missed: list[Outgoing] = []
+        low = after
+        while _id(low) < _id(self.last_id):
+            high = self.last_id
+            for entry_id, fields in await self.redis.xrange(self.stream, "(" + low, high):
+                if fields[b"n"].decode() != state["ns"]:
+                    continue
+                include, exclude = set(json.loads(fields[b"i"])), set(json.loads(fields[b"x"]))
+                if (include and include.isdisjoint(rooms)) or (exclude and not exclude.isdisjoint(rooms)):
+                    continue
+                missed.append(self._outgoing(entry_id.decode(), fields)[0])
+            low = high
+        return missed
+
+    # -- the cluster ---------------------------------------------------
+
+    async def count(self) -> int:
+        """Sockets of the main namespace on every live process."""
+        await self.flush()
+        counts = await self.redis.hgetall(self.online_key)
+        if not counts:
+            return 0
+        alive = await self.redis.mget([f"{self.prefix}:alive:{p.decode()}" for p in counts])
+        dead = [p for p, a in zip(counts, alive) if a is None and p.decode() != self.process]
+        if dead:  # processes that stopped answering: their sockets are gone
+            await self.redis.hdel(self.online_key, *dead)
+        return sum(int(n) for p, n in counts.items() if p not in dead)
+
+    def tick(self) -> None:
+        """Each heartbeat: say this process is alive, and keep its sockets' state from expiring."""
+        self._push(("alive",))
+        for socket in self.live.values():
+            self._push(("touch", self._state_key(socket.pid), self._ttl()))
+
+    # -- the writer and the reader ------------------------------------
+
+    def _push(self, op: tuple) -> None:
+        if len(self._queue) >= self.max_queue:
+            log.error("Redis write queue full (%d): dropping %s", self.max_queue, op[0])
+            return
+        self._queue.append(op)
+        self._idle.clear()
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is written (or given up on)."""
+        await self._idle.wait()
+
+    async def _write(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), 512))]
+                try:
+                    if not self.reachable:  # the reader tells when it is back
+                        self._deliver_locally(batch)
+                        continue
+                    try:
+                        await self._send(batch)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        self._unreachable(exc)
+                        self._deliver_locally(batch)
+                except Exception:
+                    log.exception("writing to Redis failed; %d operations dropped", len(batch))
+            self._idle.set()
+
+    def _unreachable(self, exc: Exception) -> None:
+        if self.reachable:
+            log.error("Redis unreachable (%s): emits reach this process's clients only, without "
+                      "recovery offsets, and sockets' state is not saved, until it is back", exc)
+            self.reachable = False
+
+    def _reachable_again(self) -> None:
+        """Redis answers again: write what this process holds (its count, its sockets' state)."""
+        log.warning("Redis reachable again")
+        self.reachable = True
+        self._push(("alive",))
+        self._push(("online",))
+        for socket in self.live.values():
+            self._write_state(socket, self._ttl())
+
+    async def _send(self, batch: list[tuple]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for op in batch:
+            kind = op[0]
+            if kind == "xadd":
+                pipe.xadd(self.stream, op[1], maxlen=self.max_packets, approximate=True)
+            elif kind == "state":
+                await self._set_if_owner(keys=[op[1]], args=[op[2], op[3], op[4]], client=pipe)
+            elif kind == "touch":
+                pipe.pexpire(op[1], op[2])
+            elif kind == "online":  # the count as it is now: right again after an outage
+                pipe.hset(self.online_key, self.process, self.hub.count)
+            elif kind == "alive":
+                pipe.set(f"{self.prefix}:alive:{self.process}", 1, px=3 * self.hub.engine.ping_interval)
+        await pipe.execute()
+
+    def _deliver_locally(self, batch: list[tuple]) -> None:
+        """Redis is away: this process's own emits still reach its own sockets (without offsets)."""
+        hub = self.hub
+        for op in batch:
+            if op[0] != "xadd":
+                continue
+            fields = op[1]
+            namespace = hub.namespaces.get(fields["n"])
+            if namespace is None:
+                continue
+            buffers = [fields[f"a{k}"] for k in range(len(fields) - 5)]
+            plain = Outgoing([fields["h"] + fields["b"], *buffers])
+            group = Broadcast(namespace, set(json.loads(fields["i"])), set(json.loads(fields["x"])))
+            for socket in group.sockets():
+                socket.client.session.send(plain)
+
+    async def _read(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                found = await self.redis.xread({self.stream: self.last_id}, count=1000, block=2000)
+                delay = 0.1
+                if not self.reachable:
+                    self._reachable_again()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._unreachable(exc)
+                log.debug("reading the Redis stream failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            for _, entries in found or ():
+                for entry_id, fields in entries:
+                    self.last_id = entry_id.decode()
+                    try:
+                        self._deliver(self.last_id, fields)
+                    except Exception:
+                        log.exception("a stream entry that does not parse was dropped: %s", self.last_id)

@@ -1,0 +1,220 @@
+"""Two hubs, one Redis: group emits, rooms, counts and recovery across processes.
+
+Each hub has its own HTTP server and its own RedisAdapter, as two processes of
+a cluster would; they share only a real redis-server started for the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+
+import pytest
+import tornado.web
+from conftest import Recorder, raw_websocket, until
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_support import RedisServer  # noqa: E402
+
+from handlers import Hub  # noqa: E402
+from handlers.redis_adapter import RedisAdapter  # noqa: E402
+
+pytestmark = pytest.mark.gen_test(timeout=30)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    with RedisServer(tmp_path) as server:
+        yield server
+
+
+class Node:
+    """One process of the cluster: a hub on its own port with a Redis adapter."""
+
+    def __init__(self, url: str, prefix: str = "test"):
+        self.hub = Hub(ping_interval=300, ping_timeout=300, adapter=RedisAdapter(url, prefix=prefix))
+        hub = self.hub
+
+        @hub.on("join")
+        def join(socket, room):
+            socket.join(room)
+
+        @hub.on("shout")
+        def shout(socket, n):
+            hub.emit("shout", n)
+
+        self.server = None
+        self.url = ""
+
+    async def start(self) -> "Node":
+        await self.hub.start()
+        sock, port = bind_unused_port()
+        self.server = HTTPServer(tornado.web.Application(self.hub.routes()))
+        self.server.add_sockets([sock])
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def stop(self) -> None:
+        self.server.stop()
+        self.hub.close()
+        await self.hub.stop()
+
+
+@pytest.fixture
+def cluster(io_loop, redis_server):
+    nodes = [Node(redis_server.url), Node(redis_server.url)]
+    for node in nodes:
+        io_loop.run_sync(node.start)
+    yield nodes
+    for node in nodes:
+        io_loop.run_sync(node.stop)
+
+
+async def connected(url: str, *events: str) -> Recorder:
+    return await Recorder(events).connect(url, transports=["websocket"])
+
+
+async def test_a_broadcast_reaches_every_client_of_every_process_once_in_order(cluster):
+    a, b = cluster
+    on_a, on_b = await connected(a.url, "shout"), await connected(b.url, "shout")
+    try:
+        for n in range(20):
+            await on_a.client.emit("shout", n)   # each handled on process a, emitted to the cluster
+        got_a = [await on_a.next("shout") for _ in range(20)]
+        got_b = [await on_b.next("shout") for _ in range(20)]
+        assert got_a == got_b == list(range(20))
+        assert on_b.queues["/shout"].empty()
+    finally:
+        await on_a.close()
+        await on_b.close()
+
+
+async def test_rooms_and_counts_are_the_clusters(cluster):
+    a, b = cluster
+    blue, other = await connected(b.url, "news"), await connected(a.url, "news")
+    try:
+        await blue.client.emit("join", "blue")
+        await until(lambda: any("blue" in s.rooms for s in b.hub.sockets.values()))
+        a.hub.to("blue").emit("news", "for blue")
+        a.hub.emit("news", "for all")
+        assert await blue.next("news") == "for blue"
+        assert await blue.next("news") == "for all"
+        assert await other.next("news") == "for all"
+        assert await a.hub.fetch_count() == await b.hub.fetch_count() == 2
+    finally:
+        await blue.close()
+        await other.close()
+    await until(lambda: not a.hub.sockets and not b.hub.sockets)
+    assert await a.hub.fetch_count() == 0
+
+
+class RawClient:
+    """socket.io-client's recovery, by hand: keeps pid and offset, comes back with both."""
+
+    def __init__(self):
+        self.pid = self.offset = self.sid = None
+        self.ws = None
+
+    async def connect(self, url: str) -> dict:
+        self.ws = await raw_websocket(url)
+        assert (await self.ws.read_message()).startswith("0{")
+        auth = {"pid": self.pid, "offset": self.offset} if self.pid else None
+        await self.ws.write_message("40" + (json.dumps(auth) if auth else ""))
+        ack = json.loads((await self.packet())[2:])
+        self.sid, self.pid = ack["sid"], ack["pid"]
+        return ack
+
+    async def packet(self) -> str:
+        while (message := await self.ws.read_message()) == "2":
+            await self.ws.write_message("3")
+        assert message is not None
+        return message
+
+    async def event(self) -> list:
+        args = json.loads((await self.packet())[2:])
+        self.offset = args.pop()
+        return args
+
+
+async def test_a_client_of_a_process_that_dies_recovers_on_another(cluster):
+    a, b = cluster
+    client = RawClient()
+    first = await client.connect(a.url)
+    await client.ws.write_message('42["join","blue"]')
+    await until(lambda: "blue" in a.hub.sockets[client.sid].rooms)
+    b.hub.emit("news", 1)
+    assert await client.event() == ["news", 1]
+    # Process a "dies": its socket never says goodbye, so nothing is written at close.
+    # What b needs must already be in Redis.
+    await a.hub.adapter.flush()
+    a.server.stop()
+    b.hub.emit("news", 2)
+    b.hub.to("blue").emit("blue", "only for blue")
+    b.hub.to("red").emit("red", "not for it")
+    await b.hub.adapter.flush()
+    again = await client.connect(b.url)
+    assert again == first
+    assert [await client.event() for _ in range(2)] == [["news", 2], ["blue", "only for blue"]]
+    restored = b.hub.sockets[client.sid]
+    assert restored.recovered and restored.rooms == {client.sid, "blue"}
+    b.hub.emit("news", 3)
+    assert await client.event() == ["news", 3]
+
+
+async def test_redis_down_serves_local_clients_and_the_cluster_catches_up(cluster, redis_server, caplog):
+    a, b = cluster
+    on_a, on_b = await connected(a.url, "news"), await connected(b.url, "news")
+    try:
+        with caplog.at_level(logging.WARNING, logger="board.redis"):
+            redis_server.stop()
+            a.hub.emit("news", "while Redis is down")
+            assert await on_a.next("news") == "while Redis is down"  # local clients keep being served
+            assert "Redis unreachable" in caplog.text
+            redis_server.start()
+            for n in range(50):  # until the writer and reader are back on the new Redis
+                a.hub.emit("news", n)
+                await asyncio.sleep(0.05)  # paced, bounded: at most 2.5 s
+                if not on_b.queues["/news"].empty():
+                    break
+            got = await on_b.next("news")
+            assert isinstance(got, int)
+    finally:
+        await on_a.close()
+        await on_b.close()
+
+
+async def test_a_stream_entry_that_does_not_parse_is_dropped_and_delivery_goes_on(cluster, caplog):
+    a, b = cluster
+    on_b = await connected(b.url, "news")
+    try:
+        with caplog.at_level(logging.ERROR, logger="board.redis"):
+            await a.hub.adapter.redis.xadd(a.hub.adapter.stream, {"garbage": "1"})
+            a.hub.emit("news", "after the garbage")
+            assert await on_b.next("news") == "after the garbage"
+        assert "does not parse" in caplog.text
+    finally:
+        await on_b.close()
+
+
+async def test_every_key_is_under_the_prefix(cluster):
+    a, _ = cluster
+    await a.hub.adapter.redis.set("another-app:key", "untouched")
+    client = await connected(a.url, "news")
+    a.hub.emit("news", 1)
+    await client.next("news")
+    await client.close()
+    await a.hub.adapter.flush()
+    keys = sorted(k.decode() for k in await a.hub.adapter.redis.keys("*"))
+    assert [k for k in keys if not k.startswith("test:")] == ["another-app:key"]
+    assert await a.hub.adapter.redis.get("another-app:key") == b"untouched"
+
+
+async def test_an_unreachable_redis_is_a_clear_error_at_start():
+    node = Node("redis://127.0.0.1:1/0")
+    with pytest.raises(RuntimeError, match="cannot reach Redis"):
+        await node.hub.start()
