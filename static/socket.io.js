@@ -11,7 +11,10 @@
  *
  * Transport: WebSocket first; HTTP long-polling when WebSocket is missing, fails before the Engine.IO
  * handshake, or does not open within options.wsTimeout. A WebSocket failure on an origin is remembered
- * in sessionStorage so later connections of the page session go straight to polling.
+ * in sessionStorage so later connections of the page session go straight to polling. On polling, the
+ * client probes WebSocket again in the background (options.probeInterval, doubling on each failure up
+ * to options.probeIntervalMax) and moves the same session to it when a probe succeeds (the Engine.IO
+ * upgrade): no reconnection, no message lost or reordered; the remembered failure is then forgotten.
  */
 (function (global) {
   'use strict';
@@ -154,6 +157,19 @@
     }
   }
 
+  function forgetWsFailed(origin, path) {
+    try {
+      const s = storage();
+      if (s) s.removeItem(wsFailedKey(origin, path));
+    } catch (e) {
+      /* nothing to forget */
+    }
+  }
+
+  // Failed upgrade probes per endpoint, kept across reconnections: a proxy that blocks WebSocket for
+  // good costs one probe per probeIntervalMax, not a fresh series of quick probes per session.
+  const probeFailures = new Map();
+
   class Backoff {
     /** getOpts() returns {min, max, jitter}; read at each use so Manager setters take effect. */
     constructor(getOpts) {
@@ -191,7 +207,9 @@
   class Engine extends Emitter {
     constructor(opts) {
       super();
-      this.opts = opts; // origin, path, query, transports, wsTimeout, withCredentials, extraHeaders
+      // origin, path, query, transports, wsTimeout, withCredentials, extraHeaders,
+      // probeInterval, probeIntervalMax, randomizationFactor
+      this.opts = opts;
       this.readyState = 'opening';
       this.transport = null; // {name: "websocket" | "polling"} once open
       this.id = null;
@@ -203,8 +221,13 @@
       this._wsFailed = false;
       this._pingTimer = null;
       this._xhrs = new Set();
-      this._outbox = []; // polling: encoded packets waiting for a POST
+      this.upgrades = [];
+      this._outbox = []; // polling: packets (strings, ArrayBuffers) waiting for a POST
       this._posting = false;
+      this._polling = false; // a GET in flight
+      this._probeWs = null; // the WebSocket trying to take the session over from polling
+      this._probeTimer = null;
+      this._paused = false; // the probe succeeded: polling winds down, then the WebSocket takes over
       this._postXhr = null; // the POST in flight
       this._afterPost = null; // the closing POST, waiting for the one in flight
     }
@@ -365,12 +388,19 @@
         this._opened('polling');
         for (let i = 1; i < packets.length && this.readyState === 'open'; i++) this._onPacket(packets[i]);
         this._poll();
+        this._scheduleProbe();
       });
     }
 
     _poll() {
-      if (this.readyState !== 'open') return;
+      if (this.readyState !== 'open' || this.transport.name !== 'polling') return;
+      if (this._paused) {
+        this._upgradeWhenIdle();
+        return;
+      }
+      this._polling = true;
       this._request('GET', this._url('polling', { sid: this.id, t: cacheBuster() }), null, (err, text) => {
+        this._polling = false;
         if (this.readyState !== 'open') return;
         if (err) {
           this._onClose('transport error', err);
@@ -390,11 +420,12 @@
 
     _flushOutbox() {
       if (this._posting || !this._outbox.length || this.readyState !== 'open') return;
+      if (this._paused || this.transport.name !== 'polling') return;
       // As many packets as fit in the server's maxPayload (at least one).
       let body = '';
       let n = 0;
       while (n < this._outbox.length) {
-        const add = this._outbox[n];
+        const add = Engine.encodeForPolling(this._outbox[n]);
         if (n > 0 && body.length + 1 + add.length > this.maxPayload) break;
         body += (n > 0 ? SEPARATOR : '') + add;
         n++;
@@ -412,8 +443,128 @@
           this._onClose('transport error', err);
           return;
         }
-        this._flushOutbox();
+        if (this._paused) this._upgradeWhenIdle();
+        else this._flushOutbox();
       });
+    }
+
+    static encodeForPolling(packet) {
+      return typeof packet === 'string' ? packet : 'b' + toBase64(packet);
+    }
+
+    // ---- the upgrade: back from polling to WebSocket on the same session ----
+    //
+    // As engine.io-client does: a WebSocket opened with our sid sends "2probe"; on "3probe", polling
+    // pauses (the GET in flight returns, the server answers it with a noop; the POST in flight ends),
+    // then "5" on the WebSocket makes it the session's transport and what polling had queued goes out
+    // on it, in order. A probe that fails leaves polling as it was; the next one comes later each time.
+
+    _canProbe() {
+      const o = this.opts;
+      return this.readyState === 'open' && this.transport.name === 'polling' && !!global.WebSocket &&
+        o.transports.indexOf('websocket') !== -1 && this.upgrades.indexOf('websocket') !== -1 &&
+        o.probeInterval !== false && o.probeInterval >= 0;
+    }
+
+    _scheduleProbe() {
+      clearTimeout(this._probeTimer);
+      this._probeTimer = null;
+      if (!this._canProbe()) return;
+      const o = this.opts;
+      const failures = probeFailures.get(o.origin + o.path) || 0;
+      let ms = Math.min(o.probeIntervalMax, o.probeInterval * Math.pow(2, Math.min(failures, 30)));
+      const jitter = Math.min(1, Math.max(0, o.randomizationFactor || 0));
+      ms = Math.floor(ms * (1 - jitter / 2 + jitter * Math.random()));
+      this._probeTimer = setTimeout(() => this._probe(), ms);
+    }
+
+    _probe() {
+      this._probeTimer = null;
+      if (!this._canProbe()) return;
+      let ws;
+      try {
+        ws = new global.WebSocket(this._url('websocket', { sid: this.id }));
+      } catch (e) {
+        this._probeFailed();
+        return;
+      }
+      ws.binaryType = 'arraybuffer';
+      this._probeWs = ws;
+      // Covers the whole upgrade, the pause included.
+      this._probeTimer = setTimeout(() => this._probeFailed(), this.opts.wsTimeout);
+      ws.onopen = () => {
+        try {
+          ws.send('2probe');
+        } catch (e) {
+          this._probeFailed();
+        }
+      };
+      ws.onmessage = (ev) => {
+        if (ev.data === '3probe' && !this._paused) {
+          this._paused = true;
+          this._upgradeWhenIdle();
+        } else {
+          this._probeFailed();
+        }
+      };
+      ws.onerror = ws.onclose = () => this._probeFailed();
+    }
+
+    _dropProbe() {
+      clearTimeout(this._probeTimer);
+      this._probeTimer = null;
+      const ws = this._probeWs;
+      this._probeWs = null;
+      if (!ws) return;
+      ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+      try {
+        ws.close();
+      } catch (e) {
+        /* already closed */
+      }
+    }
+
+    _probeFailed() {
+      if (!this._probeWs) return;
+      this._dropProbe();
+      const key = this.opts.origin + this.opts.path;
+      probeFailures.set(key, (probeFailures.get(key) || 0) + 1);
+      if (this._paused) {
+        // The server never got "5": polling still carries the session.
+        this._paused = false;
+        if (!this._polling) this._poll();
+        this._flushOutbox();
+      }
+      this._scheduleProbe();
+    }
+
+    /** Paused: once no GET and no POST is in flight, confirm on the WebSocket and switch to it. */
+    _upgradeWhenIdle() {
+      if (!this._paused || this._polling || this._posting || this.readyState !== 'open') return;
+      const ws = this._probeWs;
+      try {
+        ws.send('5');
+      } catch (e) {
+        this._probeFailed();
+        return;
+      }
+      this._probeWs = null;
+      clearTimeout(this._probeTimer);
+      this._probeTimer = null;
+      this._paused = false;
+      this._ws = ws;
+      this.transport = { name: 'websocket' };
+      ws.onopen = null;
+      ws.onmessage = (ev) => this._onWebSocketData(ev.data);
+      ws.onerror = () => this._onWebSocketLost('transport error');
+      ws.onclose = (ev) => this._onWebSocketLost('transport close', {
+        description: 'websocket closed', code: ev && ev.code, reason: ev && ev.reason
+      });
+      probeFailures.delete(this.opts.origin + this.opts.path);
+      forgetWsFailed(this.opts.origin, this.opts.path);
+      const queued = this._outbox.splice(0);
+      for (const packet of queued) this._send(packet);
+      this.emitReserved('upgrade', this.transport);
     }
 
     // ---- both transports ----
@@ -426,6 +577,7 @@
       if (h.pingInterval > 0) this.pingInterval = +h.pingInterval;
       if (h.pingTimeout > 0) this.pingTimeout = +h.pingTimeout;
       if (h.maxPayload > 0) this.maxPayload = +h.maxPayload;
+      this.upgrades = Array.isArray(h.upgrades) ? h.upgrades : [];
     }
 
     _opened(name) {
@@ -476,7 +628,7 @@
           this._onClose('transport error', e);
         }
       } else {
-        this._outbox.push(typeof packet === 'string' ? packet : 'b' + toBase64(packet));
+        this._outbox.push(packet);
         this._flushOutbox();
       }
     }
@@ -492,6 +644,8 @@
     _cleanup() {
       clearTimeout(this._pingTimer);
       this._pingTimer = null;
+      this._dropProbe();
+      this._paused = false;
       this._dropWebSocket();
       this._abortRequests();
       this._outbox = [];
@@ -527,7 +681,7 @@
       }
       if (this.readyState !== 'open') return;
       if (this.transport.name === 'polling') {
-        const body = this._outbox.concat(['1']).join(SEPARATOR);
+        const body = this._outbox.map(Engine.encodeForPolling).concat(['1']).join(SEPARATOR);
         this._outbox = [];
         const url = this._url('polling', { sid: this.id, t: cacheBuster() });
         const last = () => this._request('POST', url, body, function () {}, true);
@@ -746,6 +900,8 @@
         randomizationFactor: 0.5,
         timeout: 20000,
         wsTimeout: 3000,
+        probeInterval: 2000, // first upgrade probe after a fall back to polling; doubles on each failure
+        probeIntervalMax: 60000,
         transports: ['websocket', 'polling'],
         autoConnect: true,
         withCredentials: false,
@@ -814,6 +970,9 @@
         query: this.opts.query,
         transports: this.opts.transports,
         wsTimeout: this.opts.wsTimeout,
+        probeInterval: this.opts.probeInterval,
+        probeIntervalMax: this.opts.probeIntervalMax,
+        randomizationFactor: this.opts.randomizationFactor,
         withCredentials: this.opts.withCredentials,
         extraHeaders: this.opts.extraHeaders
       });
@@ -843,6 +1002,9 @@
         if (this.engine === engine) this._ondata(data);
       });
       engine.on('ping', () => this.emitReserved('ping'));
+      engine.on('upgrade', (transport) => {
+        if (this.engine === engine && this._readyState === 'open') this.emitReserved('transport', transport.name);
+      });
       const t = this.opts.timeout;
       if (t !== false && t !== Infinity && t >= 0) {
         timer = setTimeout(() => {
