@@ -978,6 +978,11 @@
       return this._readyState;
     }
 
+    /** True when this Manager's connection is the one the browser's tabs share (io({shared: true})). */
+    get shared() {
+      return this.engine instanceof PortEngine;
+    }
+
     /** "websocket", "polling", or null while no connection is open. */
     get transport() {
       return this._readyState === 'open' && this.engine ? this.engine.transport.name : null;
@@ -1738,6 +1743,10 @@
       this.ids = 0;
       this.acks = new Map(); // our ack id -> {conn, id}: the tab that emitted and its own id
       this.serverAcks = new Set(); // ack ids of server events no tab has answered yet
+      // Tabs that were connected when the connection dropped and have not connected again yet: what
+      // the server sends (a recovery's missed packets first) waits here for them, so a tab that comes
+      // back later than another misses nothing.
+      this.away = new Map(); // Tab -> [encoded packets]
     }
 
     has(conn) {
@@ -1750,8 +1759,11 @@
       switch (packet.type) {
         case CONNECT:
           if (this.connected) {
+            const missed = this.away.get(conn.tab);
+            this.away.delete(conn.tab);
             this.ready.add(conn);
-            conn.send(encodePacket({ type: CONNECT, nsp: this.nsp, data: { sid: this.sid, recovered: false } }));
+            conn.send(encodePacket({ type: CONNECT, nsp: this.nsp, data: { sid: this.sid, recovered: !!missed } }));
+            if (missed) for (const parts of missed) conn.send(parts);
           } else {
             this.asking.set(conn, packet.data);
             this._connect();
@@ -1813,9 +1825,18 @@
     }
 
     _toReady(packet) {
-      if (!this.ready.size) return;
+      if (!this.ready.size && !this.away.size) return;
       const parts = encodePacket(packet); // ArrayBuffers only here: never a Promise
       for (const conn of this.ready) conn.send(parts);
+      for (const [tab, missed] of this.away) {
+        if (missed.length < 1000) missed.push(parts);
+        else this.away.delete(tab); // too far behind: it will connect as not recovered, and resync
+      }
+    }
+
+    /** The connection dropped: the tabs connected now will be back. */
+    _wentAway() {
+      for (const conn of this.ready) this.away.set(conn.tab, []);
     }
 
     // ---- what the Manager calls (a Socket's interface) ----
@@ -1835,10 +1856,11 @@
           this.sid = packet.data.sid;
           this.connected = true;
           this.sent = false;
-          const answer = encodePacket({ type: CONNECT, nsp: this.nsp, data: { sid: this.sid, recovered: recovered } });
+          if (!recovered) this.away.clear(); // a new server socket: nothing to wait for
           for (const conn of this.asking.keys()) {
+            const back = recovered && this.away.delete(conn.tab);
             this.ready.add(conn);
-            conn.send(answer);
+            conn.send(encodePacket({ type: CONNECT, nsp: this.nsp, data: { sid: this.sid, recovered: back } }));
           }
           this.asking.clear();
           break;
@@ -1864,6 +1886,7 @@
         }
         case DISCONNECT:
           // The server let the socket go: every tab's socket stays down until it connects again.
+          this.away.clear();
           this._toReady(packet);
           this._reset();
           this.io._destroy(this);
@@ -1905,6 +1928,7 @@
         for (const conn of this.conns) conn.upgraded(name);
       });
       m.on('close', (reason, details) => {
+        for (const nsp of Object.keys(this.muxes)) this.muxes[nsp]._wentAway();
         for (const conn of Array.from(this.conns)) conn.drop('close', reason, details && { description: String(details.description || details.message || details) });
       });
       m.on('error', (err) => {
@@ -2040,6 +2064,9 @@
 
     gone() {
       for (const conn of Array.from(this.conns.values())) conn.drop('close', 'transport close');
+      for (const upstream of this.upstreams.values()) {
+        for (const nsp of Object.keys(upstream.muxes)) upstream.muxes[nsp].away.delete(this);
+      }
     }
   }
 

@@ -253,6 +253,8 @@ error_log {prefix}/error.log info;
 events {{ worker_connections 256; }}
 http {{
     access_log {prefix}/access.log;
+    log_format timing '$msec $request_time $status "$request"';
+    access_log {prefix}/timing.log timing;
     client_body_temp_path {prefix}/client_body;
     proxy_temp_path {prefix}/proxy;
     fastcgi_temp_path {prefix}/fastcgi;
@@ -595,3 +597,24 @@ def websocket_handshake_status(port, path="/socket.io/?EIO=4&transport=websocket
         return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def pending_polls(nginx):
+    """(distinct polling sessions, most polling GETs pending at once) in nginx's timing log."""
+    spans, sids = [], set()
+    try:
+        lines = (nginx.prefix / "timing.log").read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        end, took, _status, request = line.split(" ", 3)
+        if not request.startswith('"GET ') or "transport=polling" not in request or "sid=" not in request:
+            continue
+        sids.add(request.split("sid=", 1)[1].split("&", 1)[0].split(" ", 1)[0])
+        spans.append((float(end) - float(took), float(end)))
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    most = pending = 0
+    for _, step in edges:  # at equal times an end (-1) sorts before a start
+        pending += step
+        most = max(most, pending)
+    return len(sids), most

@@ -7,13 +7,29 @@ the board behind nginx that strips Upgrade (polling): 8 tabs, all live and posti
 polling GET for the browser instead of 8; the online count counts browsers; recovery still works.
 """
 
+import asyncio
 import os
 import sys
+import threading
+import uuid
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_support import FeatureApp, browser, pages  # noqa: E402,F401
+from e2e_support import (  # noqa: E402,F401
+    Board,
+    FeatureApp,
+    Nginx,
+    browser,
+    expect,
+    expect_acked,
+    expect_post,
+    pages,
+    pending_polls,
+    post,
+    screenshot,
+    submit,
+)
 from test_socketio_js import PRELUDE  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
@@ -140,3 +156,146 @@ def test_a_tab_leaving_a_namespace_keeps_the_socket_for_the_others(pages, app):
     back = run(third, CONNECT + 'seen.history = await T.ask(window.s, "history", "leave-a");', "leave-c")
     assert back["history"] == [["/", "connect"], ["/", "client namespace disconnect"]], back
     assert back["id"] != a["id"]
+
+
+# --------------------------------------------------------------------------- the board, 8 tabs
+
+
+TABS = 8
+
+WATCH = """() => {
+  window.watch = { disconnects: [], connects: 0 };
+  boardSocket.on("disconnect", (r) => window.watch.disconnects.push(r));
+  boardSocket.on("connect", () => window.watch.connects++);
+}"""
+
+
+@pytest.mark.nginx
+@pytest.mark.timeout(120)
+def test_eight_board_tabs_share_one_polling_connection(pages, tmp_path, request):
+    with Board(tmp_path / "board.db", name=request.node.name, ping_interval=2000, ping_timeout=2000) as board, \
+            Nginx(board.port, tmp_path / "nginx", name=request.node.name, upgrade=False) as nginx:
+        observer = pages.open(board.url, "observer")            # another browser
+        context = pages.new_context()
+        tabs = [pages.open(nginx.url, f"tab{i}", context=context) for i in range(TABS)]
+        for tab in tabs:
+            expect(tab.locator("#transport")).to_have_text("polling")
+            assert tab.evaluate("() => boardSocket.io.shared") is True
+            tab.evaluate(WATCH)
+        # People, not tabs: the browser of 8 tabs is one person, the observer the other.
+        for page in [observer] + tabs:
+            expect(page.locator("#count")).to_have_text("2")
+
+        tag = uuid.uuid4().hex[:8]
+        for i, tab in enumerate(tabs):
+            submit(tab, f"Tab{i}", f"{tag} from tab {i}")
+        for tab in tabs:
+            expect_acked(tab)
+        for page in [observer] + tabs:
+            for i in range(TABS):
+                expect_post(page, f"Tab{i}", f"{tag} from tab {i}", timeout=5000)
+
+        # One Engine.IO session for the browser, so one pending polling GET at a time.
+        sessions, most_pending = pending_polls(nginx)
+        assert (sessions, most_pending) == (1, 1), (sessions, most_pending)
+
+        # The tab that started the worker closes: the others carry on, nobody left.
+        tabs[0].close()
+        post(tabs[-1], "Last", f"{tag} after the first tab closed")
+        for page in [observer] + tabs[1:]:
+            expect_post(page, "Last", f"{tag} after the first tab closed", timeout=5000)
+        for tab in tabs[1:]:
+            assert tab.evaluate("() => window.watch") == {"disconnects": [], "connects": 0}
+            expect(tab.locator("#state")).to_have_text("connected")
+        expect(observer.locator("#count")).to_have_text("2")
+        assert pending_polls(nginx) == (1, 1)
+        screenshot(tabs[-1], "shared-board-tab")
+
+        # The last tab closes: now the person has gone.
+        for tab in tabs[1:]:
+            tab.close()
+        expect(observer.locator("#count")).to_have_text("1", timeout=8000)
+        expect(observer.locator("#news li").last).to_have_text("Someone went home")
+
+
+# --------------------------------------------------------------------------- fall back, recovery
+
+
+def test_without_shared_worker_each_tab_connects_itself(pages, app):
+    # A browser without SharedWorker (Chrome for Android, Safari before 16): io({shared: true}) still works.
+    context = pages.new_context(init="delete window.SharedWorker;")
+    first, second = open_tab(context, app, pages, "first"), open_tab(context, app, pages, "second")
+    a, b = run(first, CONNECT, "alone-a"), run(second, CONNECT, "alone-b")
+    assert a["engine"] == b["engine"] == "Engine"
+    assert a["who"]["engine"] != b["who"]["engine"] and a["id"] != b["id"]
+    assert run(second, 'seen.echo = await T.ask(s, "echo", 1);') == {"echo": 1}
+
+
+class ThreadedFaultProxy:
+    """tests/faultproxy.py's proxy on a loop of its own thread (the browser tests are synchronous)."""
+
+    def __init__(self, port):
+        from faultproxy import FaultProxy
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.proxy = self._call(FaultProxy(port).start())
+
+    def _call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(10)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.proxy.port}/"
+
+    def reset(self):
+        async def reset():
+            return self.proxy.reset(1.0)
+
+        return self._call(reset())
+
+    def stop(self):
+        self._call(self.proxy.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+RECOVERY_WATCH = """() => {
+  window.watch = { disconnects: [], recovered: [] };
+  boardSocket.on("disconnect", (r) => window.watch.disconnects.push(r));
+  boardSocket.on("connect", () => window.watch.recovered.push(boardSocket.recovered));
+}"""
+
+
+@pytest.mark.parametrize("init", ["", "delete window.SharedWorker;"], ids=["shared", "per-tab"])
+def test_the_shared_connection_recovers_after_a_network_cut(pages, tmp_path, request, init):
+    with Board(tmp_path / "board.db", name=request.node.name) as board:
+        proxy = ThreadedFaultProxy(board.port)
+        try:
+            observer = pages.open(board.url, "observer")
+            context = pages.new_context(init=init)
+            tabs = [pages.open(proxy.url, f"tab{i}", context=context) for i in range(2)]
+            for tab in tabs:
+                tab.evaluate(RECOVERY_WATCH)
+            tag = uuid.uuid4().hex[:8]
+            post(observer, "Observer", f"{tag} before")
+            for tab in tabs:
+                expect_post(tab, "Observer", f"{tag} before", timeout=5000)
+            # The network drops the browser's one connection (an RST, no close): posts made meanwhile
+            # reach every tab once, in order, through the worker's recovered socket.
+            assert proxy.reset() >= 1
+            for n in range(5):
+                post(observer, "Observer", f"{tag} during {n}")
+            want = [f"{tag} before"] + [f"{tag} during {n}" for n in range(5)]
+            for tab in tabs:
+                expect(tab.locator("#state")).to_have_text("connected", timeout=10000)
+                expect_post(tab, "Observer", want[-1], timeout=10000)
+                shown = tab.evaluate("(tag) => Array.from(document.querySelectorAll('#posts li.post .text'))"
+                                     ".map((el) => el.textContent).filter((t) => t.startsWith(tag))", tag)
+                assert shown == want
+                watch = tab.evaluate("() => window.watch")
+                assert len(watch["disconnects"]) == 1 and watch["recovered"] == [True], watch
+        finally:
+            proxy.stop()
