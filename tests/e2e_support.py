@@ -408,7 +408,8 @@ class Pages:
         context = self.browser.new_context(viewport={"width": 1000, "height": 760})
         self.contexts.append(context)
         if not websocket:
-            context.add_init_script("delete window.WebSocket;")
+            # A browser that old has no SharedWorker either (the worker would have WebSocket).
+            context.add_init_script("delete window.WebSocket; delete window.SharedWorker;")
         if init:
             context.add_init_script(init)
         return context
