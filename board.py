@@ -142,6 +142,7 @@ class Board:
         hub.on("disconnect", self.gone)
         hub.on("private", self.private)
         hub.on("post", self.post)
+        hub.on("sync", self.sync)
 
     def connected(self, socket: Socket) -> None:
         count = self.hub.count
@@ -161,6 +162,13 @@ class Board:
     def private(self, socket: Socket, data: Any = None) -> None:
         msg = data.get("msg") if isinstance(data, dict) else None
         log.info("private from %s: %r", socket.id, str(msg)[:200])
+
+    def sync(self, socket: Socket, data: Any = None) -> dict:
+        """For a tab that joins a connection its browser already has (shared): the posts after
+        `after` (or the newest) and the online count, which went to the tabs open at the connection."""
+        after = data.get("after") if isinstance(data, dict) else None
+        posts = self.posts.after(after) if type(after) is int and after >= 0 else self.posts.recent()
+        return {"posts": posts, "count": self.hub.count}
 
     async def post(self, socket: Socket, data: Any = None) -> dict:
         checked = check_post(data)

@@ -23,7 +23,8 @@
   // The newest post shown: after a drop whose state the server could not recover,
   // the server sends the posts after it (not the whole history again).
   let lastId = null;
-  const socket = io({ auth: function (cb) { cb(lastId === null ? {} : { after: lastId }); } });
+  // shared: one connection for all the board's tabs of this browser (a SharedWorker), where there is one.
+  const socket = io({ shared: true, auth: function (cb) { cb(lastId === null ? {} : { after: lastId }); } });
   window.boardSocket = socket;
 
   // ---- connection state ----
@@ -150,11 +151,24 @@
     return true;
   }
 
-  // The newest posts on arrival; after a drop, the ones missed since lastId.
-  socket.on('history', function (posts) {
+  function addPosts(posts) {
     if (!Array.isArray(posts)) return;
     posts.forEach(addPost);
     scrollToNewest();
+  }
+
+  // The newest posts on arrival; after a drop, the ones missed since lastId.
+  socket.on('history', addPosts);
+
+  // On a shared connection this tab may join a socket that is already connected: what the server
+  // sent at its arrival (posts, count) went to the tabs open then, so ask. Posts are shown once each.
+  socket.on('connect', function () {
+    if (!socket.io.shared) return;
+    socket.timeout(ACK_TIMEOUT).emit('sync', { after: lastId }, function (err, data) {
+      if (err || !data) return;
+      addPosts(data.posts);
+      setCount(data.count);
+    });
   });
 
   let myLastId = null;

@@ -11,7 +11,10 @@
  *
  * Transport: WebSocket first; HTTP long-polling when WebSocket is missing, fails before the Engine.IO
  * handshake, or does not open within options.wsTimeout. A WebSocket failure on an origin is remembered
- * in sessionStorage so later connections of the page session go straight to polling.
+ * in sessionStorage so later connections of the page session go straight to polling. On polling, the
+ * client probes WebSocket again in the background (options.probeInterval, doubling on each failure up
+ * to options.probeIntervalMax) and moves the same session to it when a probe succeeds (the Engine.IO
+ * upgrade): no reconnection, no message lost or reordered; the remembered failure is then forgotten.
  */
 (function (global) {
   'use strict';
@@ -124,9 +127,16 @@
     return Date.now().toString(36) + stampCounter.toString(36);
   }
 
+  const memory = { // where there is no sessionStorage (a worker): for the life of this global
+    items: new Map(),
+    getItem(k) { return this.items.has(k) ? this.items.get(k) : null; },
+    setItem(k, v) { this.items.set(k, String(v)); },
+    removeItem(k) { this.items.delete(k); }
+  };
+
   function storage() {
     try {
-      return global.sessionStorage || null;
+      return global.sessionStorage || (global.document ? null : memory);
     } catch (e) {
       return null; // access can throw (privacy settings, sandboxed frames)
     }
@@ -153,6 +163,19 @@
       /* storage full or denied: nothing to remember then */
     }
   }
+
+  function forgetWsFailed(origin, path) {
+    try {
+      const s = storage();
+      if (s) s.removeItem(wsFailedKey(origin, path));
+    } catch (e) {
+      /* nothing to forget */
+    }
+  }
+
+  // Failed upgrade probes per endpoint, kept across reconnections: a proxy that blocks WebSocket for
+  // good costs one probe per probeIntervalMax, not a fresh series of quick probes per session.
+  const probeFailures = new Map();
 
   class Backoff {
     /** getOpts() returns {min, max, jitter}; read at each use so Manager setters take effect. */
@@ -191,7 +214,9 @@
   class Engine extends Emitter {
     constructor(opts) {
       super();
-      this.opts = opts; // origin, path, query, transports, wsTimeout, withCredentials, extraHeaders
+      // origin, path, query, transports, wsTimeout, withCredentials, extraHeaders,
+      // probeInterval, probeIntervalMax, randomizationFactor
+      this.opts = opts;
       this.readyState = 'opening';
       this.transport = null; // {name: "websocket" | "polling"} once open
       this.id = null;
@@ -203,8 +228,13 @@
       this._wsFailed = false;
       this._pingTimer = null;
       this._xhrs = new Set();
-      this._outbox = []; // polling: encoded packets waiting for a POST
+      this.upgrades = [];
+      this._outbox = []; // polling: packets (strings, ArrayBuffers) waiting for a POST
       this._posting = false;
+      this._polling = false; // a GET in flight
+      this._probeWs = null; // the WebSocket trying to take the session over from polling
+      this._probeTimer = null;
+      this._paused = false; // the probe succeeded: polling winds down, then the WebSocket takes over
       this._postXhr = null; // the POST in flight
       this._afterPost = null; // the closing POST, waiting for the one in flight
     }
@@ -365,12 +395,19 @@
         this._opened('polling');
         for (let i = 1; i < packets.length && this.readyState === 'open'; i++) this._onPacket(packets[i]);
         this._poll();
+        this._scheduleProbe();
       });
     }
 
     _poll() {
-      if (this.readyState !== 'open') return;
+      if (this.readyState !== 'open' || this.transport.name !== 'polling') return;
+      if (this._paused) {
+        this._upgradeWhenIdle();
+        return;
+      }
+      this._polling = true;
       this._request('GET', this._url('polling', { sid: this.id, t: cacheBuster() }), null, (err, text) => {
+        this._polling = false;
         if (this.readyState !== 'open') return;
         if (err) {
           this._onClose('transport error', err);
@@ -390,11 +427,12 @@
 
     _flushOutbox() {
       if (this._posting || !this._outbox.length || this.readyState !== 'open') return;
+      if (this._paused || this.transport.name !== 'polling') return;
       // As many packets as fit in the server's maxPayload (at least one).
       let body = '';
       let n = 0;
       while (n < this._outbox.length) {
-        const add = this._outbox[n];
+        const add = Engine.encodeForPolling(this._outbox[n]);
         if (n > 0 && body.length + 1 + add.length > this.maxPayload) break;
         body += (n > 0 ? SEPARATOR : '') + add;
         n++;
@@ -412,8 +450,128 @@
           this._onClose('transport error', err);
           return;
         }
-        this._flushOutbox();
+        if (this._paused) this._upgradeWhenIdle();
+        else this._flushOutbox();
       });
+    }
+
+    static encodeForPolling(packet) {
+      return typeof packet === 'string' ? packet : 'b' + toBase64(packet);
+    }
+
+    // ---- the upgrade: back from polling to WebSocket on the same session ----
+    //
+    // As engine.io-client does: a WebSocket opened with our sid sends "2probe"; on "3probe", polling
+    // pauses (the GET in flight returns, the server answers it with a noop; the POST in flight ends),
+    // then "5" on the WebSocket makes it the session's transport and what polling had queued goes out
+    // on it, in order. A probe that fails leaves polling as it was; the next one comes later each time.
+
+    _canProbe() {
+      const o = this.opts;
+      return this.readyState === 'open' && this.transport.name === 'polling' && !!global.WebSocket &&
+        o.transports.indexOf('websocket') !== -1 && this.upgrades.indexOf('websocket') !== -1 &&
+        o.probeInterval !== false && o.probeInterval >= 0;
+    }
+
+    _scheduleProbe() {
+      clearTimeout(this._probeTimer);
+      this._probeTimer = null;
+      if (!this._canProbe()) return;
+      const o = this.opts;
+      const failures = probeFailures.get(o.origin + o.path) || 0;
+      let ms = Math.min(o.probeIntervalMax, o.probeInterval * Math.pow(2, Math.min(failures, 30)));
+      const jitter = Math.min(1, Math.max(0, o.randomizationFactor || 0));
+      ms = Math.floor(ms * (1 - jitter / 2 + jitter * Math.random()));
+      this._probeTimer = setTimeout(() => this._probe(), ms);
+    }
+
+    _probe() {
+      this._probeTimer = null;
+      if (!this._canProbe()) return;
+      let ws;
+      try {
+        ws = new global.WebSocket(this._url('websocket', { sid: this.id }));
+      } catch (e) {
+        this._probeFailed();
+        return;
+      }
+      ws.binaryType = 'arraybuffer';
+      this._probeWs = ws;
+      // Covers the whole upgrade, the pause included.
+      this._probeTimer = setTimeout(() => this._probeFailed(), this.opts.wsTimeout);
+      ws.onopen = () => {
+        try {
+          ws.send('2probe');
+        } catch (e) {
+          this._probeFailed();
+        }
+      };
+      ws.onmessage = (ev) => {
+        if (ev.data === '3probe' && !this._paused) {
+          this._paused = true;
+          this._upgradeWhenIdle();
+        } else {
+          this._probeFailed();
+        }
+      };
+      ws.onerror = ws.onclose = () => this._probeFailed();
+    }
+
+    _dropProbe() {
+      clearTimeout(this._probeTimer);
+      this._probeTimer = null;
+      const ws = this._probeWs;
+      this._probeWs = null;
+      if (!ws) return;
+      ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+      try {
+        ws.close();
+      } catch (e) {
+        /* already closed */
+      }
+    }
+
+    _probeFailed() {
+      if (!this._probeWs) return;
+      this._dropProbe();
+      const key = this.opts.origin + this.opts.path;
+      probeFailures.set(key, (probeFailures.get(key) || 0) + 1);
+      if (this._paused) {
+        // The server never got "5": polling still carries the session.
+        this._paused = false;
+        if (!this._polling) this._poll();
+        this._flushOutbox();
+      }
+      this._scheduleProbe();
+    }
+
+    /** Paused: once no GET and no POST is in flight, confirm on the WebSocket and switch to it. */
+    _upgradeWhenIdle() {
+      if (!this._paused || this._polling || this._posting || this.readyState !== 'open') return;
+      const ws = this._probeWs;
+      try {
+        ws.send('5');
+      } catch (e) {
+        this._probeFailed();
+        return;
+      }
+      this._probeWs = null;
+      clearTimeout(this._probeTimer);
+      this._probeTimer = null;
+      this._paused = false;
+      this._ws = ws;
+      this.transport = { name: 'websocket' };
+      ws.onopen = null;
+      ws.onmessage = (ev) => this._onWebSocketData(ev.data);
+      ws.onerror = () => this._onWebSocketLost('transport error');
+      ws.onclose = (ev) => this._onWebSocketLost('transport close', {
+        description: 'websocket closed', code: ev && ev.code, reason: ev && ev.reason
+      });
+      probeFailures.delete(this.opts.origin + this.opts.path);
+      forgetWsFailed(this.opts.origin, this.opts.path);
+      const queued = this._outbox.splice(0);
+      for (const packet of queued) this._send(packet);
+      this.emitReserved('upgrade', this.transport);
     }
 
     // ---- both transports ----
@@ -426,6 +584,7 @@
       if (h.pingInterval > 0) this.pingInterval = +h.pingInterval;
       if (h.pingTimeout > 0) this.pingTimeout = +h.pingTimeout;
       if (h.maxPayload > 0) this.maxPayload = +h.maxPayload;
+      this.upgrades = Array.isArray(h.upgrades) ? h.upgrades : [];
     }
 
     _opened(name) {
@@ -476,7 +635,7 @@
           this._onClose('transport error', e);
         }
       } else {
-        this._outbox.push(typeof packet === 'string' ? packet : 'b' + toBase64(packet));
+        this._outbox.push(packet);
         this._flushOutbox();
       }
     }
@@ -492,6 +651,8 @@
     _cleanup() {
       clearTimeout(this._pingTimer);
       this._pingTimer = null;
+      this._dropProbe();
+      this._paused = false;
       this._dropWebSocket();
       this._abortRequests();
       this._outbox = [];
@@ -527,7 +688,7 @@
       }
       if (this.readyState !== 'open') return;
       if (this.transport.name === 'polling') {
-        const body = this._outbox.concat(['1']).join(SEPARATOR);
+        const body = this._outbox.map(Engine.encodeForPolling).concat(['1']).join(SEPARATOR);
         this._outbox = [];
         const url = this._url('polling', { sid: this.id, t: cacheBuster() });
         const last = () => this._request('POST', url, body, function () {}, true);
@@ -628,7 +789,8 @@
 
   /** Encode a packet into [string, ...ArrayBuffer], or a Promise of that when Blobs must be read. */
   function encodePacket(packet) {
-    let type = packet.type;
+    // A decoded binary packet (the worker passes them on) is encoded again from its plain type.
+    let type = packet.type === BINARY_EVENT ? EVENT : packet.type === BINARY_ACK ? ACK : packet.type;
     let data = packet.data;
     const buffers = [];
     if ((type === EVENT || type === ACK) && hasBinary(data)) {
@@ -652,8 +814,8 @@
     return !!x && typeof x === 'object' && !Array.isArray(x);
   }
 
-  /** Decode the string part of a packet; throws on anything malformed. */
-  function decodePacket(str) {
+  /** Decode the string part of a packet; throws on anything malformed. fromClient: a tab's packet, in the worker. */
+  function decodePacket(str, fromClient) {
     let i = 0;
     const type = str.charCodeAt(0) - 48;
     if (!(type >= CONNECT && type <= BINARY_ACK)) throw new Error('unknown packet type');
@@ -681,7 +843,7 @@
     const d = packet.data;
     let ok;
     switch (type) {
-      case CONNECT: ok = isObject(d); break;
+      case CONNECT: ok = isObject(d) || (!!fromClient && d === undefined); break;
       case DISCONNECT: ok = d === undefined; break;
       case CONNECT_ERROR: ok = typeof d === 'string' || isObject(d); break;
       case EVENT:
@@ -693,6 +855,38 @@
     }
     if (!ok) throw new Error('invalid payload');
     return packet;
+  }
+
+  /** Engine.IO messages in, Socket.IO packets out: a binary packet is complete with its attachments. */
+  class Decoder {
+    constructor(fromClient) {
+      this.fromClient = !!fromClient;
+      this.pending = null; // a BINARY_EVENT/ACK waiting for its attachments
+    }
+
+    /** The packet `data` completes, or null; throws on anything malformed. */
+    add(data) {
+      if (typeof data === 'string') {
+        if (this.pending) throw new Error('attachment expected');
+        const p = decodePacket(data, this.fromClient);
+        if (p.attachments > 0) {
+          this.pending = { packet: p, buffers: [] };
+          return null;
+        }
+        return p;
+      }
+      const pending = this.pending;
+      if (!pending) throw new Error('unexpected binary message');
+      pending.buffers.push(data);
+      if (pending.buffers.length < pending.packet.attachments) return null;
+      this.pending = null;
+      pending.packet.data = reconstruct(pending.packet.data, pending.buffers);
+      return pending.packet;
+    }
+
+    reset() {
+      this.pending = null;
+    }
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -746,6 +940,8 @@
         randomizationFactor: 0.5,
         timeout: 20000,
         wsTimeout: 3000,
+        probeInterval: 2000, // first upgrade probe after a fall back to polling; doubles on each failure
+        probeIntervalMax: 60000,
         transports: ['websocket', 'polling'],
         autoConnect: true,
         withCredentials: false,
@@ -766,7 +962,7 @@
       this._reconnectTimer = null;
       this._active = new Set(); // sockets that want to be connected
       this._outQueue = []; // encoded packets, in emit order (Blob reads are asynchronous)
-      this._pendingBinary = null; // a BINARY_EVENT/ACK waiting for its attachments
+      this._decoder = new Decoder();
       if (this.opts.autoConnect) this.open();
     }
 
@@ -780,6 +976,11 @@
 
     get readyState() {
       return this._readyState;
+    }
+
+    /** True when this Manager's connection is the one the browser's tabs share (io({shared: true})). */
+    get shared() {
+      return this.engine instanceof PortEngine;
     }
 
     /** "websocket", "polling", or null while no connection is open. */
@@ -808,17 +1009,25 @@
       this.skipReconnect = !this.opts.reconnection;
       this._readyState = 'opening';
       managers.add(this);
-      const engine = new Engine({
+      const engineOpts = {
         origin: this.uri,
         path: this.opts.path,
         query: this.opts.query,
         transports: this.opts.transports,
         wsTimeout: this.opts.wsTimeout,
+        probeInterval: this.opts.probeInterval,
+        probeIntervalMax: this.opts.probeIntervalMax,
+        randomizationFactor: this.opts.randomizationFactor,
         withCredentials: this.opts.withCredentials,
-        extraHeaders: this.opts.extraHeaders
-      });
+        extraHeaders: this.opts.extraHeaders,
+        reconnectionDelay: this.opts.reconnectionDelay,
+        reconnectionDelayMax: this.opts.reconnectionDelayMax,
+        timeout: this.opts.timeout
+      };
+      const port = this.opts.shared ? sharedLink() : null;
+      const engine = port ? new PortEngine(engineOpts, port) : new Engine(engineOpts);
       this.engine = engine;
-      this._pendingBinary = null;
+      this._decoder.reset();
       this._outQueue = [];
       let timer = null;
       engine.on('open', () => {
@@ -843,6 +1052,9 @@
         if (this.engine === engine) this._ondata(data);
       });
       engine.on('ping', () => this.emitReserved('ping'));
+      engine.on('upgrade', (transport) => {
+        if (this.engine === engine && this._readyState === 'open') this.emitReserved('transport', transport.name);
+      });
       const t = this.opts.timeout;
       if (t !== false && t !== Infinity && t >= 0) {
         timer = setTimeout(() => {
@@ -872,26 +1084,9 @@
     _ondata(data) {
       let packet = null;
       try {
-        if (typeof data === 'string') {
-          if (this._pendingBinary) throw new Error('attachment expected');
-          const p = decodePacket(data);
-          if (p.attachments > 0) {
-            this._pendingBinary = { packet: p, buffers: [] };
-          } else {
-            packet = p;
-          }
-        } else {
-          const pending = this._pendingBinary;
-          if (!pending) throw new Error('unexpected binary message');
-          pending.buffers.push(data);
-          if (pending.buffers.length === pending.packet.attachments) {
-            this._pendingBinary = null;
-            packet = pending.packet;
-            packet.data = reconstruct(packet.data, pending.buffers);
-          }
-        }
+        packet = this._decoder.add(data);
       } catch (e) {
-        this._pendingBinary = null;
+        this._decoder.reset();
         if (this.engine) this.engine._onClose('parse error', { description: e.message });
         return;
       }
@@ -927,7 +1122,7 @@
 
     _onclose(reason, details) {
       this._readyState = 'closed';
-      this._pendingBinary = null;
+      this._decoder.reset();
       this._outQueue = [];
       this.backoff.reset();
       this.emitReserved('transport', null);
@@ -985,7 +1180,7 @@
         engine.off();
         engine.close();
       }
-      this._pendingBinary = null;
+      this._decoder.reset();
       this._outQueue = [];
       if (wasOpen) {
         this.emitReserved('transport', null);
@@ -1221,7 +1416,9 @@
       switch (packet.type) {
         case CONNECT:
           if (packet.data && typeof packet.data.sid === 'string') {
-            this._onconnect(packet.data.sid, packet.data.pid);
+            // Through the worker, recovery is the worker's: it says whether the server socket recovered.
+            const viaWorker = this.io.engine instanceof PortEngine;
+            this._onconnect(packet.data.sid, packet.data.pid, viaWorker && packet.data.recovered === true);
           } else {
             this._connectAttempt = 0;
             this.emitReserved('connect_error', new Error(
@@ -1251,10 +1448,10 @@
       }
     }
 
-    _onconnect(id, pid) {
+    _onconnect(id, pid, recovered) {
       this._connectAttempt = 0;
       this.id = id;
-      this.recovered = typeof pid === 'string' && pid === this._pid;
+      this.recovered = !!recovered || (typeof pid === 'string' && pid === this._pid);
       this._pid = typeof pid === 'string' ? pid : undefined;
       this.connected = true;
       this._backoff.reset();
@@ -1363,6 +1560,521 @@
       return this;
     }
     listenersAnyOutgoing() { return this._anyOutgoing.slice(); }
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // One connection for all the tabs of an origin: io({shared: true})
+  // ------------------------------------------------------------------------------------------------
+  //
+  // This very file runs as a SharedWorker (one per origin and script URL in a browser profile). The
+  // worker holds one Manager per endpoint, so one Engine.IO session (one pending GET on polling) and
+  // one server socket per namespace for the whole browser. Each tab keeps its own Manager and Sockets
+  // (handlers, emits, acks, buffering, timeouts are the tab's own); only the tab's engine is replaced by
+  // a PortEngine that carries the tab's Socket.IO packets, encoded as on the wire, to the worker. The
+  // worker joins the tabs' sockets of a namespace onto its one server socket (a Mux): the first CONNECT
+  // (with that tab's auth) goes to the server, later tabs are answered at once with the socket's id;
+  // events from the server go to every tab in the namespace; each tab's acks come back to it alone (the
+  // worker renumbers ack ids); an event the server sends with an ack is answered by the first tab that
+  // acks it. The worker keeps the recovery state (pid, offset) of the server socket. The server socket
+  // leaves when the last tab of the namespace leaves; the connection closes when no tab needs it.
+
+  const IN_WORKER = typeof global.SharedWorkerGlobalScope !== 'undefined' && global instanceof global.SharedWorkerGlobalScope;
+  const SCRIPT_URL = !IN_WORKER && global.document && global.document.currentScript ? global.document.currentScript.src : null;
+  let link; // the tab's port to the worker: undefined until tried, null when sharing is not possible
+
+  /** The port to the worker, made once per page; null where there is no SharedWorker (then each tab connects itself). */
+  function sharedLink() {
+    if (link !== undefined) return link;
+    link = null;
+    if (IN_WORKER || !SCRIPT_URL || typeof global.SharedWorker !== 'function') return null;
+    let worker;
+    try {
+      worker = new global.SharedWorker(SCRIPT_URL, { name: 'socket.io' });
+    } catch (e) {
+      return null; // e.g. the script is on another origin, or workers are blocked
+    }
+    const port = worker.port;
+    const engines = new Map();
+    let next = 1;
+    link = {
+      post(msg) {
+        try {
+          port.postMessage(msg);
+        } catch (e) {
+          report(e); // data that cannot be cloned: dropped, as JSON would drop a function
+        }
+      },
+      add(engine) {
+        engines.set(next, engine);
+        return next++;
+      },
+      remove(id) {
+        engines.delete(id);
+      }
+    };
+    port.onmessage = function (ev) {
+      const msg = ev.data;
+      const engine = msg && engines.get(msg.c);
+      if (engine) engine._onWorker(msg);
+    };
+    worker.onerror = function () {
+      // The worker could not start or died: later connections of this page are its own.
+      link = null;
+      for (const engine of Array.from(engines.values())) engine._onWorker({ t: 'close', reason: 'transport error' });
+    };
+    // The worker must learn when this tab is gone: at pagehide, and through a Web Lock held for the
+    // page's life, which the browser releases however the page ends (crash, kill, closed tab).
+    // "hello" names the lock once the tab holds it, so the worker's request can only come after.
+    const tab = Date.now().toString(36) + Math.random().toString(36).slice(2);
+    try {
+      global.navigator.locks.request('socket.io-tab:' + tab, function () {
+        if (link) link.post({ t: 'hello', tab: tab });
+        return new Promise(function () {});
+      });
+    } catch (e) {
+      /* no locks: pagehide alone */
+    }
+    global.addEventListener('pagehide', function () { link && link.post({ t: 'bye' }); });
+    return link;
+  }
+
+  /** A tab's end of the shared connection, with the Engine's interface that the Manager uses. */
+  class PortEngine extends Emitter {
+    constructor(opts, port) {
+      super();
+      this.opts = opts;
+      this.readyState = 'opening';
+      this.transport = null;
+      this.id = null;
+      this._link = port;
+      this._c = port.add(this);
+    }
+
+    start() {
+      this._link.post({ t: 'open', c: this._c, opts: this.opts });
+    }
+
+    _onWorker(msg) {
+      switch (msg.t) {
+        case 'open':
+          if (this.readyState !== 'opening') return;
+          this.readyState = 'open';
+          this.id = msg.sid;
+          this.transport = { name: msg.transport };
+          this.emitReserved('open');
+          break;
+        case 'data':
+          for (const item of msg.items) {
+            if (this.readyState !== 'open') return;
+            this.emitReserved('message', item);
+          }
+          break;
+        case 'upgrade':
+          if (this.readyState !== 'open') return;
+          this.transport = { name: msg.transport };
+          this.emitReserved('upgrade', this.transport);
+          break;
+        case 'close':
+        case 'error': {
+          const was = this.readyState;
+          this._gone();
+          if (was === 'open') this.emitReserved('close', msg.reason, msg.details);
+          else if (was === 'opening') this.emitReserved('error', Object.assign(new Error(msg.reason), { type: 'TransportError' }));
+          break;
+        }
+      }
+    }
+
+    _gone() {
+      this.readyState = 'closed';
+      this._link.remove(this._c);
+    }
+
+    write(items) {
+      if (this.readyState === 'open') this._link.post({ t: 'data', c: this._c, items: items });
+    }
+
+    close() {
+      if (this.readyState === 'closed') return;
+      const was = this.readyState;
+      this._link.post({ t: 'close', c: this._c });
+      this._gone();
+      if (was === 'open') this.emitReserved('close', 'forced close');
+    }
+
+    abort() {
+      if (this.readyState === 'opening') this.close();
+    }
+
+    _fail(err) {
+      if (this.readyState !== 'opening') return;
+      this.close();
+      this.emitReserved('error', err);
+    }
+
+    _onClose(reason, details) {
+      // The tab could not parse what the worker passed on: this tab's connection ends, not the others'.
+      if (this.readyState !== 'open') return;
+      this._link.post({ t: 'close', c: this._c });
+      this._gone();
+      this.emitReserved('close', reason, details);
+    }
+
+    _beacon() {
+      /* the worker's connection outlives this tab */
+    }
+  }
+
+  // ---- the worker's side ----
+
+  /** One namespace's server socket in the worker, shared by the tabs' sockets of that namespace. */
+  class Mux {
+    constructor(upstream, nsp) {
+      this.upstream = upstream;
+      this.io = upstream.manager;
+      this.nsp = nsp;
+      this.asking = new Map(); // conn -> its CONNECT data, waiting for the server's answer
+      this.ready = new Set(); // conns whose socket is connected
+      this.connected = false;
+      this.sent = false; // our CONNECT is on its way
+      this.sid = undefined;
+      this.pid = undefined; // recovery: the server socket's private id and the last offset seen
+      this.lastOffset = undefined;
+      this.ids = 0;
+      this.acks = new Map(); // our ack id -> {conn, id}: the tab that emitted and its own id
+      this.serverAcks = new Set(); // ack ids of server events no tab has answered yet
+      // Tabs that were connected when the connection dropped and have not connected again yet: what
+      // the server sends (a recovery's missed packets first) waits here for them, so a tab that comes
+      // back later than another misses nothing.
+      this.away = new Map(); // Tab -> [encoded packets]
+    }
+
+    has(conn) {
+      return this.ready.has(conn) || this.asking.has(conn);
+    }
+
+    // ---- from a tab ----
+
+    fromTab(conn, packet) {
+      switch (packet.type) {
+        case CONNECT:
+          if (this.connected) {
+            const missed = this.away.get(conn.tab);
+            this.away.delete(conn.tab);
+            this.ready.add(conn);
+            conn.send(encodePacket({ type: CONNECT, nsp: this.nsp, data: { sid: this.sid, recovered: !!missed } }));
+            if (missed) for (const parts of missed) conn.send(parts);
+          } else {
+            this.asking.set(conn, packet.data);
+            this._connect();
+          }
+          break;
+        case DISCONNECT:
+          this.leave(conn);
+          break;
+        case EVENT:
+        case BINARY_EVENT:
+          if (!this.connected || !this.ready.has(conn)) return; // in flight when the connection dropped
+          if (packet.id !== undefined) {
+            const id = this.ids++;
+            this.acks.set(id, { conn: conn, id: packet.id });
+            packet.id = id;
+          }
+          this.io._packet(packet);
+          break;
+        case ACK:
+        case BINARY_ACK:
+          if (this.connected && this.serverAcks.delete(packet.id)) this.io._packet(packet);
+          break;
+      }
+    }
+
+    leave(conn) {
+      if (!this.has(conn)) return;
+      this.ready.delete(conn);
+      this.asking.delete(conn);
+      for (const [id, ack] of this.acks) if (ack.conn === conn) this.acks.delete(id);
+      if (this.ready.size || this.asking.size) return;
+      // The last tab of the namespace left: so does the server socket.
+      if (this.connected || this.sent) this.io._packet({ type: DISCONNECT, nsp: this.nsp });
+      this._reset();
+      this.io._destroy(this);
+    }
+
+    _connect() {
+      if (this.sent || !this.asking.size) return;
+      this.io._active.add(this);
+      this.io.nsps[this.nsp] = this;
+      if (this.io._readyState !== 'open') {
+        if (this.io._readyState === 'closed' && !this.io._reconnecting) this.io.open();
+        return;
+      }
+      let data = this.asking.values().next().value; // the first tab's auth speaks for the browser
+      if (data === null) data = undefined;
+      if (this.pid) data = Object.assign({}, data, { pid: this.pid, offset: this.lastOffset });
+      this.sent = true;
+      this.io._packet({ type: CONNECT, nsp: this.nsp, data: data });
+    }
+
+    _reset() {
+      this.connected = this.sent = false;
+      this.ready.clear();
+      this.asking.clear();
+      this.acks.clear();
+      this.serverAcks.clear();
+    }
+
+    _toReady(packet) {
+      if (!this.ready.size && !this.away.size) return;
+      const parts = encodePacket(packet); // ArrayBuffers only here: never a Promise
+      for (const conn of this.ready) conn.send(parts);
+      for (const [tab, missed] of this.away) {
+        if (missed.length < 1000) missed.push(parts);
+        else this.away.delete(tab); // too far behind: it will connect as not recovered, and resync
+      }
+    }
+
+    /** The connection dropped: the tabs connected now will be back. */
+    _wentAway() {
+      for (const conn of this.ready) this.away.set(conn.tab, []);
+    }
+
+    // ---- what the Manager calls (a Socket's interface) ----
+
+    _onopen() {
+      this.sent = false;
+      this._connect();
+    }
+
+    _onpacket(packet) {
+      switch (packet.type) {
+        case CONNECT: {
+          if (!packet.data || typeof packet.data.sid !== 'string') return;
+          const pid = typeof packet.data.pid === 'string' ? packet.data.pid : undefined;
+          const recovered = pid !== undefined && pid === this.pid;
+          this.pid = pid;
+          this.sid = packet.data.sid;
+          this.connected = true;
+          this.sent = false;
+          if (!recovered) this.away.clear(); // a new server socket: nothing to wait for
+          for (const conn of this.asking.keys()) {
+            const back = recovered && this.away.delete(conn.tab);
+            this.ready.add(conn);
+            conn.send(encodePacket({ type: CONNECT, nsp: this.nsp, data: { sid: this.sid, recovered: back } }));
+          }
+          this.asking.clear();
+          break;
+        }
+        case EVENT:
+        case BINARY_EVENT: {
+          const args = packet.data;
+          // The offset is ours (the worker's socket recovers), not the tabs'.
+          if (this.pid && packet.id === undefined && args.length > 1 && typeof args[args.length - 1] === 'string') {
+            this.lastOffset = args.pop();
+          }
+          if (packet.id !== undefined) this.serverAcks.add(packet.id);
+          this._toReady(packet);
+          break;
+        }
+        case ACK:
+        case BINARY_ACK: {
+          const ack = this.acks.get(packet.id);
+          if (!ack) return;
+          this.acks.delete(packet.id);
+          if (this.ready.has(ack.conn)) ack.conn.send(encodePacket(Object.assign({}, packet, { id: ack.id })));
+          break;
+        }
+        case DISCONNECT:
+          // The server let the socket go: every tab's socket stays down until it connects again.
+          this.away.clear();
+          this._toReady(packet);
+          this._reset();
+          this.io._destroy(this);
+          break;
+        case CONNECT_ERROR: {
+          const refused = encodePacket(packet);
+          for (const conn of this.asking.keys()) conn.send(refused);
+          this.asking.clear();
+          this.sent = false;
+          if (!this.ready.size) this.io._destroy(this);
+          break;
+        }
+      }
+    }
+
+    _onclose() {
+      // The Upstream drops every tab's connection: their Managers reconnect and CONNECT again.
+      this._reset();
+    }
+
+    _onManagerError() {}
+  }
+
+  /** One endpoint in the worker: its Manager, the tabs' connections (Conns) on it, a Mux per namespace. */
+  class Upstream {
+    constructor(key, opts) {
+      this.key = key;
+      this.conns = new Set();
+      this.muxes = Object.create(null);
+      const m = this.manager = new Manager(opts.origin, Object.assign({}, opts, {
+        // The tabs reconnect (each its own Manager, with its backoff); the worker follows them.
+        autoConnect: false, reconnection: false, shared: false
+      }));
+      m.on('open', () => {
+        for (const conn of this.conns) conn.opened();
+      });
+      m.on('transport', (name) => {
+        if (!name) return;
+        for (const conn of this.conns) conn.upgraded(name);
+      });
+      m.on('close', (reason, details) => {
+        for (const nsp of Object.keys(this.muxes)) this.muxes[nsp]._wentAway();
+        for (const conn of Array.from(this.conns)) conn.drop('close', reason, details && { description: String(details.description || details.message || details) });
+      });
+      m.on('error', (err) => {
+        for (const conn of Array.from(this.conns)) if (!conn.open) conn.drop('error', err && err.message);
+      });
+    }
+
+    attach(conn) {
+      this.conns.add(conn);
+      const m = this.manager;
+      if (m._readyState === 'open') conn.opened();
+      else if (m._readyState === 'closed' && !m._reconnecting) m.open();
+    }
+
+    fromTab(conn, packet) {
+      let mux = this.muxes[packet.nsp];
+      if (!mux) mux = this.muxes[packet.nsp] = new Mux(this, packet.nsp);
+      mux.fromTab(conn, packet);
+    }
+
+    detach(conn) {
+      if (!this.conns.delete(conn)) return;
+      for (const nsp of Object.keys(this.muxes)) this.muxes[nsp].leave(conn);
+      if (!this.conns.size && this.manager._readyState !== 'closed' && !this.manager._active.size) this.manager._close();
+    }
+  }
+
+  /** A tab Manager's connection in the worker (the far end of its PortEngine). */
+  class Conn {
+    constructor(tab, c, upstream) {
+      this.tab = tab;
+      this.c = c;
+      this.upstream = upstream;
+      this.open = false;
+      this.transport = null;
+      this.decoder = new Decoder(true);
+    }
+
+    post(msg) {
+      msg.c = this.c;
+      this.tab.port.postMessage(msg);
+    }
+
+    opened() {
+      if (this.open) return;
+      const engine = this.upstream.manager.engine;
+      this.open = true;
+      this.transport = engine.transport.name;
+      this.post({ t: 'open', sid: engine.id, transport: this.transport });
+    }
+
+    upgraded(name) {
+      if (!this.open || name === this.transport) return;
+      this.transport = name;
+      this.post({ t: 'upgrade', transport: name });
+    }
+
+    send(parts) {
+      if (this.open) this.post({ t: 'data', items: parts });
+    }
+
+    fromTab(items) {
+      if (!this.open) return;
+      for (const item of items) {
+        let packet;
+        try {
+          packet = this.decoder.add(item);
+        } catch (e) {
+          this.drop('close', 'parse error'); // this tab's connection only
+          return;
+        }
+        if (packet) this.upstream.fromTab(this, packet);
+      }
+    }
+
+    /** The worker ends this connection ('close' or 'error' to the tab), leaving the namespaces. */
+    drop(kind, reason, details) {
+      this.tab.conns.delete(this.c);
+      this.upstream.detach(this);
+      this.open = false;
+      this.post({ t: kind, reason: reason, details: details });
+    }
+  }
+
+  /** One tab (one port) in the worker. */
+  class Tab {
+    constructor(port, upstreams) {
+      this.port = port;
+      this.upstreams = upstreams;
+      this.conns = new Map();
+      port.onmessage = (ev) => this._onmessage(ev.data);
+    }
+
+    _onmessage(msg) {
+      if (!msg || typeof msg !== 'object') return;
+      const conn = this.conns.get(msg.c);
+      switch (msg.t) {
+        case 'hello':
+          try {
+            // Granted once the tab holding it is gone, however it went.
+            global.navigator.locks.request('socket.io-tab:' + msg.tab, () => this.gone());
+          } catch (e) {
+            /* no locks: pagehide alone */
+          }
+          break;
+        case 'open': {
+          if (conn || !msg.opts) return;
+          const o = msg.opts;
+          const key = JSON.stringify([o.origin, o.path, o.query, o.transports]);
+          let upstream = this.upstreams.get(key);
+          if (!upstream) {
+            upstream = new Upstream(key, o);
+            this.upstreams.set(key, upstream);
+          }
+          const created = new Conn(this, msg.c, upstream);
+          this.conns.set(msg.c, created);
+          upstream.attach(created);
+          break;
+        }
+        case 'data':
+          if (conn && Array.isArray(msg.items)) conn.fromTab(msg.items);
+          break;
+        case 'close':
+          if (!conn) return;
+          this.conns.delete(msg.c);
+          conn.upstream.detach(conn);
+          break;
+        case 'bye':
+          this.gone();
+          break;
+      }
+    }
+
+    gone() {
+      for (const conn of Array.from(this.conns.values())) conn.drop('close', 'transport close');
+      for (const upstream of this.upstreams.values()) {
+        for (const nsp of Object.keys(upstream.muxes)) upstream.muxes[nsp].away.delete(this);
+      }
+    }
+  }
+
+  if (IN_WORKER) {
+    const upstreams = new Map();
+    global.addEventListener('connect', function (ev) {
+      new Tab(ev.ports[0], upstreams);
+    });
   }
 
   // ------------------------------------------------------------------------------------------------

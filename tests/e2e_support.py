@@ -254,6 +254,8 @@ error_log {prefix}/error.log info;
 events {{ worker_connections 256; }}
 http {{
     access_log {prefix}/access.log;
+    log_format timing '$msec $request_time $status "$request"';
+    access_log {prefix}/timing.log timing;
     client_body_temp_path {prefix}/client_body;
     proxy_temp_path {prefix}/proxy;
     fastcgi_temp_path {prefix}/fastcgi;
@@ -384,12 +386,14 @@ class Pages:
         self.contexts = []
         self.console = open(artifact(f"{self.name}.console.log"), "w", encoding="utf-8")
 
-    def open(self, url, label, websocket=True, wait_connected=True):
-        """Opens the board; websocket=False plays an old browser without WebSocket."""
-        context = self.browser.new_context(viewport={"width": 1000, "height": 760})
-        self.contexts.append(context)
-        if not websocket:
-            context.add_init_script("delete window.WebSocket;")
+    def open(self, url, label, websocket=True, wait_connected=True, init="", context=None):
+        """Opens the board; websocket=False plays an old browser without WebSocket.
+
+        init: a script run before the page's own; context: open the page in this context (tabs of
+        one browser, which share a SharedWorker) instead of a new one.
+        """
+        if context is None:
+            context = self.new_context(websocket, init)
         page = context.new_page()
         page.set_default_timeout(CONNECT_MS)
         page.on("console", lambda msg: self._log(label, f"{msg.type}: {msg.text}"))
@@ -399,6 +403,17 @@ class Pages:
         if wait_connected:
             expect(page.locator("#state")).to_have_text("connected", timeout=CONNECT_MS)
         return page
+
+    def new_context(self, websocket=True, init=""):
+        """A new browser context (like a separate browser), closed with the others."""
+        context = self.browser.new_context(viewport={"width": 1000, "height": 760})
+        self.contexts.append(context)
+        if not websocket:
+            # A browser that old has no SharedWorker either (the worker would have WebSocket).
+            context.add_init_script("delete window.WebSocket; delete window.SharedWorker;")
+        if init:
+            context.add_init_script(init)
+        return context
 
     def _log(self, label, line):
         if not self.console.closed:
@@ -582,3 +597,79 @@ def _accepts(port):
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+# --------------------------------------------------------------------------- client options, nginx reload
+
+
+def io_options_script(options):
+    """An init script that merges `options` into every io(...) call of the page (and its worker).
+
+    For the board page, whose io() call the test cannot edit: e.g. a short probe interval.
+    """
+    import json
+
+    return """
+(() => {
+  const extra = %s;
+  let wrapped;
+  Object.defineProperty(window, "io", {
+    configurable: true,
+    get() { return wrapped; },
+    set(real) {
+      wrapped = function (uri, opts) {
+        if (uri && typeof uri === "object") { opts = uri; uri = undefined; }
+        return real(uri, Object.assign({}, extra, opts));
+      };
+      Object.assign(wrapped, real);
+    },
+  });
+})();
+""" % json.dumps(options)
+
+
+def nginx_reload(nginx, upgrade):
+    """Rewrites the config of a running Nginx (forwarding Upgrade or not) and reloads it (SIGHUP to its PID)."""
+    text = nginx.conf.read_text()
+    if upgrade and UPGRADE_HEADERS not in text:
+        text = text.replace("proxy_read_timeout", UPGRADE_HEADERS + "            proxy_read_timeout", 1)
+    elif not upgrade:
+        text = text.replace(UPGRADE_HEADERS, "")
+    nginx.conf.write_text(text)
+    nginx.proc.send_signal(signal.SIGHUP)
+
+
+def websocket_handshake_status(port, path="/socket.io/?EIO=4&transport=websocket"):
+    """The HTTP status a WebSocket handshake to 127.0.0.1:port gets (101 when it goes through), or None."""
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+            conn.sendall(request.encode())
+            line = conn.recv(200).split(b"\r\n", 1)[0]
+        return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def pending_polls(nginx):
+    """(distinct polling sessions, most polling GETs pending at once) in nginx's timing log."""
+    spans, sids = [], set()
+    try:
+        lines = (nginx.prefix / "timing.log").read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        end, took, _status, request = line.split(" ", 3)
+        if not request.startswith('"GET ') or "transport=polling" not in request or "sid=" not in request:
+            continue
+        sids.add(request.split("sid=", 1)[1].split("&", 1)[0].split(" ", 1)[0])
+        spans.append((float(end) - float(took), float(end)))
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    most = pending = 0
+    for _, step in edges:  # at equal times an end (-1) sorts before a start
+        pending += step
+        most = max(most, pending)
+    return len(sids), most

@@ -81,7 +81,7 @@ def _reversed(data):
 
 
 def make_hub():
-    hub = Hub()
+    hub = Hub(event_rate=1e6, event_burst=10**6)  # the tests drive our client hard, on purpose
     records = defaultdict(list)    # tag -> [n, ...]
     attempts = defaultdict(int)    # tag -> CONNECT attempts seen by the /private middleware
     history = defaultdict(list)    # tag -> [[namespace, "connect" | disconnect reason], ...]

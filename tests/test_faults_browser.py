@@ -39,7 +39,9 @@ def posts_of(page):
 
 
 def cut_and_post_meanwhile(pages, board, proxy, url, transport, texts, break_websocket=False):
-    a = pages.open(url, "A (cut off)", websocket=transport == "websocket")
+    # A page whose WebSocket the test breaks has its own connection: a SharedWorker would keep its own WebSocket.
+    a = pages.open(url, "A (cut off)", websocket=transport == "websocket",
+                   init="delete window.SharedWorker;" if break_websocket else "")
     b = pages.open(board.url, "B")
     post(b, "B", "before the cut")
     expect(a.locator("#posts li.post")).to_have_count(1, timeout=CONNECT_MS)
