@@ -13,10 +13,8 @@ import asyncio
 import logging
 import os
 import signal
-import sqlite3
+import sys
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import tornado.web
@@ -25,14 +23,13 @@ from tornado.log import access_log
 from tornado.options import define, options, parse_command_line
 
 from handlers import Hub, Socket
+from posts import Posts, RedisPosts
 from handlers.drain import drain
 from handlers.logs import use_json_logs
 
 log = logging.getLogger("board")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-HISTORY = 100
-MAX_RESYNC = 1000   # posts sent to a page that comes back without its state (what it keeps)
 MAX_NAME, MAX_TEXT = 40, 2000
 
 define("port", default=8888, help="port to listen on", type=int)
@@ -50,60 +47,9 @@ define("admin", default="", help="USER:BCRYPT_HASH turns on the Socket.IO Admin 
 define("admin_origin", default="https://admin.socket.io", help="origin of the Admin UI (allowed cross-origin)")
 define("admin_readonly", default=False, help="the Admin UI may look but not join, leave or disconnect", type=bool)
 define("trusted_proxies", default="", help="comma-separated proxy addresses whose X-Forwarded-For is believed")
+define("redis", default="", help="redis://HOST:PORT/DB: one process of a cluster sharing that Redis")
+define("redis_prefix", default="board", help="prefix of every Redis key and stream of the board")
 define("log_format", default="text", help="text or json (one JSON object per line)")
-
-
-class Posts:
-    """The board's posts, kept in SQLite so they survive a restart.
-
-    Writes run on one thread of their own (`save`), so a slow disk never
-    stalls the other clients; the recent history is kept in memory, so a
-    reconnect storm does not query the database once per newcomer.
-    """
-
-    def __init__(self, path: str = ":memory:", history: int = MAX_RESYNC):
-        self.db = sqlite3.connect(path, check_same_thread=False)  # used by one thread at a time
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS posts ("
-            " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, text TEXT NOT NULL, ts INTEGER NOT NULL)"
-        )
-        self.db.commit()
-        rows = self.db.execute(
-            "SELECT id, name, text, ts FROM (SELECT * FROM posts ORDER BY id DESC LIMIT ?) ORDER BY id", (history,)
-        ).fetchall()
-        self._recent: deque[dict] = deque(
-            ({"id": i, "name": n, "text": t, "ts": ts} for i, n, t, ts in rows), maxlen=history)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="board-db")
-
-    def _insert(self, name: str, text: str) -> dict:
-        ts = int(time.time() * 1000)
-        with self.db:
-            cursor = self.db.execute("INSERT INTO posts (name, text, ts) VALUES (?, ?, ?)", (name, text, ts))
-        return {"id": cursor.lastrowid, "name": name, "text": text, "ts": ts}
-
-    def add(self, name: str, text: str) -> dict:
-        """Store a post on the calling thread (scripts, tests); the board uses `save`."""
-        message = self._writer.submit(self._insert, name, text).result()
-        self._recent.append(message)
-        return message
-
-    async def save(self, name: str, text: str) -> dict:
-        """Store a post on the writer thread; the loop serves everyone else meanwhile."""
-        message = await asyncio.get_running_loop().run_in_executor(self._writer, self._insert, name, text)
-        self._recent.append(message)  # the single writer finishes in order: so do these
-        return message
-
-    def after(self, post_id: int) -> list[dict]:
-        """The posts after `post_id`, oldest first, from memory (the newest ones a page can hold)."""
-        return [post for post in self._recent if post["id"] > post_id]
-
-    def recent(self, limit: int = HISTORY) -> list[dict]:
-        """The last `limit` posts, oldest first, from memory."""
-        return list(self._recent)[-limit:] if limit < len(self._recent) else list(self._recent)
-
-    def close(self) -> None:
-        self._writer.shutdown(wait=True)
-        self.db.close()
 
 
 def check_post(data: Any) -> tuple[str, str] | str:
@@ -134,7 +80,7 @@ class Board:
     with an error ack and nothing is stored or broadcast. 0 posts: no limit.
     """
 
-    def __init__(self, hub: Hub, posts: Posts, post_limit: tuple[int, float] = (10, 10.0)):
+    def __init__(self, hub: Hub, posts: Posts | RedisPosts, post_limit: tuple[int, float] = (10, 10.0)):
         self.hub = hub
         self.posts = posts
         self.post_limit = post_limit
@@ -144,31 +90,31 @@ class Board:
         hub.on("post", self.post)
         hub.on("sync", self.sync)
 
-    def connected(self, socket: Socket) -> None:
-        count = self.hub.count
+    async def connected(self, socket: Socket) -> None:
+        count = await self.hub.fetch_count()  # the cluster's, whichever process this is
         self.hub.emit("news", {"msg": "One more person is online", "count": count})
         if socket.recovered:
             return  # back after a drop: what it missed is replayed, welcome and posts included
         after = socket.auth.get("after") if isinstance(socket.auth, dict) else None
         if type(after) is int and after >= 0:
-            socket.emit("history", self.posts.after(after))  # a page that has posts up to `after`
+            socket.emit("history", await self.posts.history(after))  # a page that has posts up to `after`
             return
         socket.emit("private", {"msg": f"Welcome, you are person number {count} here"})
-        socket.emit("history", self.posts.recent())
+        socket.emit("history", await self.posts.history())
 
-    def gone(self, socket: Socket, reason: str) -> None:
-        self.hub.emit("news", {"msg": "Someone went home", "count": self.hub.count})
+    async def gone(self, socket: Socket, reason: str) -> None:
+        self.hub.emit("news", {"msg": "Someone went home", "count": await self.hub.fetch_count()})
 
     def private(self, socket: Socket, data: Any = None) -> None:
         msg = data.get("msg") if isinstance(data, dict) else None
         log.info("private from %s: %r", socket.id, str(msg)[:200])
 
-    def sync(self, socket: Socket, data: Any = None) -> dict:
+    async def sync(self, socket: Socket, data: Any = None) -> dict:
         """For a tab that joins a connection its browser already has (shared): the posts after
         `after` (or the newest) and the online count, which went to the tabs open at the connection."""
         after = data.get("after") if isinstance(data, dict) else None
-        posts = self.posts.after(after) if type(after) is int and after >= 0 else self.posts.recent()
-        return {"posts": posts, "count": self.hub.count}
+        posts = await self.posts.history(after if type(after) is int and after >= 0 else None)
+        return {"posts": posts, "count": await self.hub.fetch_count()}
 
     async def post(self, socket: Socket, data: Any = None) -> dict:
         checked = check_post(data)
@@ -186,13 +132,12 @@ class Board:
         if most <= 0:
             return False
         now = time.monotonic()
-        times = socket.data.get("posts")
-        if times is None:
-            times = socket.data["posts"] = deque(maxlen=most)
-        if len(times) == most and now - times[0] < window:
+        times = socket.data.setdefault("posts", [])  # a list: socket.data may be saved as JSON (Redis)
+        if len(times) >= most and now - times[-most] < window:
             self.hub.ops.throttled.fired("posts", "%s posts too fast", socket)
             return True
         times.append(now)
+        del times[:-most]
         return False
 
 
@@ -252,7 +197,7 @@ class IndexHandler(PageHandler):
         self.render("index.html", client_url=f"/socket.io/socket.io.js?v={version}")
 
 
-def make_app(hub: Hub, posts: Posts, post_limit: tuple[int, float] = (10, 10.0),
+def make_app(hub: Hub, posts: Posts | RedisPosts, post_limit: tuple[int, float] = (10, 10.0),
              **settings: Any) -> tornado.web.Application:
     """The board's Tornado application around `hub`: the page, the hub, /metrics, /healthz, /readyz."""
     Board(hub, posts, post_limit)
@@ -275,9 +220,20 @@ async def main() -> None:
     if options.allowed_origins:
         origins = "*" if options.allowed_origins == "*" else options.allowed_origins.split(",")
     proxies = tuple(a.strip() for a in options.trusted_proxies.split(",") if a.strip())
+    cluster: dict = {}
+    if options.redis:
+        from handlers.redis_adapter import RedisAdapter
+
+        adapter = RedisAdapter(options.redis, prefix=options.redis_prefix, window=options.recover_within)
+        cluster = {"adapter": adapter}
     hub = Hub(ping_interval=options.ping_interval, ping_timeout=options.ping_timeout,
               allowed_origins=origins, trusted_proxies=proxies,
-              recover_within=options.recover_within)
+              recover_within=options.recover_within, **cluster)
+    try:
+        await hub.start()
+    except RuntimeError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
     if options.admin:
         from handlers.admin import instrument
 
@@ -285,7 +241,7 @@ async def main() -> None:
         instrument(hub, auth={"username": user, "password": password_hash}, readonly=options.admin_readonly,
                    origins=[options.admin_origin])
         log.info("Admin UI enabled for %s at namespace /admin", options.admin_origin)
-    posts = Posts(options.db)
+    posts = RedisPosts(hub.adapter.redis, options.redis_prefix) if options.redis else Posts(options.db)
     app = make_app(hub, posts, parse_rate(options.post_limit))
     server = app.listen(options.port, address=options.address, xheaders=False)
     log.info("Board listening on http://%s:%d", options.address, options.port)
@@ -309,6 +265,7 @@ async def main() -> None:
     hub.close()
     await asyncio.sleep(0)  # let the close packets leave
     posts.close()
+    await hub.stop()
 
 
 if __name__ == "__main__":
