@@ -261,10 +261,13 @@ http {{
     fastcgi_temp_path {prefix}/fastcgi;
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
+    upstream board {{
+{servers}    }}
     server {{
         listen 127.0.0.1:{port};
         location / {{
-            proxy_pass http://127.0.0.1:{upstream};
+            proxy_pass http://board;
+            proxy_next_upstream error timeout http_503;
             proxy_http_version 1.1;
             proxy_buffering off;
             # The board only accepts its own page's origin: it must see the Host the browser used.
@@ -285,7 +288,8 @@ class Nginx:
     """nginx in front of the board, started with its own config/pid/logs/temp dirs.
 
     upgrade=False: nginx does not forward the Upgrade/Connection headers (like many
-    proxies), so WebSocket handshakes through it cannot succeed.
+    proxies), so WebSocket handshakes through it cannot succeed. `upstream_port` may be
+    a list of ports: plain round robin over them (no ip_hash, no stickiness).
     """
 
     def __init__(self, upstream_port, prefix, name="nginx", upgrade=False, read_timeout="60s"):
@@ -300,7 +304,8 @@ class Nginx:
             NGINX_CONF.format(
                 prefix=self.prefix,
                 port=self.port,
-                upstream=upstream_port,
+                servers="".join(f"        server 127.0.0.1:{p};\n"
+                                for p in (upstream_port if isinstance(upstream_port, list) else [upstream_port])),
                 read_timeout=read_timeout,
                 upgrade=UPGRADE_HEADERS if upgrade else "",
             )
@@ -564,6 +569,7 @@ class RedisServer:
 
     def __init__(self, tmp_path, port=None):
         self.binary = require("redis")["redis"]
+        Path(tmp_path).mkdir(parents=True, exist_ok=True)
         self.dir = str(tmp_path)
         self.port = port or free_port()
         self.proc = None
@@ -576,7 +582,10 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", self.dir], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        wait_until(lambda: _accepts(self.port), timeout, f"redis-server on port {self.port}")
+        wait_until(lambda: _accepts(self.port) or self.proc.poll() is not None, timeout,
+                   f"redis-server on port {self.port}")
+        if self.proc.poll() is not None:
+            pytest.fail(f"redis-server exited with {self.proc.returncode}", pytrace=False)
         return self
 
     def stop(self):

@@ -1,17 +1,18 @@
 // Many official socket.io-client sockets that reconnect by themselves, counting "tick" events.
 //
-//   node recovery.js <url> <default|websocket|polling> <clients> <ticks> [deadline ms]
+//   node recovery.js <url> <default|websocket|polling> <clients> <ticks> [deadline ms] [event]
 //
 // Prints {"ready": true} once every client is connected, then, when every client
 // has received tick number <ticks> (or at the deadline), one JSON summary: per
-// client the ticks received, duplicates, ticks out of order, connects and how many
+// client the ticks received (numbers 1..<ticks>: the data of <event>, "tick" by default, or its `id`), duplicates, ticks out of order, connects and how many
 // of them recovered the session. The pytest side (or bench/) drives the ticks and
 // the network faults and judges the summary.
 "use strict";
 
 const { io } = require("socket.io-client");
 
-const [url, mode, clientsArg, ticksArg, deadlineArg] = process.argv.slice(2);
+const [url, mode, clientsArg, ticksArg, deadlineArg, eventArg] = process.argv.slice(2);
+const EVENT = eventArg || "tick";
 const CLIENTS = Number(clientsArg);
 const TICKS = Number(ticksArg);
 const DEADLINE_MS = Number(deadlineArg || 60000);
@@ -60,7 +61,8 @@ for (let i = 0; i < CLIENTS; i++) {
     check();
   });
   socket.on("connect_error", () => { c.errors += 1; });
-  socket.on("tick", (n) => {
+  socket.on(EVENT, (data) => {
+    const n = data !== null && typeof data === "object" ? data.id : data;
     if (c.seen.has(n)) c.duplicates += 1;
     else if (c.received.length && n < c.received[c.received.length - 1]) c.outOfOrder += 1;
     c.seen.add(n);

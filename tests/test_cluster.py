@@ -1,0 +1,116 @@
+"""The board as a cluster: real `board.py --redis` processes, a real redis-server, nginx round robin.
+
+What a person sees across processes: a post reaches everyone once, the count and
+the history are the cluster's, and a process killed without warning (SIGKILL)
+loses nothing for the WebSocket clients that were on it: they come back through
+the balancer to another process and get what they missed, once, in order.
+"""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import socketio
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_support import NODE_DIR, Board, Nginx, RedisServer, require  # noqa: E402
+
+pytestmark = [pytest.mark.node, pytest.mark.nginx, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    with RedisServer(tmp_path / "redis") as server:
+        yield server
+
+
+def cluster_board(tmp_path, redis_server, name):
+    return Board(tmp_path / f"{name}.db", name=name, ping_interval=1000, ping_timeout=1000,
+                 args=[f"--redis={redis_server.url}", "--redis_prefix=test-board", "--post_limit=0"])
+
+
+async def client(url, *events):
+    sio = socketio.AsyncClient(reconnection=False)
+    got = {event: asyncio.Queue() for event in events}
+    for event, queue in got.items():
+        sio.on(event, queue.put_nowait)
+    await sio.connect(url, transports=["websocket"], wait_timeout=5)
+    return sio, got
+
+
+async def next_of(queue, predicate=lambda data: True):
+    while not predicate(data := await asyncio.wait_for(queue.get(), 10)):
+        pass
+    return data
+
+
+def test_posts_counts_and_history_are_the_clusters(tmp_path, redis_server, request):
+    with cluster_board(tmp_path, redis_server, f"{request.node.name}-a") as a, \
+            cluster_board(tmp_path, redis_server, f"{request.node.name}-b") as b:
+        async def scenario():
+            ann, ann_got = await client(a.url, "message", "news")
+            bob, bob_got = await client(b.url, "message", "news", "history")
+            try:
+                # Bob arrives on b: the count in the news is the cluster's (Ann is on a).
+                news = await next_of(ann_got["news"], lambda n: n["count"] == 2)
+                assert news["msg"] == "One more person is online"
+                ack = await ann.call("post", {"name": "Ann", "text": "from a"}, timeout=5)
+                assert ack["ok"] is True
+                for got in (ann_got, bob_got):
+                    message = await next_of(got["message"])
+                    assert (message["id"], message["text"]) == (ack["id"], "from a")
+                ack2 = await bob.call("post", {"name": "Bob", "text": "from b"}, timeout=5)
+                assert (await next_of(ann_got["message"]))["id"] == ack2["id"]
+                assert (await next_of(bob_got["message"]))["id"] == ack2["id"]
+                assert ann_got["message"].empty() and bob_got["message"].empty()  # once each
+                # A newcomer on a sees the posts made through b, and the other way round.
+                carl, carl_got = await client(a.url, "history")
+                history = await next_of(carl_got["history"])
+                assert [p["text"] for p in history] == ["from a", "from b"]
+                await carl.disconnect()
+            finally:
+                await ann.disconnect()
+                await bob.disconnect()
+        asyncio.run(scenario())
+
+
+def test_a_process_killed_without_warning_loses_nothing_for_its_clients(tmp_path, redis_server, request):
+    node = require("node", "node_modules")["node"]
+    posts, kill_after, clients = 40, 15, 8
+    with cluster_board(tmp_path, redis_server, f"{request.node.name}-a") as a, \
+            cluster_board(tmp_path, redis_server, f"{request.node.name}-b") as b, \
+            Nginx([a.port, b.port], tmp_path / "nginx", name=request.node.name, upgrade=True) as nginx:
+        watchers = subprocess.Popen(
+            [node, str(NODE_DIR / "recovery.js"), nginx.url.rstrip("/"), "websocket", str(clients), str(posts),
+             "60000", "message"], stdout=subprocess.PIPE, text=True)
+        try:
+            assert json.loads(watchers.stdout.readline()) == {"ready": True}
+
+            async def post_all():
+                poster, _ = await client(b.url)
+                try:
+                    for n in range(1, posts + 1):
+                        ack = await poster.call("post", {"name": "P", "text": f"post {n}"}, timeout=5)
+                        assert ack["id"] == n, ack
+                        if n == kill_after:
+                            a.proc.send_signal(signal.SIGKILL)  # no drain, no goodbye
+                            a.proc.wait(5)
+                        await asyncio.sleep(0.02)  # the pace of the posts, not a synchronisation
+                finally:
+                    await poster.disconnect()
+            asyncio.run(post_all())
+            summary = json.loads(watchers.stdout.readline())
+        finally:
+            if watchers.poll() is None:
+                watchers.kill()
+            watchers.wait(5)
+    assert summary["done"] == "all", summary
+    for c in summary["clients"]:
+        assert c["missing"] == 0 and c["duplicates"] == 0 and c["outOfOrder"] == 0, summary
+    comebacks = sum(c["connects"] - 1 for c in summary["clients"])
+    assert comebacks > 0, summary                       # the clients of a did drop ...
+    assert sum(c["recovered"] for c in summary["clients"]) == comebacks, summary  # ... and came back whole
