@@ -74,6 +74,8 @@ class Engine:
         self.on_close = on_close
         self.on_tick = on_tick  # run at each heartbeat tick (the hub closes idle sessions there)
         self.sessions: dict[str, Session] = {}
+        self.sid_prefix = ""   # a cluster's process tag: any process can tell where a session lives
+        self.relay: Any = None  # carries requests for another process's sessions (handlers/relay.py)
         self._dirty: list[Session] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick: asyncio.TimerHandle | None = None
@@ -95,7 +97,7 @@ class Engine:
 
     def open_session(self, environ: dict) -> Session:
         """A new session with an unguessable id; `environ` (headers, query, transport…) goes to `on_open`."""
-        sid = secrets.token_urlsafe(15)
+        sid = self.sid_prefix + secrets.token_urlsafe(15)
         session = Session(self, sid, time.monotonic())
         self.sessions[sid] = session
         self._start()

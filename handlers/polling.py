@@ -49,6 +49,9 @@ class PollingTransport(EngineRequest, RequestHandler):
         if not ok:
             return
         method = self.request.method
+        if self.relayed is not None:
+            self._prepare_relayed(method)
+            return
         if method not in ("GET", "POST"):
             self.fail(BAD_HANDSHAKE_METHOD if session is None else BAD_REQUEST, 400,
                       f"{method} is not a method of this endpoint")
@@ -74,7 +77,42 @@ class PollingTransport(EngineRequest, RequestHandler):
             self.request.connection.set_max_body_size(self.engine.max_payload)
         self.session = session
 
+    def _prepare_relayed(self, method: str) -> None:
+        if method not in ("GET", "POST"):
+            self.fail(BAD_REQUEST, 400, f"{method} is not a method of this endpoint")
+        elif method == "POST":
+            length = self.request.headers.get("Content-Length")
+            if length is not None and (not length.isdigit() or int(length) > self.engine.max_payload):
+                self.fail(BAD_REQUEST, 413, "Payload too large")
+                return
+            self.request.connection.set_max_body_size(self.engine.max_payload)
+
+    async def _relay(self, op: str, body: str | None = None) -> None:
+        """Serve this request at the process that owns the session (handlers/relay.py)."""
+        engine = self.engine
+        timeout = (engine.ping_interval + engine.ping_timeout) / 1000 if op == "get" else 10.0
+        self._waiter = asyncio.ensure_future(engine.relay.request(self.relayed, op, body, timeout))
+        try:
+            status, text = await self._waiter
+        except asyncio.CancelledError:
+            return  # the client went away while we waited
+        finally:
+            self._waiter = None
+        if status == 200:
+            if op == "post":
+                self.set_header("Content-Type", "text/html")
+            self.finish(text)
+        else:
+            self.fail(UNKNOWN_SID if text == "Session ID unknown" else BAD_REQUEST, status, text)
+
     def data_received(self, chunk: bytes) -> None:
+        if self.relayed is not None and not self._finished:
+            self._size += len(chunk)
+            if self._size > self.engine.max_payload:
+                self.fail(BAD_REQUEST, 413, "Payload too large")
+                return
+            self._chunks.append(chunk)
+            return
         if self._finished or self.session is None:
             return
         self._size += len(chunk)
@@ -92,6 +130,9 @@ class PollingTransport(EngineRequest, RequestHandler):
         self.set_status(204)
 
     async def get(self) -> None:
+        if self.relayed is not None:
+            await self._relay("get")
+            return
         session = self.session
         if session is None:
             session = self.engine.open_session(self.environ("polling"))
@@ -117,7 +158,15 @@ class PollingTransport(EngineRequest, RequestHandler):
                 return  # the client went away while we waited
         self.finish(payload)
 
-    def post(self) -> None:
+    async def post(self) -> None:
+        if self.relayed is not None:
+            try:
+                body = b"".join(self._chunks).decode("utf-8")
+            except UnicodeDecodeError:
+                self.fail(BAD_REQUEST, 400, "Bad payload: invalid UTF-8")
+                return
+            await self._relay("post", body)
+            return
         session = self.session
         if session is None:
             return
@@ -151,6 +200,10 @@ class PollingTransport(EngineRequest, RequestHandler):
             waiter.set_result(payload)
 
     def on_connection_close(self) -> None:
+        if self.relayed is not None:
+            if self._waiter is not None:
+                self._waiter.cancel()  # the relay tells the owner to stop waiting for this GET
+            return
         session = self.session
         if session is not None:
             if session.poller is self:

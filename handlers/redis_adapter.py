@@ -5,7 +5,9 @@ one stream under the prefix; every process, the emitting one included, reads
 the stream and delivers each entry to its own sockets, so every process
 delivers the same emits in the same order, each encoded once per process.
 The stream's entry ids are the recovery offsets and the stream is the
-recovery log, readable from any process. A socket's state (id, rooms, data)
+recovery log, readable from any process. Long-polling needs no sticky
+sessions: a request for another process's session is relayed to it
+(handlers/relay.py). A socket's state (id, rooms, data)
 is written to Redis while it is connected, not only when it leaves, so a
 process killed without warning leaves it behind for another to restore.
 
@@ -28,6 +30,7 @@ from .adapter import deliver
 from .broadcast import Broadcast
 from .protocol import EVENT, Outgoing, Packet, encode_packet
 from .recovery import MAX_PID_LENGTH, RECOVERABLE, Saved
+from .relay import TAG_LENGTH, Relay
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -90,6 +93,7 @@ class RedisAdapter:
         self._idle.set()
         self._tasks: list[asyncio.Task] = []
         self.reachable = False
+        self.relay: Relay | None = None
         self._set_if_owner = self.redis.register_script(SET_IF_OWNER)
 
     @property
@@ -107,6 +111,11 @@ class RedisAdapter:
             raise RuntimeError(f"cannot reach Redis at {self.url}: {exc}") from None
         self.last_id = last[0][0].decode() if last else "0-0"
         self.reachable = True
+        # Long-polling without sticky sessions: session ids say which process owns them.
+        tag = self.process[:TAG_LENGTH]
+        hub.engine.sid_prefix = tag
+        hub.engine.relay = self.relay = Relay(self.redis, self.prefix, tag, hub.engine)
+        await self.relay.start()
         self._push(("alive",))
         self._tasks = [asyncio.ensure_future(self._read()), asyncio.ensure_future(self._write())]
 
@@ -118,6 +127,8 @@ class RedisAdapter:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.relay is not None:
+            await self.relay.stop()
         try:
             await asyncio.wait_for(self.redis.hdel(self.online_key, self.process), 2)
         except Exception:

@@ -45,6 +45,7 @@ class EngineRequest:
 
     engine: "Engine"
     request: HTTPServerRequest
+    relayed: str | None = None   # the sid of another process's session this request is for
 
     def initialize(self, engine: "Engine") -> None:
         self.engine = engine
@@ -88,7 +89,12 @@ class EngineRequest:
                 self.fail(BAD_REQUEST, refused[0], refused[1])
                 return False, None
             return True, None
-        session = self.engine.sessions.get(sid[0].decode("latin-1"))
+        sid_text = sid[0].decode("latin-1")
+        session = self.engine.sessions.get(sid_text)
+        if session is None and len(sid) == 1 and self.engine.relay is not None \
+                and self.engine.relay.owner(sid_text) is not None:
+            self.relayed = sid_text  # another process's session: the transport relays the request
+            return True, None
         if session is None or len(sid) != 1:
             self.fail(UNKNOWN_SID)
             return False, None

@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .protocol import (
-    CLOSE, MESSAGE, NOOP, PING, PONG, UPGRADE, Outgoing, ProtocolError,
+    CLOSE, MESSAGE, NOOP, PING, PONG, UPGRADE, Outgoing, ProtocolError, decode_payload,
 )
 
 if TYPE_CHECKING:
@@ -133,6 +133,13 @@ class Session:
             raise ProtocolError("upgrade packet outside an upgrade")
         else:
             raise ProtocolError("open packet from a client")
+
+    def receive_payload(self, payload: str) -> None:
+        """A long-polling payload relayed from another process; ProtocolError if it is bad."""
+        for kind, data in decode_payload(payload):
+            if self.closed:
+                break
+            self.receive(kind, data)
 
     # -- lifecycle -----------------------------------------------------
 

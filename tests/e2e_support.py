@@ -256,6 +256,8 @@ http {{
     access_log {prefix}/access.log;
     log_format timing '$msec $request_time $status "$request"';
     access_log {prefix}/timing.log timing;
+    log_format upstreams '$upstream_addr "$request"';
+    access_log {prefix}/upstreams.log upstreams;
     client_body_temp_path {prefix}/client_body;
     proxy_temp_path {prefix}/proxy;
     fastcgi_temp_path {prefix}/fastcgi;

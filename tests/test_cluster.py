@@ -33,12 +33,12 @@ def cluster_board(tmp_path, redis_server, name):
                  args=[f"--redis={redis_server.url}", "--redis_prefix=test-board", "--post_limit=0"])
 
 
-async def client(url, *events):
+async def client(url, *events, transport="websocket"):
     sio = socketio.AsyncClient(reconnection=False)
     got = {event: asyncio.Queue() for event in events}
     for event, queue in got.items():
         sio.on(event, queue.put_nowait)
-    await sio.connect(url, transports=["websocket"], wait_timeout=5)
+    await sio.connect(url, transports=[transport], wait_timeout=5)
     return sio, got
 
 
@@ -114,3 +114,47 @@ def test_a_process_killed_without_warning_loses_nothing_for_its_clients(tmp_path
     comebacks = sum(c["connects"] - 1 for c in summary["clients"])
     assert comebacks > 0, summary                       # the clients of a did drop ...
     assert sum(c["recovered"] for c in summary["clients"]) == comebacks, summary  # ... and came back whole
+
+
+def test_long_polling_needs_no_sticky_sessions(tmp_path, redis_server, request):
+    """Three processes behind nginx round robin (no ip_hash): each request of a polling session
+    may land on any of them, and the session works, for the official Node and Python clients."""
+    node = require("node", "node_modules")["node"]
+    posts, clients = 20, 4
+    name = request.node.name
+    with cluster_board(tmp_path, redis_server, f"{name}-a") as a, \
+            cluster_board(tmp_path, redis_server, f"{name}-b") as b, \
+            cluster_board(tmp_path, redis_server, f"{name}-c") as c, \
+            Nginx([a.port, b.port, c.port], tmp_path / "nginx", name=name) as nginx:
+        watchers = subprocess.Popen(
+            [node, str(NODE_DIR / "recovery.js"), nginx.url.rstrip("/"), "polling", str(clients), str(posts),
+             "60000", "message"], stdout=subprocess.PIPE, text=True)
+        try:
+            assert json.loads(watchers.stdout.readline()) == {"ready": True}
+
+            async def post_all():
+                poster, got = await client(nginx.url, "message", transport="polling")
+                try:
+                    for n in range(1, posts + 1):
+                        ack = await poster.call("post", {"name": "P", "text": f"post {n}"}, timeout=5)
+                        assert ack["id"] == n, ack
+                    return [(await next_of(got["message"]))["id"] for _ in range(posts)]
+                finally:
+                    await poster.disconnect()
+            assert asyncio.run(post_all()) == list(range(1, posts + 1))
+            summary = json.loads(watchers.stdout.readline())
+        finally:
+            if watchers.poll() is None:
+                watchers.kill()
+            watchers.wait(5)
+        served_by = {}
+        for line in (nginx.prefix / "upstreams.log").read_text().splitlines():
+            upstream, _, req = line.partition(" ")
+            if "transport=polling" in req and "sid=" in req:
+                sid = req.split("sid=", 1)[1].split("&", 1)[0].split(" ", 1)[0]
+                served_by.setdefault(sid, set()).add(upstream)
+    assert summary["done"] == "all", summary
+    for c in summary["clients"]:
+        assert c["missing"] == 0 and c["duplicates"] == 0 and c["outOfOrder"] == 0, summary
+    # Every session's requests were spread over the three processes: nothing sticky about it.
+    assert len(served_by) >= clients + 1 and all(len(ups) == 3 for ups in served_by.values()), served_by
