@@ -18,6 +18,8 @@ import time
 from typing import Any
 
 import tornado.web
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 from tornado.httputil import HTTPServerRequest
 from tornado.log import access_log
 from tornado.options import define, options, parse_command_line
@@ -48,6 +50,7 @@ define("admin_origin", default="https://admin.socket.io", help="origin of the Ad
 define("admin_readonly", default=False, help="the Admin UI may look but not join, leave or disconnect", type=bool)
 define("trusted_proxies", default="", help="comma-separated proxy addresses whose X-Forwarded-For is believed")
 define("redis", default="", help="redis://HOST:PORT/DB: one process of a cluster sharing that Redis")
+define("processes", default=1, type=int, help="processes serving one port (more than 1 needs --redis)")
 define("redis_prefix", default="board", help="prefix of every Redis key and stream of the board")
 define("log_format", default="text", help="text or json (one JSON object per line)")
 
@@ -212,8 +215,8 @@ def make_app(hub: Hub, posts: Posts | RedisPosts, post_limit: tuple[int, float] 
     )
 
 
-async def main() -> None:
-    parse_command_line()
+async def main(sockets: list | None = None) -> None:
+    """One process of the board; `sockets` are the listening sockets shared by --processes."""
     if options.log_format == "json":
         use_json_logs()
     origins: Any = None
@@ -243,7 +246,11 @@ async def main() -> None:
         log.info("Admin UI enabled for %s at namespace /admin", options.admin_origin)
     posts = RedisPosts(hub.adapter.redis, options.redis_prefix) if options.redis else Posts(options.db)
     app = make_app(hub, posts, parse_rate(options.post_limit))
-    server = app.listen(options.port, address=options.address, xheaders=False)
+    if sockets is None:
+        server = app.listen(options.port, address=options.address, xheaders=False)
+    else:
+        server = HTTPServer(app, xheaders=False)
+        server.add_sockets(sockets)
     log.info("Board listening on http://%s:%d", options.address, options.port)
     signals = asyncio.Queue()
     loop = asyncio.get_running_loop()
@@ -268,5 +275,50 @@ async def main() -> None:
     await hub.stop()
 
 
+def _drain_when_parent_dies() -> None:
+    """Linux: a child gets SIGTERM (and drains) if its parent dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def serve_processes(count: int) -> None:
+    """`count` processes on one port (the kernel spreads connections over them, no stickiness):
+    the parent binds, forks, forwards SIGTERM/SIGINT to the children (each drains) and waits."""
+    sockets = bind_sockets(options.port, address=options.address)
+    children = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _drain_when_parent_dies()
+            asyncio.run(main(sockets))
+            os._exit(0)
+        children.append(pid)
+    for sock in sockets:
+        sock.close()
+
+    def forward(sig: int, frame: Any) -> None:
+        for child in children:
+            try:
+                os.kill(child, sig)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for child in children:
+        os.waitpid(child, 0)
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    parse_command_line()
+    if options.processes > 1:
+        if not options.redis:
+            sys.exit("--processes above 1 needs --redis=URL: the processes share their sessions through Redis")
+        serve_processes(options.processes)
+    else:
+        asyncio.run(main())

@@ -158,3 +158,59 @@ def test_long_polling_needs_no_sticky_sessions(tmp_path, redis_server, request):
         assert c["missing"] == 0 and c["duplicates"] == 0 and c["outOfOrder"] == 0, summary
     # Every session's requests were spread over the three processes: nothing sticky about it.
     assert len(served_by) >= clients + 1 and all(len(ups) == 3 for ups in served_by.values()), served_by
+
+
+def test_processes_share_one_port_and_a_rolling_restart_loses_nothing(tmp_path, redis_server, request):
+    """`--processes=2` on one port; then one of two boards behind nginx gets SIGTERM under traffic:
+    it drains (its clients come back through nginx to the other), and no post is lost."""
+    name = request.node.name
+    with Board(tmp_path / "p.db", name=f"{name}-processes",
+               args=[f"--redis={redis_server.url}", "--redis_prefix=procs", "--processes=2",
+                     "--drain_seconds=0.5"]) as shared:
+        async def two_on_one_port():
+            one, one_got = await client(shared.url, "message", transport="polling")
+            two, _ = await client(shared.url, transport="polling")
+            try:
+                ack = await two.call("post", {"name": "Two", "text": "hello"}, timeout=5)
+                assert (await next_of(one_got["message"]))["id"] == ack["id"]
+            finally:
+                await one.disconnect()
+                await two.disconnect()
+        asyncio.run(two_on_one_port())
+
+    node = require("node", "node_modules")["node"]
+    posts, restart_after, clients = 30, 10, 6
+    with cluster_board(tmp_path, redis_server, f"{name}-a") as a, \
+            Board(tmp_path / "b.db", name=f"{name}-b", ping_interval=1000, ping_timeout=1000,
+                  args=[f"--redis={redis_server.url}", "--redis_prefix=test-board", "--post_limit=0",
+                        "--drain_seconds=1"]) as b, \
+            Nginx([a.port, b.port], tmp_path / "nginx", name=name, upgrade=True) as nginx:
+        watchers = subprocess.Popen(
+            [node, str(NODE_DIR / "recovery.js"), nginx.url.rstrip("/"), "default", str(clients), str(posts),
+             "60000", "message"], stdout=subprocess.PIPE, text=True)
+        try:
+            assert json.loads(watchers.stdout.readline()) == {"ready": True}
+
+            async def post_all():
+                poster, _ = await client(a.url)
+                try:
+                    for n in range(1, posts + 1):
+                        ack = await poster.call("post", {"name": "P", "text": f"post {n}"}, timeout=5)
+                        assert ack["id"] == n, ack
+                        if n == restart_after:
+                            b.proc.send_signal(signal.SIGTERM)  # a rolling restart: b drains and exits
+                        await asyncio.sleep(0.05)  # the pace of the posts, not a synchronisation
+                finally:
+                    await poster.disconnect()
+            asyncio.run(post_all())
+            assert b.proc.wait(10) == 0
+            summary = json.loads(watchers.stdout.readline())
+        finally:
+            if watchers.poll() is None:
+                watchers.kill()
+            watchers.wait(5)
+    assert summary["done"] == "all", summary
+    for c in summary["clients"]:
+        assert c["missing"] == 0 and c["duplicates"] == 0 and c["outOfOrder"] == 0, summary
+    comebacks = sum(c["connects"] - 1 for c in summary["clients"])
+    assert comebacks > 0 and sum(c["recovered"] for c in summary["clients"]) == comebacks, summary
