@@ -1,11 +1,12 @@
 """Board's hub with the benchmark behaviour (the peers in bench/peers/ do the same).
 
-    python bench/board_app.py PORT [--recover_within=MS]
+    python bench/board_app.py PORT [--recover_within=MS] [--redis=URL]
 
 `bcast` (data) -> emit `bcast` (data) to everyone; `echo` (data) with an ack -> ack (data);
 `ticks` (count, every_ms) with an ack -> emits `tick` 1..count to everyone, one every
 `every_ms`, then acks the count (bench/recovery.py). Connection state recovery is on
-(Board's default) unless `--recover_within=0`.
+(Board's default) unless `--recover_within=0`. `--redis=URL` makes it one process of a
+cluster on that Redis (bench/cluster.py).
 Binds 127.0.0.1, ping interval 25 s, prints "listening on PORT" once it accepts connections.
 """
 import asyncio
@@ -18,8 +19,22 @@ import tornado.web  # noqa: E402
 
 from handlers import Hub  # noqa: E402
 
-RECOVER = next((int(a.split("=", 1)[1]) for a in sys.argv[2:] if a.startswith("--recover_within=")), 120_000)
-hub = Hub(ping_interval=25000, ping_timeout=20000, max_payload=1_000_000, recover_within=RECOVER)
+def option(name, default):
+    return next((a.split("=", 1)[1] for a in sys.argv[2:] if a.startswith(f"--{name}=")), default)
+
+
+RECOVER = int(option("recover_within", 120_000))
+REDIS = option("redis", "")
+if REDIS:
+    from handlers.redis_adapter import RedisAdapter  # noqa: E402
+
+    CLUSTER = {"adapter": RedisAdapter(REDIS, prefix="bench", window=RECOVER)}
+else:
+    CLUSTER = {}
+# The load generator is one address opening many clients and flooding on purpose: no abuse limits here.
+hub = Hub(ping_interval=25000, ping_timeout=20000, max_payload=1_000_000, recover_within=RECOVER,
+          event_rate=1e9, event_burst=10**9, handshake_rate=1e9, handshake_burst=10**9,
+          max_sessions_per_address=10**9, max_sessions=10**9, **CLUSTER)
 
 
 @hub.on("bcast")
@@ -44,6 +59,7 @@ async def ticks(socket, count, every_ms):
 
 
 async def main(port):
+    await hub.start()
     app = tornado.web.Application(hub.routes())
     app.listen(port, address="127.0.0.1")
     print(f"listening on {port}", flush=True)

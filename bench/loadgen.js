@@ -18,6 +18,8 @@
 //   --settle=S             idle seconds before the "idle" RSS sample in the open scenario (2)
 //   --slow-interval=MS     a slow reader reads one socket chunk (<= 64 KiB) every MS milliseconds (2000)
 //   --host=127.0.0.1       loopback only
+//   --ports=P1,P2,...      WebSocket clients spread over these ports in turn (processes of a cluster);
+//                          the first one (--port) also sends the broadcasts
 //   --marks=1              0: do not wait for stdin after marks (run by hand)
 const http = require('http');
 const readline = require('readline');
@@ -27,7 +29,7 @@ const WebSocket = require('ws');
 // ---------------------------------------------------------------------------------------------- options
 const DEFAULTS = {
   scenario: 'fanout', port: 0, host: '127.0.0.1', clients: 0, slow: 100, duration: 8, warmup: 1, window: 8,
-  payload: -1, concurrency: 100, settle: 2, 'slow-interval': 2000, marks: 1, 'connect-timeout': 30,
+  payload: -1, concurrency: 100, settle: 2, 'slow-interval': 2000, marks: 1, 'connect-timeout': 30, ports: '',
 };
 const opt = { ...DEFAULTS };
 for (const arg of process.argv.slice(2)) {
@@ -54,7 +56,9 @@ if (!(opt.scenario in DEFAULT_CLIENTS)) {
 if (!opt.clients) opt.clients = DEFAULT_CLIENTS[opt.scenario];
 if (opt.payload < 0) opt.payload = opt.scenario === 'slow' ? 4096 : 0;
 const CONNECT_TIMEOUT_MS = opt['connect-timeout'] * 1000;
-const WS_URL = `ws://${opt.host}:${opt.port}/socket.io/?EIO=4&transport=websocket`;
+const WS_PORTS = opt.ports ? opt.ports.split(',').map(Number) : [opt.port];
+const wsUrl = (port) => `ws://${opt.host}:${port}/socket.io/?EIO=4&transport=websocket`;
+let wsOpened = 0;
 const POLL_PATH = '/socket.io/?EIO=4&transport=polling';
 
 // Whole-run deadline: nothing below may outlive it.
@@ -141,7 +145,7 @@ class Hist {
 function openWs() {
   return new Promise((resolve, reject) => {
     let settled = false;
-    const ws = new WebSocket(WS_URL, {
+    const ws = new WebSocket(wsUrl(WS_PORTS[wsOpened++ % WS_PORTS.length]), {
       perMessageDeflate: false,
       skipUTF8Validation: true,
       handshakeTimeout: CONNECT_TIMEOUT_MS,

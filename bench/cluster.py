@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""What Redis costs a broadcast: fan-out to the same clients, one process alone against a cluster.
+
+    python bench/cluster.py                     # 1,000 clients, 3 rounds, 8 s each
+    python bench/cluster.py --clients 200 --rounds 1 --duration 4
+
+Configurations, interleaved in each round, each with fresh processes and a fresh redis-server:
+  alone        one Board process, in memory (no Redis)
+  redis-1      one Board process on Redis (every broadcast goes through the stream and back)
+  redis-2      two Board processes on Redis, the clients split between them
+
+The load generator (bench/loadgen.js, raw Engine.IO over ws) keeps `window` broadcasts in flight
+and measures deliveries/s and the latency of each delivery. CPU shares are sampled with psutil
+over the measured window for every process: the Board processes, redis-server, the generator.
+This machine has 2 cores for all of them, so the cluster cannot show more throughput here; what
+it shows is the cost Redis adds per broadcast and where the CPU goes. Loopback only.
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def cpu(procs: dict) -> dict:
+    out = {}
+    for name, proc in procs.items():
+        try:
+            t = psutil.Process(proc.pid).cpu_times()
+            out[name] = t.user + t.system
+        except psutil.Error:
+            out[name] = 0.0
+    return out
+
+
+def run(config: str, a: argparse.Namespace) -> dict:
+    procs: dict[str, subprocess.Popen] = {}
+    tmp = tempfile.mkdtemp(prefix="board-bench-")
+    try:
+        args = []
+        if config != "alone":
+            rport = free_port()
+            procs["redis"] = subprocess.Popen(
+                [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(rport), "--bind", "127.0.0.1",
+                 "--save", "", "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL)
+            wait_port(rport)
+            args = [f"--redis=redis://127.0.0.1:{rport}/0"]
+        ports = [free_port() for _ in range(2 if config == "redis-2" else 1)]
+        for i, port in enumerate(ports):
+            procs[f"board{i + 1}"] = subprocess.Popen([sys.executable, str(HERE / "board_app.py"), str(port), *args],
+                                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for port in ports:
+            wait_port(port)
+        gen = subprocess.Popen(
+            ["node", str(HERE / "loadgen.js"), "--scenario=fanout", f"--port={ports[0]}",
+             f"--ports={','.join(map(str, ports))}", f"--clients={a.clients}", f"--duration={a.duration}",
+             f"--window={a.window}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        procs["loadgen"] = gen
+        result, before, began = None, None, 0.0
+        for line in gen.stdout:
+            msg = json.loads(line)
+            if msg.get("mark") == "start":
+                before, began = cpu(procs), time.monotonic()
+            elif msg.get("mark") == "end":
+                after, took = cpu(procs), time.monotonic() - began
+                shares = {k: round(100 * (after[k] - before[k]) / took, 1) for k in procs}
+            if "mark" in msg:
+                gen.stdin.write("\n")
+                gen.stdin.flush()
+            if "result" in msg:
+                result = msg["result"]
+                break
+        gen.wait(30)
+        if result is None:
+            raise RuntimeError(f"{config}: the load generator gave no result")
+        return {"deliveries_s": result.get("deliveries_per_s"), "p50_ms": (result.get("latency") or {}).get("p50_ms"),
+                "p99_ms": (result.get("latency") or {}).get("p99_ms"), "cpu_pct": shares}
+    finally:
+        for proc in procs.values():
+            stop(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clients", type=int, default=1000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=float, default=8)
+    p.add_argument("--window", type=int, default=8)
+    p.add_argument("--configs", default="alone,redis-1,redis-2")
+    a = p.parse_args()
+    configs = a.configs.split(",")
+    runs: dict[str, list] = {c: [] for c in configs}
+    for r in range(a.rounds):
+        for c in configs:
+            res = run(c, a)
+            runs[c].append(res)
+            print(f"round {r + 1} {c}: {json.dumps(res)}", flush=True)
+    print(f"\n{a.clients} clients, window {a.window}, {a.rounds} round(s) of {a.duration} s; medians")
+    print("| configuration | deliveries/s | ÷ alone | p50 ms | p99 ms | CPU % per process |")
+    print("|---|---|---|---|---|---|")
+    base = statistics.median(x["deliveries_s"] for x in runs[configs[0]])
+    for c in configs:
+        d = statistics.median(x["deliveries_s"] for x in runs[c])
+        p50 = statistics.median(x["p50_ms"] for x in runs[c])
+        p99 = statistics.median(x["p99_ms"] for x in runs[c])
+        names = runs[c][0]["cpu_pct"].keys()
+        shares = ", ".join(f"{n} {statistics.median(x['cpu_pct'][n] for x in runs[c]):.0f}" for n in names)
+        print(f"| {c} | {d:,.0f} | {d / base:.2f}× | {p50:.1f} | {p99:.1f} | {shares} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
