@@ -100,6 +100,9 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         ok, session = self.check_request()
         if not ok:
             return
+        if self.relayed is not None:  # a probe for another process's session: it stays on polling
+            self.fail(BAD_REQUEST, 400, "Session lives on another process")
+            return
         if session is not None and (session.ws is not None or session.upgrading):
             self.fail(BAD_REQUEST, 400, "Session already on WebSocket")
             return
