@@ -116,6 +116,7 @@ class RedisAdapter:
         hub.engine.sid_prefix = tag
         hub.engine.relay = self.relay = Relay(self.redis, self.prefix, tag, hub.engine)
         await self.relay.start()
+        hub.ops.checks.append(lambda: None if self.reachable else "Redis unreachable")  # /readyz
         self._push(("alive",))
         self._tasks = [asyncio.ensure_future(self._read()), asyncio.ensure_future(self._write())]
 

@@ -175,6 +175,7 @@ async def test_redis_down_serves_local_clients_and_the_cluster_catches_up(cluste
             a.hub.emit("news", "while Redis is down")
             assert await on_a.next("news") == "while Redis is down"  # local clients keep being served
             assert "Redis unreachable" in caplog.text
+            assert a.hub.ops.not_ready() == "Redis unreachable"  # /readyz says 503
             redis_server.start()
             for n in range(50):  # until the writer and reader are back on the new Redis
                 a.hub.emit("news", n)
@@ -183,6 +184,7 @@ async def test_redis_down_serves_local_clients_and_the_cluster_catches_up(cluste
                     break
             got = await on_b.next("news")
             assert isinstance(got, int)
+            await until(lambda: a.hub.ops.not_ready() is None)
     finally:
         await on_a.close()
         await on_b.close()
