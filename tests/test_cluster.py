@@ -48,6 +48,45 @@ async def next_of(queue, predicate=lambda data: True):
     return data
 
 
+def watch_posts(url, mode, clients, posts, poster_url, on_post=lambda n: None, pace=0.02, transport="websocket"):
+    """Official Node clients (tests/node/recovery.js) watch `message` through `url` while a Python client
+    posts `posts` posts through `poster_url`, calling `on_post(n)` after each; returns the Node summary."""
+    node = require("node", "node_modules")["node"]
+    watchers = subprocess.Popen(
+        [node, str(NODE_DIR / "recovery.js"), url.rstrip("/"), mode, str(clients), str(posts), "60000", "message"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(watchers.stdout.readline()) == {"ready": True}
+
+        async def post_all():
+            poster, _ = await client(poster_url, transport=transport)
+            try:
+                for n in range(1, posts + 1):
+                    ack = await poster.call("post", {"name": "P", "text": f"post {n}"}, timeout=5)
+                    assert ack["id"] == n, ack
+                    on_post(n)
+                    await asyncio.sleep(pace)  # the pace of the posts, not a synchronisation
+            finally:
+                await poster.disconnect()
+        asyncio.run(post_all())
+        return json.loads(watchers.stdout.readline())
+    finally:
+        if watchers.poll() is None:
+            watchers.kill()
+        watchers.wait(5)
+
+
+def assert_every_post_once(summary, dropped=True):
+    """Every watcher got every post once, in order; with `dropped`, some were cut off and all came back whole."""
+    assert summary["done"] == "all", summary
+    for c in summary["clients"]:
+        assert c["missing"] == 0 and c["duplicates"] == 0 and c["outOfOrder"] == 0, summary
+    if dropped:
+        comebacks = sum(c["connects"] - 1 for c in summary["clients"])
+        assert comebacks > 0, summary  # the cuts did drop clients ...
+        assert sum(c["recovered"] for c in summary["clients"]) == comebacks, summary  # ... and each came back whole
+
+
 def test_posts_counts_and_history_are_the_clusters(tmp_path, redis_server, request):
     with cluster_board(tmp_path, redis_server, f"{request.node.name}-a") as a, \
             cluster_board(tmp_path, redis_server, f"{request.node.name}-b") as b:
@@ -79,83 +118,35 @@ def test_posts_counts_and_history_are_the_clusters(tmp_path, redis_server, reque
 
 
 def test_a_process_killed_without_warning_loses_nothing_for_its_clients(tmp_path, redis_server, request):
-    node = require("node", "node_modules")["node"]
-    posts, kill_after, clients = 40, 15, 8
-    with cluster_board(tmp_path, redis_server, f"{request.node.name}-a") as a, \
-            cluster_board(tmp_path, redis_server, f"{request.node.name}-b") as b, \
-            Nginx([a.port, b.port], tmp_path / "nginx", name=request.node.name, upgrade=True) as nginx:
-        watchers = subprocess.Popen(
-            [node, str(NODE_DIR / "recovery.js"), nginx.url.rstrip("/"), "websocket", str(clients), str(posts),
-             "60000", "message"], stdout=subprocess.PIPE, text=True)
-        try:
-            assert json.loads(watchers.stdout.readline()) == {"ready": True}
-
-            async def post_all():
-                poster, _ = await client(b.url)
-                try:
-                    for n in range(1, posts + 1):
-                        ack = await poster.call("post", {"name": "P", "text": f"post {n}"}, timeout=5)
-                        assert ack["id"] == n, ack
-                        if n == kill_after:
-                            a.proc.send_signal(signal.SIGKILL)  # no drain, no goodbye
-                            a.proc.wait(5)
-                        await asyncio.sleep(0.02)  # the pace of the posts, not a synchronisation
-                finally:
-                    await poster.disconnect()
-            asyncio.run(post_all())
-            summary = json.loads(watchers.stdout.readline())
-        finally:
-            if watchers.poll() is None:
-                watchers.kill()
-            watchers.wait(5)
-    assert summary["done"] == "all", summary
-    for c in summary["clients"]:
-        assert c["missing"] == 0 and c["duplicates"] == 0 and c["outOfOrder"] == 0, summary
-    comebacks = sum(c["connects"] - 1 for c in summary["clients"])
-    assert comebacks > 0, summary                       # the clients of a did drop ...
-    assert sum(c["recovered"] for c in summary["clients"]) == comebacks, summary  # ... and came back whole
+    name = request.node.name
+    with cluster_board(tmp_path, redis_server, f"{name}-a") as a, \
+            cluster_board(tmp_path, redis_server, f"{name}-b") as b, \
+            Nginx([a.port, b.port], tmp_path / "nginx", name=name, upgrade=True) as nginx:
+        def kill_a(n):
+            if n == 15:
+                a.proc.send_signal(signal.SIGKILL)  # no drain, no goodbye
+                a.proc.wait(5)
+        summary = watch_posts(nginx.url, "websocket", 8, 40, b.url, on_post=kill_a)
+    assert_every_post_once(summary)
 
 
 def test_long_polling_needs_no_sticky_sessions(tmp_path, redis_server, request):
     """Three processes behind nginx round robin (no ip_hash): each request of a polling session
     may land on any of them, and the session works, for the official Node and Python clients."""
-    node = require("node", "node_modules")["node"]
     posts, clients = 20, 4
     name = request.node.name
     with cluster_board(tmp_path, redis_server, f"{name}-a") as a, \
             cluster_board(tmp_path, redis_server, f"{name}-b") as b, \
             cluster_board(tmp_path, redis_server, f"{name}-c") as c, \
             Nginx([a.port, b.port, c.port], tmp_path / "nginx", name=name) as nginx:
-        watchers = subprocess.Popen(
-            [node, str(NODE_DIR / "recovery.js"), nginx.url.rstrip("/"), "polling", str(clients), str(posts),
-             "60000", "message"], stdout=subprocess.PIPE, text=True)
-        try:
-            assert json.loads(watchers.stdout.readline()) == {"ready": True}
-
-            async def post_all():
-                poster, got = await client(nginx.url, "message", transport="polling")
-                try:
-                    for n in range(1, posts + 1):
-                        ack = await poster.call("post", {"name": "P", "text": f"post {n}"}, timeout=5)
-                        assert ack["id"] == n, ack
-                    return [(await next_of(got["message"]))["id"] for _ in range(posts)]
-                finally:
-                    await poster.disconnect()
-            assert asyncio.run(post_all()) == list(range(1, posts + 1))
-            summary = json.loads(watchers.stdout.readline())
-        finally:
-            if watchers.poll() is None:
-                watchers.kill()
-            watchers.wait(5)
+        summary = watch_posts(nginx.url, "polling", clients, posts, nginx.url, pace=0, transport="polling")
         served_by = {}
         for line in (nginx.prefix / "upstreams.log").read_text().splitlines():
             upstream, _, req = line.partition(" ")
             if "transport=polling" in req and "sid=" in req:
                 sid = req.split("sid=", 1)[1].split("&", 1)[0].split(" ", 1)[0]
                 served_by.setdefault(sid, set()).add(upstream)
-    assert summary["done"] == "all", summary
-    for c in summary["clients"]:
-        assert c["missing"] == 0 and c["duplicates"] == 0 and c["outOfOrder"] == 0, summary
+    assert_every_post_once(summary, dropped=False)
     # Every session's requests were spread over the three processes: nothing sticky about it.
     # (nginx here strips Upgrade, as many proxies do; a probe that reaches another process than the
     # session's gets 400 and the session stays on polling: handlers/relay.py)
@@ -180,39 +171,14 @@ def test_processes_share_one_port_and_a_rolling_restart_loses_nothing(tmp_path, 
                 await two.disconnect()
         asyncio.run(two_on_one_port())
 
-    node = require("node", "node_modules")["node"]
-    posts, restart_after, clients = 30, 10, 6
     with cluster_board(tmp_path, redis_server, f"{name}-a") as a, \
             Board(tmp_path / "b.db", name=f"{name}-b", ping_interval=1000, ping_timeout=1000,
                   args=[f"--redis={redis_server.url}", "--redis_prefix=test-board", "--post_limit=0",
                         "--drain_seconds=1"]) as b, \
             Nginx([a.port, b.port], tmp_path / "nginx", name=name, upgrade=True) as nginx:
-        watchers = subprocess.Popen(
-            [node, str(NODE_DIR / "recovery.js"), nginx.url.rstrip("/"), "default", str(clients), str(posts),
-             "60000", "message"], stdout=subprocess.PIPE, text=True)
-        try:
-            assert json.loads(watchers.stdout.readline()) == {"ready": True}
-
-            async def post_all():
-                poster, _ = await client(a.url)
-                try:
-                    for n in range(1, posts + 1):
-                        ack = await poster.call("post", {"name": "P", "text": f"post {n}"}, timeout=5)
-                        assert ack["id"] == n, ack
-                        if n == restart_after:
-                            b.proc.send_signal(signal.SIGTERM)  # a rolling restart: b drains and exits
-                        await asyncio.sleep(0.05)  # the pace of the posts, not a synchronisation
-                finally:
-                    await poster.disconnect()
-            asyncio.run(post_all())
-            assert b.proc.wait(10) == 0
-            summary = json.loads(watchers.stdout.readline())
-        finally:
-            if watchers.poll() is None:
-                watchers.kill()
-            watchers.wait(5)
-    assert summary["done"] == "all", summary
-    for c in summary["clients"]:
-        assert c["missing"] == 0 and c["duplicates"] == 0 and c["outOfOrder"] == 0, summary
-    comebacks = sum(c["connects"] - 1 for c in summary["clients"])
-    assert comebacks > 0 and sum(c["recovered"] for c in summary["clients"]) == comebacks, summary
+        def restart_b(n):
+            if n == 10:
+                b.proc.send_signal(signal.SIGTERM)  # a rolling restart: b drains and exits
+        summary = watch_posts(nginx.url, "default", 6, 30, a.url, on_post=restart_b, pace=0.05)
+        assert b.proc.wait(10) == 0
+    assert_every_post_once(summary)
