@@ -23,6 +23,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -39,10 +40,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("board.redis")
 
 STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
-# Write a socket's state only if this connection still owns its pid (a newer one may have taken over).
+# Write a socket's state only if no newer connection of its pid has written it (one that recovered it
+# elsewhere): each connection writes with the time it connected, and an older one never overwrites.
 SET_IF_OWNER = """
 local cur = redis.call('GET', KEYS[1])
-if cur and cjson.decode(cur)['owner'] ~= ARGV[2] then return 0 end
+if cur and tonumber(cjson.decode(cur)['since']) > tonumber(ARGV[2]) then return 0 end
 if ARGV[1] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) end
 return 1
 """
@@ -87,6 +89,7 @@ class RedisAdapter:
         self.hub: Hub | None = None
         self.last_id = "0-0"               # the last stream entry this process has delivered
         self.live: dict[str, Socket] = {}  # pid -> local socket
+        self._connected_at: dict[str, int] = {}
         self._queue: deque[tuple] = deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -193,17 +196,19 @@ class RedisAdapter:
             log.warning("%r: socket.data is not JSON; it will not be recovered", socket)
             data = None
         state = json.dumps({"sid": socket.id, "ns": socket.namespace.name, "rooms": sorted(socket.joined or ()),
-                            "data": data, "start": socket._start, "owner": self._owner(socket)})
-        self._push(("state", self._state_key(socket.pid), state, self._owner(socket), ttl_ms))
+                            "data": data, "start": socket._start, "since": self._since(socket)})
+        self._push(("state", self._state_key(socket.pid), state, self._since(socket), ttl_ms))
 
-    def _owner(self, socket: "Socket") -> str:
-        return f"{self.process}:{id(socket)}"
+    def _since(self, socket: "Socket") -> int:
+        """When this connection of the socket began (µs): a later connection's state wins."""
+        return self._connected_at.get(socket.pid, 0)
 
     def connected(self, socket: "Socket") -> None:
         if socket.namespace.name == "/":
             self._push(("online",))
         if socket.pid is not None:
             self.live[socket.pid] = socket
+            self._connected_at[socket.pid] = time.time_ns() // 1000
             self._write_state(socket, self._ttl())
 
     def rooms_changed(self, socket: "Socket") -> None:
@@ -219,7 +224,8 @@ class RedisAdapter:
         if reason in RECOVERABLE:
             self._write_state(socket, self.window)
         else:
-            self._push(("state", self._state_key(socket.pid), "", self._owner(socket), 0))
+            self._push(("state", self._state_key(socket.pid), "", self._since(socket), 0))
+        self._connected_at.pop(socket.pid, None)
 
     def _ttl(self) -> int:
         """How long a connected socket's state outlives its process: the window, plus a heartbeat to be seen dead."""

@@ -164,6 +164,14 @@ async def test_a_client_of_a_process_that_dies_recovers_on_another(cluster):
     assert restored.recovered and restored.rooms == {client.sid, "blue"}
     b.hub.emit("news", 3)
     assert await client.event() == ["news", 3]
+    # The old connection on a closes at last (a comes back to its senses): its stale state must not
+    # overwrite the state of the connection that recovered on b.
+    restored.join("green")
+    a.hub.close()
+    await a.hub.adapter.flush()
+    await b.hub.adapter.flush()
+    state = json.loads(await b.hub.adapter.redis.get(f"test:socket:{client.pid}"))
+    assert state["sid"] == client.sid and state["rooms"] == ["blue", "green"]
 
 
 async def test_redis_down_serves_local_clients_and_the_cluster_catches_up(cluster, redis_server, caplog):
