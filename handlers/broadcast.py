@@ -83,8 +83,16 @@ class Broadcast:
         """Send to every receiver and collect their acknowledgements.
 
         Returns the replies that arrived within `timeout` seconds (one per
-        receiver that answered, each its single argument or a tuple).
+        receiver that answered, each its single argument or a tuple); on a
+        cluster, from the receivers of every process.
         """
+        cluster = self.namespace.hub.cluster
+        if cluster is not None:
+            return await cluster.call(self, event, list(args), timeout)
+        return await self.call_local(event, *args, timeout=timeout)
+
+    async def call_local(self, event: str, *args: Any, timeout: float = 60.0) -> list:
+        """`call` for the receivers of this process only."""
         targets = self.sockets()
         if not targets:
             return []
@@ -120,8 +128,44 @@ class Broadcast:
                     socket._acks.pop(ack_id, None)
         return replies
 
+    # -- what a cluster does on every process ---------------------------
+
+    async def fetch_sockets(self) -> list[dict]:
+        """The receivers, on every process of a cluster: {id, rooms, data, process}."""
+        cluster = self.namespace.hub.cluster
+        if cluster is not None:
+            return await cluster.fetch_sockets(self)
+        return [{"id": s.id, "rooms": sorted(s.rooms), "data": s._data, "process": ""} for s in self.sockets()]
+
+    def sockets_join(self, *rooms: str | Iterable[str]) -> None:
+        """Make every receiver join `rooms` (on every process of a cluster)."""
+        self.sockets_join_local(names(rooms))
+        self._tell("join", rooms=names(rooms))
+
+    def sockets_leave(self, *rooms: str | Iterable[str]) -> None:
+        """Make every receiver leave `rooms` (on every process of a cluster)."""
+        self.sockets_leave_local(names(rooms))
+        self._tell("leave", rooms=names(rooms))
+
     def disconnect(self, close: bool = False) -> None:
-        """Disconnect every receiver."""
+        """Disconnect every receiver (on every process of a cluster)."""
+        self.disconnect_local(close)
+        self._tell("disconnect", close=close)
+
+    def sockets_join_local(self, rooms: list[str]) -> None:
+        for socket in self.sockets():
+            socket.join(rooms)
+
+    def sockets_leave_local(self, rooms: list[str]) -> None:
+        for socket in self.sockets():
+            socket.leave(rooms)
+
+    def disconnect_local(self, close: bool = False) -> None:
         for socket in self.sockets():
             socket.disconnect(close)
+
+    def _tell(self, op: str, **what: Any) -> None:
+        cluster = self.namespace.hub.cluster
+        if cluster is not None:
+            asyncio.ensure_future(cluster.tell(op, self, **what))
 

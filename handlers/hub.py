@@ -149,6 +149,7 @@ class Hub:
         self.max_rooms = max_rooms
         self.max_pending_acks = max_pending_acks
         self.max_attachments = max_attachments
+        self.cluster: Any = None  # a cluster's cross-process operations (handlers/cluster.py), set by its adapter
         self.adapter = adapter or MemoryAdapter(
             RecoveryLog(recover_within, max_packets=recovery_log_packets, max_bytes=recovery_log_bytes)
             if recover_within > 0 else None)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .adapter import deliver
 from .broadcast import Broadcast
+from .cluster import Cluster
 from .protocol import EVENT, Outgoing, Packet, encode_packet
 from .recovery import MAX_PID_LENGTH, RECOVERABLE, Saved
 from .relay import TAG_LENGTH, Relay
@@ -97,6 +98,7 @@ class RedisAdapter:
         self._tasks: list[asyncio.Task] = []
         self.reachable = False
         self.relay: Relay | None = None
+        self.cluster: Cluster | None = None
         self._set_if_owner = self.redis.register_script(SET_IF_OWNER)
 
     @property
@@ -119,6 +121,8 @@ class RedisAdapter:
         hub.engine.sid_prefix = tag
         hub.engine.relay = self.relay = Relay(self.redis, self.prefix, tag, hub.engine)
         await self.relay.start()
+        hub.cluster = self.cluster = Cluster(self.redis, self.prefix, tag, hub)
+        await self.cluster.start()
         hub.ops.checks.append(lambda: None if self.reachable else "Redis unreachable")  # /readyz
         self._push(("alive",))
         self._tasks = [asyncio.ensure_future(self._read()), asyncio.ensure_future(self._write())]
@@ -131,8 +135,9 @@ class RedisAdapter:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.relay is not None:
-            await self.relay.stop()
+        for part in (self.relay, self.cluster):
+            if part is not None:
+                await part.stop()
         try:
             await asyncio.wait_for(self.redis.hdel(self.online_key, self.process), 2)
         except Exception:

@@ -21,7 +21,7 @@ from tornado.testing import bind_unused_port
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_support import RedisServer  # noqa: E402
 
-from handlers import Hub  # noqa: E402
+from handlers import Broadcast, Hub  # noqa: E402
 from handlers.redis_adapter import RedisAdapter  # noqa: E402
 
 pytestmark = pytest.mark.gen_test(timeout=30)
@@ -228,3 +228,39 @@ async def test_an_unreachable_redis_is_a_clear_error_at_start():
     node = Node("redis://127.0.0.1:1/0")
     with pytest.raises(RuntimeError, match="cannot reach Redis"):
         await node.hub.start()
+
+
+async def test_the_sockets_of_a_room_join_leave_disconnect_and_acks_across_processes(cluster):
+    a, b = cluster
+    on_a, on_b = await connected(a.url, "news"), await connected(b.url, "news")
+    on_b.client.on("question", lambda q: f"b answers {q}")
+    on_a.client.on("question", lambda q: f"a answers {q}")
+    try:
+        await on_b.client.emit("join", "blue")
+        await until(lambda: any("blue" in s.rooms for s in b.hub.sockets.values()))
+        found = await a.hub.to("blue").fetch_sockets()
+        assert [s["id"] for s in found] == [on_b.client.get_sid()] and "blue" in found[0]["rooms"]
+        assert len(await Broadcast(a.hub.main).fetch_sockets()) == 2  # everyone, on both processes
+        # a makes everyone in blue (on b) join green; then an emit to green from a reaches it.
+        a.hub.to("blue").sockets_join("green")
+        await until(lambda: any("green" in s.rooms for s in b.hub.sockets.values()))
+        a.hub.to("green").emit("news", "green")
+        assert await on_b.next("news") == "green"
+        # Acks from every process.
+        replies = await a.hub.call("question", 7, timeout=5)
+        assert sorted(replies) == ["a answers 7", "b answers 7"]
+        # a disconnects blue's sockets (on b).
+        a.hub.to("blue").disconnect()
+        await asyncio.wait_for(on_b.disconnected.wait(), 5)
+        assert not on_a.disconnected.is_set()
+    finally:
+        await on_a.close()
+        await on_b.close()
+
+
+async def test_server_to_server_events(cluster):
+    a, b = cluster
+    got = asyncio.get_running_loop().create_future()
+    b.hub.cluster.on("reload", lambda *args: got.set_result(args))
+    await a.hub.cluster.emit("reload", {"what": "config"}, 2)
+    assert await asyncio.wait_for(got, 5) == ({"what": "config"}, 2)
