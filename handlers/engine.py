@@ -73,6 +73,7 @@ class Engine:
         self.on_close = on_close
         self.on_tick = on_tick  # run at each heartbeat tick (the hub closes idle sessions there)
         self.sessions: dict[str, Session] = {}
+        self._last_answers: dict[str, tuple[str, int]] = {}  # closed polling sid -> (answer, tick)
         self._dirty: list[Session] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick: asyncio.TimerHandle | None = None
@@ -114,6 +115,15 @@ class Engine:
             except Exception:
                 log.exception("error in close handler of session %s", session.sid[:8])
 
+    def linger(self, sid: str, answer: str) -> None:
+        """Keep the last answer of a polling session that closed with no GET waiting, for one GET."""
+        self._last_answers[sid] = (answer, self._ticks)
+
+    def last_answer(self, sid: str) -> str | None:
+        """The answer kept for a GET that arrives just after its session closed (then it is gone)."""
+        kept = self._last_answers.pop(sid, None)
+        return kept[0] if kept is not None else None
+
     def close(self) -> None:
         """Close every session and stop the timers (the server is going away)."""
         for session in list(self.sessions.values()):
@@ -147,7 +157,14 @@ class Engine:
         dirty, self._dirty = self._dirty, []
         for session in dirty:
             if not session.closed:
-                session.flush()
+                try:
+                    session.flush()
+                except Exception:
+                    # A bug, not input (the codec refuses what cannot be written):
+                    # this session ends, loudly; the others of the batch still flush.
+                    log.exception("session %s: its packets could not be written; closing it", session.sid[:8])
+                    session.queue.clear()
+                    session.close("transport error", notify=False)
 
     def _loop_or_current(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -167,6 +184,8 @@ class Engine:
         self._tick = loop.call_later(self.ping_interval / 1000, self._ping_all)
         self._ticks += 1
         tick = self._ticks
+        if self._last_answers:  # kept for one to two intervals: the next GET comes at once
+            self._last_answers = {sid: kept for sid, kept in self._last_answers.items() if kept[1] >= tick - 1}
         for session in list(self.sessions.values()):
             if not session.upgrading:
                 if not session.awaiting_pong:

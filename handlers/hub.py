@@ -570,6 +570,7 @@ class Namespace:
         self.sockets[socket.id] = socket
         client.sockets[self.name] = socket
         client.session.send(Outgoing.of(Packet(CONNECT, self.name, {"sid": socket.id})))
+        client.session.write_apart()  # the CONNECT answer reaches the client before what handlers emit
         for handler in self.connection_handlers:
             socket._run_lifecycle(handler, socket)
             if not socket.connected:

@@ -82,9 +82,13 @@ class EngineRequest:
             return True, None
         session = self.engine.sessions.get(sid[0].decode("latin-1"))
         if session is None or len(sid) != 1:
-            self.fail(UNKNOWN_SID)
+            self.unknown_session(sid[0].decode("latin-1"))
             return False, None
         return True, session
+
+    def unknown_session(self, sid: str) -> None:
+        """Answers a request whose sid names no open session."""
+        self.fail(UNKNOWN_SID)
 
 
 class BadTransport(EngineRequest, RequestHandler):

@@ -16,7 +16,6 @@ from typing import Any
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.websocket import WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
 
-from .engine import BAD_REQUEST
 from .frames import TEXT, FrameError, FrameParser
 from .protocol import PING, UPGRADE, Outgoing, ProtocolError, decode_engine_packet
 from .routing import EngineRequest
@@ -100,9 +99,8 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         ok, session = self.check_request()
         if not ok:
             return
-        if session is not None and (session.ws is not None or session.upgrading):
-            self.fail(BAD_REQUEST, 400, "Session already on WebSocket")
-            return
+        # A session already on (or moving to) another WebSocket: the handshake
+        # completes and open() closes this one, as the protocol asks.
         self.session = session
         await super().get(*args, **kwargs)
 
@@ -119,7 +117,8 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         session = self.session
         if session is not None:
             if session.closed or session.ws is not None or session.upgrading:
-                self.close(1008, "session not available for upgrade")
+                self.session = None  # nothing it sends reaches the session
+                self.close(1008, "session already on a WebSocket")
                 return
             session.upgrading = True
             self.probing = True

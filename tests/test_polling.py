@@ -137,11 +137,12 @@ async def test_upgrade_to_websocket_by_hand(url, hub):
     assert (await http(url, f"{P}&sid={sid}", timeout=2)).body == b"6"
     await ws.write_message("5")
     await ws.write_message("42[\"hello\"]")
-    # polling is over for this session; a second WebSocket is refused
+    # polling is over for this session; a second WebSocket is opened, then closed by the server
     late = await http(url, f"{P}&sid={sid}")
     assert late.code == 400 and "upgraded" in error_of(late)["message"]
-    with pytest.raises(Exception):
-        await raw_websocket(url, f"EIO=4&transport=websocket&sid={sid}")
+    second = await raw_websocket(url, f"EIO=4&transport=websocket&sid={sid}")
+    assert await asyncio.wait_for(second.read_message(), 2) is None
+    assert second.close_code == 1008
     assert await asyncio.wait_for(ws.read_message(), 2) == "2"  # the heartbeat now runs on the WebSocket
     ws.close()
 
