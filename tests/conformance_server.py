@@ -7,8 +7,8 @@ Both suites talk to http://localhost:3000 with pingInterval 300, pingTimeout 200
 maxPayload 1e6 (their READMEs give the Node server they were written against). The
 Engine.IO suite wants an echo server at /engine.io/; the Socket.IO suite wants the
 handlers below at /socket.io/, a `/custom` namespace and a 1 s connect timeout.
-Our pytest mirror of both suites (tests/test_conformance.py) builds the same apps
-with `engine_app()` and `socketio_app()`.
+Our pytest mirror of both suites (tests/test_conformance.py) serves the same two
+in one app, from `engine_rules()` and `socketio_rules()`.
 """
 
 from __future__ import annotations
@@ -29,16 +29,16 @@ from handlers.protocol import Outgoing  # noqa: E402
 SUITE_OPTIONS = {"ping_interval": 300, "ping_timeout": 200, "max_payload": 1_000_000, "allowed_origins": "*"}
 
 
-def engine_app() -> tuple[tornado.web.Application, Engine]:
+def engine_rules() -> tuple[list, Engine]:
     """An Engine.IO echo server at /engine.io/: every message goes back to its sender."""
     def echo(session, data):
         session.send(Outgoing(["4" + data if isinstance(data, str) else data]))
 
     engine = Engine(on_message=echo, **SUITE_OPTIONS)
-    return tornado.web.Application(engine.routes("/engine.io/")), engine
+    return engine.routes("/engine.io/"), engine
 
 
-def socketio_app() -> tuple[tornado.web.Application, Hub]:
+def socketio_rules() -> tuple[list, Hub]:
     """The Socket.IO server of the suite's README: auth echo, message-back, acks, /custom."""
     hub = Hub(connect_timeout=1000, **SUITE_OPTIONS)
 
@@ -56,7 +56,7 @@ def socketio_app() -> tuple[tornado.web.Application, Hub]:
     def message_with_ack(socket, *args):
         return args  # a tuple: every argument goes back in the ack
 
-    return tornado.web.Application(hub.routes()), hub
+    return hub.routes(), hub
 
 
 def main() -> None:
@@ -67,8 +67,8 @@ def main() -> None:
     args = parser.parse_args()
 
     async def serve() -> None:
-        app, server_side = engine_app() if args.suite == "engine.io" else socketio_app()
-        server = HTTPServer(app)
+        rules, server_side = engine_rules() if args.suite == "engine.io" else socketio_rules()
+        server = HTTPServer(tornado.web.Application(rules))
         server.listen(args.port, args.address)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
