@@ -33,6 +33,9 @@ ERROR_MESSAGES = {
 }
 
 
+STALL = 0.05  # seconds a timer may run late before the loop counts as stalled
+
+
 def _noop(*args: Any) -> None:
     return None
 
@@ -192,10 +195,21 @@ class Engine:
                     session.awaiting_pong = tick
                 session.send(PING_PACKET)
         self.on_tick()
-        loop.call_later(self.ping_timeout / 1000, self._reap, tick)
+        timeout = self.ping_timeout / 1000
+        loop.call_later(timeout, self._reap, tick, loop.time() + timeout)
 
-    def _reap(self, tick: int) -> None:
-        """Close the sessions that have not answered the ping of `tick`."""
+    def _reap(self, tick: int, due: float, postponed: bool = False) -> None:
+        """Close the sessions that have not answered the ping of `tick`.
+
+        If this runs late, the loop was stalled (a busy machine, a long
+        handler): pongs that arrived meanwhile may not be read yet, so look
+        once more after as long again rather than blame the clients.
+        """
+        loop = self._loop_or_current()
+        late = loop.time() - due
+        if late > STALL and not postponed:
+            loop.call_later(late, self._reap, tick, loop.time() + late, True)
+            return
         silent = [s for s in self.sessions.values() if 0 < s.awaiting_pong <= tick]
         for session in silent:
             log.info("session %s: no pong within %d ms, closing", session.sid[:8], self.ping_timeout)

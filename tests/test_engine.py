@@ -1,5 +1,6 @@
 """The Engine.IO layer on its own: its own path, callbacks, heartbeat, origins."""
 
+import asyncio
 import json
 
 import pytest
@@ -8,7 +9,7 @@ from tornado.websocket import websocket_connect
 
 from conftest import http, until
 from handlers import Engine
-from handlers.protocol import Outgoing
+from handlers.protocol import PONG, Outgoing
 
 pytestmark = pytest.mark.gen_test(timeout=20)
 
@@ -73,3 +74,16 @@ def test_bad_options():
         Engine(ping_interval=0)
     with pytest.raises(ValueError):
         Engine(max_payload=-1)
+
+
+async def test_a_stalled_loop_does_not_reap_clients_whose_pongs_wait_unread():
+    engine = Engine(ping_interval=100, ping_timeout=100)
+    loop = asyncio.get_running_loop()
+    answering, silent = (engine.open_session({"transport": "websocket"}) for _ in range(2))
+    answering.awaiting_pong = silent.awaiting_pong = 1
+    engine._reap(1, due=loop.time() - 0.5)  # ran half a second late: postponed
+    assert not answering.closed and not silent.closed
+    answering.receive(PONG, "")  # read once the loop runs again
+    engine._reap(1, due=loop.time(), postponed=True)
+    assert not answering.closed and silent.closed
+    engine.close()

@@ -72,7 +72,8 @@ async def test_second_concurrent_get_is_refused_and_ends_the_session(url, hub):
     await until(lambda: hub.engine.sessions[sid].poller is not None)  # the first GET waits there
     second = await http(url, f"{P}&sid={sid}")
     assert second.code == 400 and error_of(second)["code"] == 3
-    assert (await first).code == 200
+    first = await first
+    assert (first.code, first.body) == (200, b"1")  # the close packet
     assert (await http(url, f"{P}&sid={sid}")).code == 400
 
 
@@ -181,3 +182,39 @@ async def test_a_tab_that_dies_mid_poll_leaves_the_session_usable(url, hub):
     hub.emit("news", "after")  # queued for the next GET, not lost
     response = await http(url, f"{P}&sid={sid}")
     assert response.code == 200 and response.body == b"42[\"news\",\"after\"]"
+
+
+async def test_a_poll_answer_carries_at_most_16_packets(url, hub):
+    @hub.on("burst")
+    def burst(socket, n):
+        for i in range(n):
+            socket.emit("item", i)
+
+    sid, _ = await polling_session(url)
+    await http(url, f"{P}&sid={sid}", "POST", "40")
+    await http(url, f"{P}&sid={sid}")
+    await http(url, f"{P}&sid={sid}", "POST", "42[\"burst\",40]")
+    await until(lambda: len(hub.engine.sessions[sid].queue) >= 40)
+    sizes, items = [], []
+    while len(items) < 40:
+        packets = (await http(url, f"{P}&sid={sid}")).body.decode().split("\x1e")
+        sizes.append(len(packets))
+        items += [p for p in packets if p.startswith("42[\"item\"")]
+    assert sizes == [16, 16, 8]
+    assert items == [f"42[\"item\",{i}]" for i in range(40)]
+
+
+@pytest.mark.parametrize("broadcast", [False, True])
+async def test_a_burst_reaches_the_official_polling_client_whole(url, hub, clients, broadcast):
+    """python-engineio's client drops its session on a poll answer of more than 16 packets."""
+    @hub.on("burst")
+    def burst(socket, n):
+        for i in range(n):
+            (hub.emit if broadcast else socket.emit)("item", i)
+        return n
+
+    client = await clients("item").connect(url, transports=["polling"])
+    assert await client.client.call("burst", 35, timeout=5) == 35
+    assert [await client.next("item") for _ in range(35)] == list(range(35))
+    assert client.client.connected
+    assert await client.client.call("burst", 1, timeout=5) == 1  # and it carries on
