@@ -9,6 +9,7 @@ iteration, so a burst of emits becomes one write per connection.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -103,7 +104,7 @@ class Session:
             return
         self.flush()
         self.held = True
-        self.engine._loop_or_current().call_later(pause, self._release)
+        asyncio.get_running_loop().call_later(pause, self._release)
 
     def _release(self) -> None:
         self.held = False
