@@ -4,7 +4,9 @@ Usable on its own (give it `on_open`, `on_message`, `on_close` callables and
 mount `routes(path)`), and the base the Socket.IO hub is built on. It owns
 the two timers that drive every session, however many there are: one
 heartbeat tick that pings everyone with a single pre-encoded frame, and one
-flush per loop iteration for every session with something queued.
+flush per loop iteration for every session with something queued. Only a
+session's first ping has a timer of its own, so that it comes pingInterval
+after the handshake, as clients (and the official test suites) expect.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ ERROR_MESSAGES = {
 
 
 STALL = 0.05  # seconds a timer may run late before the loop counts as stalled
+FIRST_PING = -1  # Session.awaiting_pong while its first ping waits for a pong
 
 
 def _noop(*args: Any) -> None:
@@ -98,6 +101,7 @@ class Engine:
         session = Session(self, sid, time.monotonic())
         self.sessions[sid] = session
         self._start()
+        session.timer = self._loop_or_current().call_later(self.ping_interval / 1000, self._first_ping, session)
         self.on_open(session, environ)
         return session
 
@@ -190,16 +194,26 @@ class Engine:
         if self._last_answers:  # kept for one to two intervals: the next GET comes at once
             self._last_answers = {sid: kept for sid, kept in self._last_answers.items() if kept[1] >= tick - 1}
         for session in list(self.sessions.values()):
-            if not session.upgrading:
+            if not session.upgrading and session.timer is None:  # not before its own first ping
                 if not session.awaiting_pong:
                     session.awaiting_pong = tick
                 session.send(PING_PACKET)
         self.on_tick()
         timeout = self.ping_timeout / 1000
-        loop.call_later(timeout, self._reap, tick, loop.time() + timeout)
+        loop.call_later(timeout, self._reap, loop.time() + timeout, tick)
 
-    def _reap(self, tick: int, due: float, postponed: bool = False) -> None:
-        """Close the sessions that have not answered the ping of `tick`.
+    def _first_ping(self, session: Session) -> None:
+        session.timer = None
+        if session.closed or session.upgrading:
+            return  # the shared tick takes it from here
+        session.awaiting_pong = FIRST_PING
+        session.send(PING_PACKET)
+        loop = self._loop_or_current()
+        timeout = self.ping_timeout / 1000
+        session.timer = loop.call_later(timeout, self._reap, loop.time() + timeout, 0, session)
+
+    def _reap(self, due: float, tick: int, session: Session | None = None, postponed: bool = False) -> None:
+        """Close the sessions that have not answered the ping of `tick` (or `session` its first).
 
         If this runs late, the loop was stalled (a busy machine, a long
         handler): pongs that arrived meanwhile may not be read yet, so look
@@ -208,9 +222,15 @@ class Engine:
         loop = self._loop_or_current()
         late = loop.time() - due
         if late > STALL and not postponed:
-            loop.call_later(late, self._reap, tick, loop.time() + late, True)
+            handle = loop.call_later(late, self._reap, loop.time() + late, tick, session, True)
+            if session is not None:
+                session.timer = handle
             return
-        silent = [s for s in self.sessions.values() if 0 < s.awaiting_pong <= tick]
+        if session is not None:
+            session.timer = None
+            silent = [session] if session.awaiting_pong == FIRST_PING and not session.closed else []
+        else:
+            silent = [s for s in self.sessions.values() if 0 < s.awaiting_pong <= tick]
         for session in silent:
             log.info("session %s: no pong within %d ms, closing", session.sid[:8], self.ping_timeout)
             session.close("ping timeout", notify=False)

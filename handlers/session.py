@@ -51,7 +51,7 @@ class Session:
     __slots__ = (
         "engine", "sid", "ws", "poller", "queue", "queued_bytes", "dirty",
         "awaiting_pong", "upgrading", "probed", "closed", "posting", "created", "context",
-        "held", "__weakref__",
+        "held", "timer", "__weakref__",
     )
 
     def __init__(self, engine: "Engine", sid: str, created: float):
@@ -70,6 +70,7 @@ class Session:
         self.created = created
         self.context: Any = None             # the layer above (the hub's client) keeps its state here
         self.held = False                    # see write_apart
+        self.timer: asyncio.TimerHandle | None = None  # its first ping, then that ping's deadline
 
     @property
     def transport(self) -> str:
@@ -162,6 +163,9 @@ class Session:
             self.engine.on_message(self, data)
         elif kind == PONG:
             self.awaiting_pong = 0
+            if self.timer is not None:  # the deadline of its first ping (or, unasked, the ping itself)
+                self.timer.cancel()
+                self.timer = None
         elif kind == CLOSE:
             self.close(CLIENT_CLOSE, notify=False)
         elif kind == PING:
@@ -199,6 +203,9 @@ class Session:
         self.closed = True
         self.queue = []
         self.queued_bytes = 0
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         poller, self.poller = self.poller, None
         if poller is not None:
             poller.deliver(last)  # type: ignore[arg-type]

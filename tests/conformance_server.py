@@ -29,18 +29,18 @@ from handlers.protocol import Outgoing  # noqa: E402
 SUITE_OPTIONS = {"ping_interval": 300, "ping_timeout": 200, "max_payload": 1_000_000, "allowed_origins": "*"}
 
 
-def engine_rules() -> tuple[list, Engine]:
+def engine_rules(**options) -> tuple[list, Engine]:
     """An Engine.IO echo server at /engine.io/: every message goes back to its sender."""
     def echo(session, data):
         session.send(Outgoing(["4" + data if isinstance(data, str) else data]))
 
-    engine = Engine(on_message=echo, **SUITE_OPTIONS)
+    engine = Engine(on_message=echo, **{**SUITE_OPTIONS, **options})
     return engine.routes("/engine.io/"), engine
 
 
-def socketio_rules() -> tuple[list, Hub]:
+def socketio_rules(**options) -> tuple[list, Hub]:
     """The Socket.IO server of the suite's README: auth echo, message-back, acks, /custom."""
-    hub = Hub(connect_timeout=1000, **SUITE_OPTIONS)
+    hub = Hub(connect_timeout=1000, **{**SUITE_OPTIONS, **options})
 
     def greet(socket):
         socket.emit("auth", socket.auth if socket.auth is not None else {})
