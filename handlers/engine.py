@@ -4,7 +4,9 @@ Usable on its own (give it `on_open`, `on_message`, `on_close` callables and
 mount `routes(path)`), and the base the Socket.IO hub is built on. It owns
 the two timers that drive every session, however many there are: one
 heartbeat tick that pings everyone with a single pre-encoded frame, and one
-flush per loop iteration for every session with something queued.
+flush per loop iteration for every session with something queued. Only a
+session's first ping has a timer of its own, so that it comes pingInterval
+after the handshake, as clients (and the official test suites) expect.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ ERROR_MESSAGES = {
     FORBIDDEN: "Forbidden",
     UNSUPPORTED_PROTOCOL_VERSION: "Unsupported protocol version",
 }
+
+
+STALL = 0.05  # seconds a timer may run late before the loop counts as stalled
+FIRST_PING = -1  # Session.awaiting_pong while its first ping waits for a pong
 
 
 def _noop(*args: Any) -> None:
@@ -76,6 +82,7 @@ class Engine:
         self.sessions: dict[str, Session] = {}
         self.sid_prefix = ""   # a cluster's process tag: any process can tell where a session lives
         self.relay: Any = None  # carries requests for another process's sessions (handlers/relay.py)
+        self._last_answers: dict[str, tuple[str, int]] = {}  # closed polling sid -> (answer, tick)
         self._dirty: list[Session] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick: asyncio.TimerHandle | None = None
@@ -103,6 +110,7 @@ class Engine:
         self._start()
         for watcher in self.watchers:
             watcher.opened(session, environ)
+        session.timer = self._loop_or_current().call_later(self.ping_interval / 1000, self._first_ping, session)
         self.on_open(session, environ)
         return session
 
@@ -124,6 +132,15 @@ class Engine:
                 self.on_close(session, reason)
             except Exception:
                 log.exception("error in close handler of session %s", session.sid[:8])
+
+    def linger(self, sid: str, answer: str) -> None:
+        """Keep the last answer of a polling session that closed with no GET waiting, for one GET."""
+        self._last_answers[sid] = (answer, self._ticks)
+
+    def last_answer(self, sid: str) -> str | None:
+        """The answer kept for a GET that arrives just after its session closed (then it is gone)."""
+        kept = self._last_answers.pop(sid, None)
+        return kept[0] if kept is not None else None
 
     def close(self) -> None:
         """Close every session and stop the timers (the server is going away)."""
@@ -160,7 +177,14 @@ class Engine:
         dirty, self._dirty = self._dirty, []
         for session in dirty:
             if not session.closed:
-                session.flush()
+                try:
+                    session.flush()
+                except Exception:
+                    # A bug, not input (the codec refuses what cannot be written):
+                    # this session ends, loudly; the others of the batch still flush.
+                    log.exception("session %s: its packets could not be written; closing it", session.sid[:8])
+                    session.queue.clear()
+                    session.close("transport error", notify=False)
 
     def _loop_or_current(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -180,17 +204,46 @@ class Engine:
         self._tick = loop.call_later(self.ping_interval / 1000, self._ping_all)
         self._ticks += 1
         tick = self._ticks
+        if self._last_answers:  # kept for one to two intervals: the next GET comes at once
+            self._last_answers = {sid: kept for sid, kept in self._last_answers.items() if kept[1] >= tick - 1}
         for session in list(self.sessions.values()):
-            if not session.upgrading:
+            if not session.upgrading and session.timer is None:  # not before its own first ping
                 if not session.awaiting_pong:
                     session.awaiting_pong = tick
                 session.send(PING_PACKET)
         self.on_tick()
-        loop.call_later(self.ping_timeout / 1000, self._reap, tick)
+        timeout = self.ping_timeout / 1000
+        loop.call_later(timeout, self._reap, loop.time() + timeout, tick)
 
-    def _reap(self, tick: int) -> None:
-        """Close the sessions that have not answered the ping of `tick`."""
-        silent = [s for s in self.sessions.values() if 0 < s.awaiting_pong <= tick]
+    def _first_ping(self, session: Session) -> None:
+        session.timer = None
+        if session.closed or session.upgrading:
+            return  # the shared tick takes it from here
+        session.awaiting_pong = FIRST_PING
+        session.send(PING_PACKET)
+        loop = self._loop_or_current()
+        timeout = self.ping_timeout / 1000
+        session.timer = loop.call_later(timeout, self._reap, loop.time() + timeout, 0, session)
+
+    def _reap(self, due: float, tick: int, session: Session | None = None, postponed: bool = False) -> None:
+        """Close the sessions that have not answered the ping of `tick` (or `session` its first).
+
+        If this runs late, the loop was stalled (a busy machine, a long
+        handler): pongs that arrived meanwhile may not be read yet, so look
+        once more after as long again rather than blame the clients.
+        """
+        loop = self._loop_or_current()
+        late = loop.time() - due
+        if late > STALL and not postponed:
+            handle = loop.call_later(late, self._reap, loop.time() + late, tick, session, True)
+            if session is not None:
+                session.timer = handle
+            return
+        if session is not None:
+            session.timer = None
+            silent = [session] if session.awaiting_pong == FIRST_PING and not session.closed else []
+        else:
+            silent = [s for s in self.sessions.values() if 0 < s.awaiting_pong <= tick]
         for session in silent:
             log.info("session %s: no pong within %d ms, closing", session.sid[:8], self.ping_timeout)
             session.close("ping timeout", notify=False)

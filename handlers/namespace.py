@@ -166,8 +166,9 @@ class Namespace:
             session.send(Outgoing.of(Packet(CONNECT, self.name, {"sid": socket.id})))
         else:
             session.send(Outgoing.of(Packet(CONNECT, self.name, {"sid": socket.id, "pid": socket.pid})))
-            for out in missed:
-                session.send(out)
+        session.write_apart()  # the CONNECT answer reaches the client before what follows it
+        for out in missed:
+            session.send(out)
         for handler in self.connection_handlers:
             socket._run_lifecycle(handler, socket)
             if not socket.connected:

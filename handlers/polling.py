@@ -105,6 +105,13 @@ class PollingTransport(EngineRequest, RequestHandler):
         else:
             self.fail(UNKNOWN_SID if text == "Session ID unknown" else BAD_REQUEST, status, text)
 
+    def unknown_session(self, sid: str) -> None:
+        last = self.engine.last_answer(sid) if self.request.method == "GET" else None
+        if last is not None:
+            self.finish(last)  # the session closed as this GET was on its way: its last answer
+        else:
+            super().unknown_session(sid)
+
     def data_received(self, chunk: bytes) -> None:
         if self.relayed is not None and not self._finished:
             self._size += len(chunk)
@@ -139,12 +146,12 @@ class PollingTransport(EngineRequest, RequestHandler):
             upgrades = ["websocket"] if "websocket" in self.engine.transports else []
             self.finish(self.engine.open_packet(session, upgrades))
             return
-        if session.closed:
-            self.fail(UNKNOWN_SID)
+        if session.closed:  # closed while this request was read (a POST with a close packet, say)
+            self.unknown_session(session.sid)
             return
         if session.poller is not None:
             self.fail(BAD_REQUEST, 400, "Overlapping GET requests")
-            session.close("transport error", notify=False)
+            session.close("transport error")  # the first GET gets the close packet
             return
         payload = session.take_payload()
         if payload is None and session.probed:

@@ -32,13 +32,59 @@ CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK = range
 
 MAX_ACK_ID = 2**53 - 1          # what JavaScript clients can count to
 MAX_NAMESPACE_LENGTH = 256
-
-_json_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_json_loads = json.loads
+CLIENT_MAX_ATTACHMENTS = 10     # socket.io-client's parser drops the connection above this
 
 
 class ProtocolError(ValueError):
     """Input that does not follow the Engine.IO / Socket.IO protocol."""
+
+
+# Strict JSON both ways: what a browser's JSON.parse accepts, nothing more.
+# Python's json reads and writes NaN and Infinity (and turns 1e400 into
+# Infinity), which no other client parses: one client's input re-emitted to
+# everyone would drop them all.
+
+def _no_constant(name: str) -> Any:
+    raise ProtocolError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value - value != 0:  # inf - inf is nan
+        raise ProtocolError(f"number out of range: {text[:20]}")
+    return value
+
+
+_json_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_json_dumps_ascii = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_json_loads = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float).decode
+
+
+def _utf8_ok(text: str) -> bool:
+    """False if `text` holds a lone surrogate, which UTF-8 (and so a frame) cannot carry."""
+    if text.isascii():  # O(1) in CPython: the common case costs nothing
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _dump(data: Any) -> str:
+    """`data` as JSON text that every client parses; a clear error for what is not JSON."""
+    try:
+        text = _json_dumps(data)
+    except TypeError as exc:
+        raise TypeError(f"cannot send {type(data).__name__} data: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # NaN, Infinity, circular or too deep
+        reason = "NaN and Infinity are not JSON" if "float" in str(exc) else exc
+        raise ValueError(f"cannot send this data: {reason}") from None
+    if not _utf8_ok(text):
+        # A lone surrogate (a string cut inside an emoji, say): written as a
+        # \ud800 escape, as JSON.stringify does, it is valid JSON again.
+        text = _json_dumps_ascii(data)
+    return text
 
 
 # --------------------------------------------------------------------------
@@ -123,28 +169,36 @@ def _deconstruct(obj: Any, buffers: list[bytes]) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_deconstruct(x, buffers) for x in obj]
     if isinstance(obj, dict):
+        if "_placeholder" in obj:  # receivers would take it for an attachment
+            raise ValueError("cannot send a '_placeholder' key in a packet with binary data")
         return {k: _deconstruct(v, buffers) for k, v in obj.items()}
     return obj
 
 
 def encode_packet(packet: Packet) -> list[str | bytes]:
-    """Engine.IO MESSAGE packets for a Socket.IO packet: `4<text>` then any binary attachments."""
+    """Engine.IO MESSAGE packets for a Socket.IO packet: `4<text>` then any binary attachments.
+
+    Raises TypeError or ValueError, at the emit, for data no client could
+    read: not JSON, NaN or Infinity, more attachments than clients take.
+    """
     kind, data, buffers = packet.type, packet.data, []
     if data is not None and kind in (EVENT, ACK) and _has_binary(data):
         kind += 3  # EVENT -> BINARY_EVENT, ACK -> BINARY_ACK
         data = _deconstruct(data, buffers)
+        if len(buffers) > CLIENT_MAX_ATTACHMENTS:
+            raise ValueError(f"cannot send {len(buffers)} binary attachments in one packet: "
+                             f"socket.io-client accepts {CLIENT_MAX_ATTACHMENTS}")
     parts = ["4", str(kind)]
     if buffers:
         parts.append(f"{len(buffers)}-")
     if packet.namespace != "/":
+        if not _utf8_ok(packet.namespace):
+            raise ValueError("cannot send a namespace name with a lone surrogate")
         parts.append(packet.namespace + ",")
     if packet.id is not None:
         parts.append(str(packet.id))
     if data is not None:
-        try:
-            parts.append(_json_dumps(data))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"cannot send {type(data).__name__} data: {exc}") from None
+        parts.append(_dump(data))
     return ["".join(parts), *buffers]
 
 
@@ -234,10 +288,15 @@ class Decoder:
             raise ProtocolError("ack without an id")
         data = None
         if j < end:
+            body = text[j:]
             try:
-                data = _json_loads(text[j:])
+                data = _json_loads(body)
+            except ProtocolError:
+                raise
             except (ValueError, RecursionError):
                 raise ProtocolError("invalid JSON in packet") from None
+            if "\\u" in body:  # only an escape can make a lone surrogate: check those alone
+                _check_escapes(data)
         _check_data(kind, data)
         packet = Packet(kind, namespace, data, ack_id)
         if attachments:
@@ -246,13 +305,23 @@ class Decoder:
         return packet
 
 
+def _check_escapes(data: Any) -> None:
+    """Refuse strings with a lone surrogate (`"\\ud800"` is valid JSON text, not valid Unicode)."""
+    try:
+        ok = _utf8_ok(_json_dumps(data))
+    except (ValueError, RecursionError):
+        raise ProtocolError("invalid JSON in packet") from None
+    if not ok:
+        raise ProtocolError("lone surrogate in a string")
+
+
 def _reconstruct(obj: Any, buffers: list[bytes]) -> Any:
     if isinstance(obj, list):
         return [_reconstruct(x, buffers) for x in obj]
     if isinstance(obj, dict):
-        if obj.get("_placeholder") is True and "num" in obj:
-            num = obj["num"]
-            if type(num) is not int or not 0 <= num < len(buffers):
+        if "_placeholder" in obj:
+            num = obj.get("num")
+            if obj["_placeholder"] is not True or type(num) is not int or not 0 <= num < len(buffers):
                 raise ProtocolError("placeholder refers to a missing attachment")
             return buffers[num]
         return {k: _reconstruct(v, buffers) for k, v in obj.items()}
@@ -273,7 +342,11 @@ class Outgoing:
 
     __slots__ = ("packets", "size", "_frames", "_text")
 
-    def __init__(self, packets: list[str | bytes]):
+    def __init__(self, packets: list[str | bytes], checked: bool = False):
+        if not checked:  # made by hand: refuse here what would fail later, in every receiver's write
+            for p in packets:
+                if type(p) is str and not _utf8_ok(p):
+                    raise ValueError("packet text with a lone surrogate cannot be sent")
         self.packets = packets
         self.size = len(packets[0]) if len(packets) == 1 else sum(len(p) for p in packets)
         self._frames: bytes | None = None
@@ -281,7 +354,7 @@ class Outgoing:
 
     @classmethod
     def of(cls, packet: Packet) -> "Outgoing":
-        return cls(encode_packet(packet))
+        return cls(encode_packet(packet), checked=True)
 
     @property
     def frames(self) -> bytes:

@@ -96,9 +96,13 @@ class EngineRequest:
             self.relayed = sid_text  # another process's session: the transport relays the request
             return True, None
         if session is None or len(sid) != 1:
-            self.fail(UNKNOWN_SID)
+            self.unknown_session(sid[0].decode("latin-1"))
             return False, None
         return True, session
+
+    def unknown_session(self, sid: str) -> None:
+        """Answers a request whose sid names no open session."""
+        self.fail(UNKNOWN_SID)
 
 
 class BadTransport(EngineRequest, RequestHandler):

@@ -6,6 +6,12 @@ the session over once the client confirms with an UPGRADE packet. Outbound
 data arrives as ready frames (encoded once for every receiver) and goes
 straight to the stream, whose buffer is bounded: a client that cannot keep
 up is closed rather than allowed to grow the server's memory.
+
+Reading frames in batches and writing ready frames use private parts of
+Tornado's `WebSocketProtocol13`, checked here against the Tornado range that
+is tested (setup.cfg); if a Tornado lacks them, connections fall back to
+Tornado's own frame reading and `write_message`, slower but correct, and a
+warning says so.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import tornado
 from tornado.iostream import StreamBufferFullError, StreamClosedError
-from tornado.websocket import WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
+from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
 
 from .engine import BAD_REQUEST
 from .frames import TEXT, FrameError, FrameParser
@@ -26,6 +33,44 @@ log = logging.getLogger("board.engine")
 
 PROBE_REPLY = Outgoing(["3probe"])
 READ_CHUNK = 65536
+
+# What BatchedFrames and send_packets use of Tornado beyond its public API:
+# methods of the class, and state its __init__ sets (checked on each new protocol).
+TORNADO_METHODS = ("_receive_frame", "_receive_frame_loop", "_handle_message", "_abort", "close", "is_closing")
+TORNADO_STATE = ("handler", "stream", "client_terminated", "_wire_bytes_in")
+
+
+def missing_tornado_methods(protocol_class: type = WebSocketProtocol13) -> list[str]:
+    """The private methods Board's fast path needs that `protocol_class` lacks."""
+    return [name for name in TORNADO_METHODS if not callable(getattr(protocol_class, name, None))]
+
+
+def _warn_fallback(missing: list[str]) -> None:
+    log.warning("Tornado %s lacks WebSocketProtocol13.%s, which Board's fast WebSocket path uses; "
+                "falling back to Tornado's own frame reading and writing (slower). "
+                "Board is tested with the Tornado versions setup.cfg allows.",
+                tornado.version, ", ".join(missing))
+
+
+def check_tornado(protocol_class: type = WebSocketProtocol13) -> bool:
+    """True if the fast path can be used with this Tornado; a warning if not."""
+    missing = missing_tornado_methods(protocol_class)
+    if missing:
+        _warn_fallback(missing)
+    return not missing
+
+
+FAST_FRAMES = check_tornado()
+_state_warned = False
+
+
+def _has_state(protocol: WebSocketProtocol) -> bool:
+    global _state_warned
+    missing = [name for name in TORNADO_STATE if not hasattr(protocol, name)]
+    if missing and not _state_warned:
+        _state_warned = True
+        _warn_fallback(missing)
+    return not missing
 
 
 class BatchedFrames(WebSocketProtocol13):
@@ -78,6 +123,7 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
 
     session: Session | None = None
     probing = False
+    fast = False  # batched reads and shared frames written straight to the stream
 
     @property
     def max_message_size(self) -> int:  # type: ignore[override]
@@ -85,9 +131,10 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
 
     def get_websocket_protocol(self) -> WebSocketProtocol | None:
         protocol = super().get_websocket_protocol()
-        if type(protocol) is WebSocketProtocol13:
+        if FAST_FRAMES and type(protocol) is WebSocketProtocol13 and _has_state(protocol):
             protocol.__class__ = BatchedFrames  # same state, faster reads
             protocol.frames = FrameParser(self.engine.max_payload)
+            self.fast = True
         return protocol
 
     def get_compression_options(self) -> None:
@@ -103,9 +150,8 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         if self.relayed is not None:  # a probe for another process's session: it stays on polling
             self.fail(BAD_REQUEST, 400, "Session lives on another process")
             return
-        if session is not None and (session.ws is not None or session.upgrading):
-            self.fail(BAD_REQUEST, 400, "Session already on WebSocket")
-            return
+        # A session already on (or moving to) another WebSocket: the handshake
+        # completes and open() closes this one, as the protocol asks.
         self.session = session
         await super().get(*args, **kwargs)
 
@@ -116,13 +162,14 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         request = self.request
         request.connection = request.server_connection = None  # the detached HTTP/1 connection
         request.arguments = request.body_arguments = request.files = {}  # query_arguments stays
-        stream = self.ws_connection.stream  # type: ignore[union-attr]
-        stream.max_write_buffer_size = self.engine.max_queue_bytes
-        stream.set_nodelay(True)
+        if self.fast:
+            self.ws_connection.stream.max_write_buffer_size = self.engine.max_queue_bytes  # type: ignore[union-attr]
+        self.set_nodelay(True)
         session = self.session
         if session is not None:
             if session.closed or session.ws is not None or session.upgrading:
-                self.close(1008, "session not available for upgrade")
+                self.session = None  # nothing it sends reaches the session
+                self.close(1008, "session already on a WebSocket")
                 return
             session.upgrading = True
             self.probing = True
@@ -186,6 +233,8 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         conn = self.ws_connection
         if conn is None or conn.is_closing():
             return False
+        if not self.fast:
+            return self._write_each(queue)
         stream = conn.stream
         try:
             if stream.writing():
@@ -208,6 +257,16 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
             if sent < len(data):
                 stream.write(memoryview(data)[sent:])
         except (StreamClosedError, StreamBufferFullError):
+            return False
+        return True
+
+    def _write_each(self, queue: list[Outgoing]) -> bool:
+        """The fallback: each packet through Tornado's public write_message."""
+        try:
+            for out in queue:
+                for packet in out.packets:
+                    self.write_message(packet, binary=not isinstance(packet, str))
+        except WebSocketClosedError:
             return False
         return True
 

@@ -1,5 +1,6 @@
 """The Engine.IO layer on its own: its own path, callbacks, heartbeat, origins."""
 
+import asyncio
 import json
 
 import pytest
@@ -8,7 +9,7 @@ from tornado.websocket import websocket_connect
 
 from conftest import http, until
 from handlers import Engine
-from handlers.protocol import Outgoing
+from handlers.protocol import PONG, Outgoing
 
 pytestmark = pytest.mark.gen_test(timeout=20)
 
@@ -73,3 +74,30 @@ def test_bad_options():
         Engine(ping_interval=0)
     with pytest.raises(ValueError):
         Engine(max_payload=-1)
+
+
+async def test_a_stalled_loop_does_not_reap_clients_whose_pongs_wait_unread():
+    engine = Engine(ping_interval=100, ping_timeout=100)
+    loop = asyncio.get_running_loop()
+    answering, silent = (engine.open_session({"transport": "websocket"}) for _ in range(2))
+    answering.awaiting_pong = silent.awaiting_pong = 1
+    engine._reap(loop.time() - 0.5, 1)  # ran half a second late: postponed
+    assert not answering.closed and not silent.closed
+    answering.receive(PONG, "")  # read once the loop runs again
+    engine._reap(loop.time(), 1, postponed=True)
+    assert not answering.closed and silent.closed
+    engine.close()
+
+
+async def test_the_first_ping_comes_a_ping_interval_after_the_handshake(url):
+    """Not earlier, whatever the phase of the shared tick: as Node's engine.io, and as clients expect."""
+    loop = asyncio.get_running_loop()
+    for _ in range(3):
+        start = loop.time()
+        ws = await websocket_connect(url.replace("http", "ws") + "/engine.io/?EIO=4&transport=websocket")
+        await ws.read_message()
+        assert await ws.read_message() == "2"
+        assert loop.time() - start >= 0.25
+        await ws.write_message("3")
+        ws.close()
+        await asyncio.sleep(0.1)  # a different phase of the shared tick for the next one

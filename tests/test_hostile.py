@@ -60,9 +60,13 @@ class LiveBoard:
         self.server = HTTPServer(make_app(self.hub, self.posts, post_limit=(0, 1)))
         self.server.add_socket(sock)
         self.ready.set()
-        self.loop.run_forever()
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
 
     def run(self, coro, timeout: float = 10):
+        """Runs `coro` on the board's loop. Everything made there (clients too) is used and closed there."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self):
@@ -72,6 +76,7 @@ class LiveBoard:
         self.run(close())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        assert not self.thread.is_alive(), "the board's loop did not stop"
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +97,10 @@ def witness(live):
         return ws
     ws = live.run(connect())
     yield ws
-    ws.close()
+
+    async def close():  # on the loop that owns it: closing from this thread races its writes
+        ws.close()
+    live.run(close())
 
 
 def check_witness(live, ws, n: int) -> None:

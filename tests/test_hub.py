@@ -1,6 +1,7 @@
 """The hub with the official python-socketio client, over both transports."""
 
 import asyncio
+import json
 
 import pytest
 import socketio
@@ -249,11 +250,9 @@ async def test_client_cannot_emit_reserved_events(url, hub, clients):
     assert gone == [] and hub.count == 1
 
 
-@pytest.fixture
-def hub_options():
-    return {"ping_interval": 200, "ping_timeout": 200, "connect_timeout": 100}
-
-
+# Only here: a module-wide fixture gave every test of this module a 100 ms connect
+# timeout, and an official client on a busy machine was closed before its CONNECT.
+@pytest.mark.parametrize("hub_options", [{"ping_interval": 200, "ping_timeout": 200, "connect_timeout": 100}])
 async def test_session_without_namespace_is_closed(url, hub):
     ws = await raw_websocket(url)
     assert (await ws.read_message())[0] == "0"
@@ -305,3 +304,76 @@ async def test_disconnect_a_room_and_count_it(url, hub, clients):
     await asyncio.wait_for(a.disconnected.wait(), 3)
     await asyncio.wait_for(b.disconnected.wait(), 3)
     assert hub.count == 1 and c.client.connected and "doomed" not in hub.main.rooms
+
+
+# -- strict JSON: one client's input never reaches the others as something else --
+
+POISON = [
+    "{\"x\":NaN,\"y\":Infinity}", "{\"x\":-Infinity}", "{\"x\":1e999}",
+    "{\"x\":\"\\ud800\"}", "{\"\\udfff\":1}",
+]
+
+
+def strict_json(text: str):
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} reached a client"))
+
+
+@pytest.mark.parametrize("poison", POISON)
+async def test_input_that_is_not_json_closes_only_its_sender(url, hub, clients, poison):
+    @hub.on("relay")
+    def relay(socket, data):  # what chat apps do: re-emit what they get
+        hub.emit("relayed", data)
+
+    ws_client = await clients("relayed").connect(url, transports=["websocket"])
+    poll_client = await clients("relayed").connect(url, transports=["polling"])
+    witness = await raw_websocket(url)
+    await witness.read_message()
+    await witness.write_message("40")
+    attacker = await raw_websocket(url)
+    await attacker.read_message()
+    await attacker.write_message("40")
+    assert (await attacker.read_message()).startswith("40")
+    await attacker.write_message("42[\"relay\"," + poison + "]")
+    assert await asyncio.wait_for(_drain(attacker), 3) is None  # closed: a protocol error
+    await ws_client.client.emit("relay", {"ok": 1})
+    assert await ws_client.next("relayed") == {"ok": 1}  # the first thing relayed is the good one
+    assert await poll_client.next("relayed") == {"ok": 1}
+    while True:  # the raw witness parses everything it gets strictly
+        message = await asyncio.wait_for(witness.read_message(), 3)
+        if message.startswith("42[\"relayed\""):
+            assert strict_json(message[2:])[:2] == ["relayed", {"ok": 1}]  # then its recovery offset
+            break
+        if message.startswith("42"):
+            strict_json(message[2:])
+    witness.close()
+
+
+async def _drain(ws):
+    while (message := await ws.read_message()) is not None:
+        pass
+    return message
+
+
+async def test_an_app_that_emits_nan_gets_the_error_at_its_emit(url, hub, clients):
+    errors = []
+
+    @hub.on("measure")
+    def measure(socket):
+        try:
+            hub.emit("relayed", {"mean": float("nan")})
+        except ValueError as exc:
+            errors.append(str(exc))
+            return "refused"
+
+    client = await clients("relayed").connect(url, transports=["websocket"])
+    assert await client.client.call("measure", timeout=3) == "refused"
+    assert "NaN and Infinity are not JSON" in errors[0]
+    hub.emit("relayed", "fine")
+    assert await client.next("relayed") == "fine"
+
+
+async def test_a_lone_surrogate_from_the_app_reaches_clients_as_an_escape(url, hub, clients):
+    client = await clients("relayed").connect(url, transports=["polling"])
+    hub.emit("relayed", "cut\ud83d")  # a string cut inside an emoji
+    assert await client.next("relayed") == "cut\ud83d"
+    assert client.client.connected

@@ -72,7 +72,8 @@ async def test_second_concurrent_get_is_refused_and_ends_the_session(url, hub):
     await until(lambda: hub.engine.sessions[sid].poller is not None)  # the first GET waits there
     second = await http(url, f"{P}&sid={sid}")
     assert second.code == 400 and error_of(second)["code"] == 3
-    assert (await first).code == 200
+    first = await first
+    assert (first.code, first.body) == (200, b"1")  # the close packet
     assert (await http(url, f"{P}&sid={sid}")).code == 400
 
 
@@ -137,11 +138,12 @@ async def test_upgrade_to_websocket_by_hand(url, hub):
     assert (await http(url, f"{P}&sid={sid}", timeout=2)).body == b"6"
     await ws.write_message("5")
     await ws.write_message("42[\"hello\"]")
-    # polling is over for this session; a second WebSocket is refused
+    # polling is over for this session; a second WebSocket is opened, then closed by the server
     late = await http(url, f"{P}&sid={sid}")
     assert late.code == 400 and "upgraded" in error_of(late)["message"]
-    with pytest.raises(Exception):
-        await raw_websocket(url, f"EIO=4&transport=websocket&sid={sid}")
+    second = await raw_websocket(url, f"EIO=4&transport=websocket&sid={sid}")
+    assert await asyncio.wait_for(second.read_message(), 2) is None
+    assert second.close_code == 1008
     assert await asyncio.wait_for(ws.read_message(), 2) == "2"  # the heartbeat now runs on the WebSocket
     ws.close()
 
@@ -182,3 +184,40 @@ async def test_a_tab_that_dies_mid_poll_leaves_the_session_usable(url, hub):
     assert response.code == 200 and response.body.startswith(b"42")
     event, data, offset = json.loads(response.body[2:])  # recovery is on: the offset comes last
     assert (event, data) == ("news", "after") and offset.isdigit()
+
+
+async def test_a_poll_answer_carries_at_most_16_packets(url, hub):
+    @hub.on("burst")
+    def burst(socket, n):
+        for i in range(n):
+            socket.emit("item", i)
+
+    sid, _ = await polling_session(url)
+    await http(url, f"{P}&sid={sid}", "POST", "40")
+    await http(url, f"{P}&sid={sid}")
+    await http(url, f"{P}&sid={sid}", "POST", "42[\"burst\",40]")
+    await until(lambda: len(hub.engine.sessions[sid].queue) >= 40)
+    sizes, items = [], []
+    while len(items) < 40:
+        packets = (await http(url, f"{P}&sid={sid}")).body.decode().split("\x1e")
+        sizes.append(len(packets))
+        items += [p for p in packets if p.startswith("42[\"item\"")]
+    assert sizes == [16, 16, 8]
+    # [event, i, offset]: recovery is on, so each carries its offset last
+    assert [json.loads(p[2:])[:2] for p in items] == [["item", i] for i in range(40)]
+
+
+@pytest.mark.parametrize("broadcast", [False, True])
+async def test_a_burst_reaches_the_official_polling_client_whole(url, hub, clients, broadcast):
+    """python-engineio's client drops its session on a poll answer of more than 16 packets."""
+    @hub.on("burst")
+    def burst(socket, n):
+        for i in range(n):
+            (hub.emit if broadcast else socket.emit)("item", i)
+        return n
+
+    client = await clients("item").connect(url, transports=["polling"])
+    assert await client.client.call("burst", 35, timeout=5) == 35
+    assert [await client.next("item") for _ in range(35)] == list(range(35))
+    assert client.client.connected
+    assert await client.client.call("burst", 1, timeout=5) == 1  # and it carries on

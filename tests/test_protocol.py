@@ -1,6 +1,7 @@
 """The codec alone: every packet type, payload framing, malformed input."""
 
 import base64
+import json
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -124,6 +125,84 @@ def test_attachment_limit():
 def test_unserialisable_data_is_a_clear_error():
     with pytest.raises(TypeError, match="cannot send"):
         encode_packet(Packet(EVENT, "/", ["x", object()]))
+
+
+# -- strict JSON -------------------------------------------------------------
+
+@pytest.mark.parametrize("body", [
+    "[\"a\",NaN]", "[\"a\",{\"x\":Infinity}]", "[\"a\",-Infinity]", "[\"a\",1e400]",
+    "[\"a\",-1" + "0" * 400 + ".5]",                       # finite text, infinite float
+    "[\"a\",\"\\ud800\"]", "[\"a\",{\"\\udfff\":1}]",        # lone surrogates, value and key
+    "[\"a\",\"\\ude00\\ud83d\"]",                            # a pair in the wrong order
+])
+def test_what_is_not_json_is_refused(body):
+    with pytest.raises(ProtocolError):
+        Decoder().feed("2" + body)
+
+
+def test_escapes_that_make_valid_strings_are_accepted():
+    packet = Decoder().feed("2[\"a\",\"\\ud83d\\ude00\",\"\\u00e9\",\"\\\\ud800\",1.5e3]")
+    assert packet.data == ["a", "\U0001F600", "é", "\\ud800", 1500.0]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_sending_nan_or_infinity_fails_at_the_emit(value):
+    with pytest.raises(ValueError, match="NaN and Infinity are not JSON"):
+        Outgoing.of(Packet(EVENT, "/", ["x", {"v": value}]))
+
+
+def test_a_lone_surrogate_is_sent_as_an_escape():
+    """As JSON.stringify writes it: valid JSON, and the same string once parsed."""
+    (text,) = encode_packet(Packet(EVENT, "/", ["x", "cut\ud83d", "é"]))
+    assert text == "42[\"x\",\"cut\\ud83d\",\"\\u00e9\"]"
+    text.encode("utf-8")
+    assert json.loads(text[2:]) == ["x", "cut\ud83d", "é"]
+    Outgoing.of(Packet(EVENT, "/", ["x", "\udc00"])).frames  # writable
+
+
+def test_outgoing_made_by_hand_refuses_what_cannot_be_written():
+    with pytest.raises(ValueError, match="lone surrogate"):
+        Outgoing(["4\ud800"])
+    assert Outgoing(["4é", b"\xff"]).frames
+
+
+def test_placeholders_only_where_they_mean_an_attachment():
+    # a client's own "_placeholder" in a binary packet must be a real one
+    decoder = Decoder()
+    decoder.feed("51-[\"a\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":false,\"num\":0}]")
+    with pytest.raises(ProtocolError):
+        decoder.feed(b"x")
+    # in a text packet it is only data: it comes back as it was...
+    assert Decoder().feed("2[\"a\",{\"_placeholder\":true,\"num\":0}]").data[1] == {"_placeholder": True, "num": 0}
+    assert encode_packet(Packet(EVENT, "/", ["a", {"_placeholder": True, "num": 0}])) == \
+        ["42[\"a\",{\"_placeholder\":true,\"num\":0}]"]
+    # ...unless it would travel with binary data, where receivers would swap it for an attachment
+    with pytest.raises(ValueError, match="_placeholder"):
+        encode_packet(Packet(EVENT, "/", ["a", {"_placeholder": True, "num": 0}, b"\x01"]))
+
+
+def test_no_more_attachments_than_socket_io_client_takes():
+    assert len(encode_packet(Packet(EVENT, "/", ["a", *[b"x"] * 10]))) == 11
+    with pytest.raises(ValueError, match="accepts 10"):
+        encode_packet(Packet(EVENT, "/", ["a", *[b"x"] * 11]))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_whatever_is_sent_is_strict_json_and_comes_back_the_same(value):
+    """Any text (lone surrogates included) and finite number: what a browser's JSON.parse reads."""
+    (text,) = encode_packet(Packet(EVENT, "/", ["e", value]))
+    body = text[2:]
+    body.encode("utf-8")  # a frame can carry it
+    strict = json.loads(body, parse_constant=lambda name: pytest.fail(f"{name} sent"))
+    assert strict == ["e", value]
 
 
 # -- ready forms -------------------------------------------------------------

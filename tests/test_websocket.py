@@ -152,3 +152,57 @@ async def test_invalid_utf8_text_frame_is_refused(url, hub):
     close_frame = rest[rest.index(b"\x88"):]
     assert close_frame[2:4] == (1007).to_bytes(2, "big")
     assert not hub.engine.sessions
+
+
+# -- Tornado's private hooks ---------------------------------------------------
+
+def test_the_tornado_installed_has_every_hook_of_the_fast_path():
+    from handlers import websocket
+    assert websocket.missing_tornado_methods() == []
+    assert websocket.FAST_FRAMES
+
+
+def test_a_tornado_without_the_hooks_is_named_in_a_warning(caplog):
+    from handlers import websocket
+
+    class OldProtocol:  # has some of them only
+        def _handle_message(self): ...
+        def close(self): ...
+
+    assert not websocket.check_tornado(OldProtocol)
+    assert "_receive_frame" in caplog.text and "falling back" in caplog.text
+    assert websocket.missing_tornado_methods(OldProtocol) == [
+        "_receive_frame", "_receive_frame_loop", "_abort", "is_closing"]
+
+
+def test_a_protocol_without_the_state_falls_back(caplog, monkeypatch):
+    from handlers import websocket
+    monkeypatch.setattr(websocket, "_state_warned", False)
+
+    class Bare:
+        handler = stream = None
+
+    assert not websocket._has_state(Bare())
+    assert "client_terminated, _wire_bytes_in" in caplog.text
+
+
+@pytest.mark.parametrize("fast", [True, False])
+async def test_both_paths_carry_events_acks_binary_and_heartbeat(url, hub, clients, monkeypatch, fast):
+    from handlers import websocket
+    monkeypatch.setattr(websocket, "FAST_FRAMES", fast)
+
+    @hub.on("flip")
+    def flip(socket, data):
+        return data[::-1]
+
+    client = await clients("news").connect(url, transports=["websocket"])
+    await client.next("news")
+    transport = next(iter(hub.sockets.values())).client.session.ws
+    assert transport.fast is fast
+    assert await client.client.call("flip", b"\x01\x02\x03", timeout=3) == b"\x03\x02\x01"
+    assert await client.client.call("flip", "abc", timeout=3) == "cba"
+    ws = await connect(url)  # a raw client sees the same frames
+    assert await read_until(ws, lambda m: m == "2") == "2"
+    ws.close()
+    hub.emit("news", {"n": 1})
+    assert await client.until("news", lambda d: d.get("n") == 1) == {"n": 1}
