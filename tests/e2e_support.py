@@ -194,6 +194,8 @@ class Board:
             cmd.append(f"--ping_interval={self.ping_interval}")
         if self.ping_timeout is not None:
             cmd.append(f"--ping_timeout={self.ping_timeout}")
+        if not any(a.startswith("--drain_seconds") for a in self.args):
+            cmd.append("--drain_seconds=0.2")  # stopping a test's board need not spread its clients over 10 s
         return cmd + self.args
 
     def start(self, timeout=START_S):
