@@ -17,7 +17,9 @@ import pytest
 import socketio
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_support import NODE_DIR, Board, Nginx, RedisServer, require  # noqa: E402
+from e2e_support import (  # noqa: E402,F401
+    CONNECT_MS, NODE_DIR, Board, Nginx, RedisServer, browser, expect, expect_post, pages, post, require, screenshot,
+)
 
 pytestmark = [pytest.mark.node, pytest.mark.nginx, pytest.mark.timeout(120)]
 
@@ -182,3 +184,24 @@ def test_processes_share_one_port_and_a_rolling_restart_loses_nothing(tmp_path, 
         summary = watch_posts(nginx.url, "default", 6, 30, a.url, on_post=restart_b, pace=0.05)
         assert b.proc.wait(10) == 0
     assert_every_post_once(summary)
+
+
+@pytest.mark.browser
+def test_pages_of_one_board_on_two_processes_over_both_transports(tmp_path, redis_server, request, pages):
+    """Our client in Chromium, a page on WebSocket and an old browser on long-polling, behind nginx round
+    robin over two processes: each sees the other's posts and the cluster's count."""
+    name = request.node.name
+    with cluster_board(tmp_path, redis_server, f"{name}-a") as a, \
+            cluster_board(tmp_path, redis_server, f"{name}-b") as b, \
+            Nginx([a.port, b.port], tmp_path / "nginx", name=name, upgrade=True) as nginx:
+        modern = pages.open(nginx.url, "websocket page")
+        old = pages.open(nginx.url, "polling page", websocket=False)
+        expect(modern.locator("#transport")).to_have_text("websocket")
+        expect(old.locator("#transport")).to_have_text("polling")
+        for page in (modern, old):
+            expect(page.locator("#count")).to_have_text("2", timeout=CONNECT_MS)
+        post(modern, "Ann", "over WebSocket")
+        expect_post(old, "Ann", "over WebSocket", CONNECT_MS)
+        post(old, "Bob", "over long-polling, whichever process each request reaches")
+        expect_post(modern, "Bob", "over long-polling, whichever process each request reaches", CONNECT_MS)
+        screenshot(old, "cluster-polling-page")
