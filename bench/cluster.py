@@ -9,6 +9,10 @@ Configurations, interleaved in each round, each with fresh processes and a fresh
   redis-1      one Board process on Redis (every broadcast goes through the stream and back)
   redis-2      two Board processes on Redis, the clients split between them
 
+With --scenario echo-polling: long-polling clients doing emit-with-ack round trips, each HTTP request
+sent to the next process in turn (no stickiness), so in redis-2 every other request is relayed to the
+process that owns its session: the cost of needing no sticky sessions.
+
 The load generator (bench/loadgen.js, raw Engine.IO over ws) keeps `window` broadcasts in flight
 and measures deliveries/s and the latency of each delivery. CPU shares are sampled with psutil
 over the measured window for every process: the Board processes, redis-server, the generator.
@@ -88,9 +92,10 @@ def run(config: str, a: argparse.Namespace) -> dict:
         for port in ports:
             wait_port(port)
         gen = subprocess.Popen(
-            ["node", str(HERE / "loadgen.js"), "--scenario=fanout", f"--port={ports[0]}",
+            ["node", str(HERE / "loadgen.js"), f"--scenario={a.scenario}", f"--port={ports[0]}",
              f"--ports={','.join(map(str, ports))}", f"--clients={a.clients}", f"--duration={a.duration}",
-             f"--window={a.window}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             *([f"--window={a.window}"] if a.scenario == "fanout" else [])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         procs["loadgen"] = gen
         result, before, began = None, None, 0.0
         for line in gen.stdout:
@@ -109,7 +114,7 @@ def run(config: str, a: argparse.Namespace) -> dict:
         gen.wait(30)
         if result is None:
             raise RuntimeError(f"{config}: the load generator gave no result")
-        return {"deliveries_s": result.get("deliveries_per_s"), "p50_ms": (result.get("latency") or {}).get("p50_ms"),
+        return {"deliveries_s": result.get("deliveries_per_s") or result.get("rt_per_s"), "p50_ms": (result.get("latency") or {}).get("p50_ms"),
                 "p99_ms": (result.get("latency") or {}).get("p99_ms"), "cpu_pct": shares}
     finally:
         for proc in procs.values():
@@ -119,12 +124,14 @@ def run(config: str, a: argparse.Namespace) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--clients", type=int, default=1000)
+    p.add_argument("--scenario", default="fanout", choices=["fanout", "echo-polling"])
+    p.add_argument("--clients", type=int, default=0, help="default: 1000 for fanout, 50 for echo-polling")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=float, default=8)
     p.add_argument("--window", type=int, default=8)
     p.add_argument("--configs", default="alone,redis-1,redis-2")
     a = p.parse_args()
+    a.clients = a.clients or (1000 if a.scenario == "fanout" else 50)
     configs = a.configs.split(",")
     runs: dict[str, list] = {c: [] for c in configs}
     for r in range(a.rounds):
@@ -132,8 +139,9 @@ def main() -> int:
             res = run(c, a)
             runs[c].append(res)
             print(f"round {r + 1} {c}: {json.dumps(res)}", flush=True)
-    print(f"\n{a.clients} clients, window {a.window}, {a.rounds} round(s) of {a.duration} s; medians")
-    print("| configuration | deliveries/s | ÷ alone | p50 ms | p99 ms | CPU % per process |")
+    print(f"\n{a.scenario}, {a.clients} clients, {a.rounds} round(s) of {a.duration} s; medians")
+    unit = "deliveries/s" if a.scenario == "fanout" else "round trips/s"
+    print(f"| configuration | {unit} | ÷ alone | p50 ms | p99 ms | CPU % per process |")
     print("|---|---|---|---|---|---|")
     base = statistics.median(x["deliveries_s"] for x in runs[configs[0]])
     for c in configs:

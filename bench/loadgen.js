@@ -19,7 +19,8 @@
 //   --slow-interval=MS     a slow reader reads one socket chunk (<= 64 KiB) every MS milliseconds (2000)
 //   --host=127.0.0.1       loopback only
 //   --ports=P1,P2,...      WebSocket clients spread over these ports in turn (processes of a cluster);
-//                          the first one (--port) also sends the broadcasts
+//                          the first one (--port) also sends the broadcasts; every long-polling request
+//                          goes to the next of them (a round-robin balancer without stickiness)
 //   --marks=1              0: do not wait for stdin after marks (run by hand)
 const http = require('http');
 const readline = require('readline');
@@ -473,11 +474,12 @@ async function scenarioEchoWs() {
 
 // ------------------------------------------------------------------------ (d) echo with ack over polling
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024 });
+let polled = 0;
 
 function request(method, path, body) {
   return new Promise((resolve, reject) => {
     const req = http.request({
-      host: opt.host, port: opt.port, method, path, agent,
+      host: opt.host, port: WS_PORTS[polled++ % WS_PORTS.length], method, path, agent,
       headers: body !== undefined
         ? { 'Content-Type': 'text/plain;charset=UTF-8', 'Content-Length': Buffer.byteLength(body) } : {},
     }, (res) => {

@@ -16,7 +16,7 @@ emit, never one per receiver.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from .protocol import EVENT, Outgoing, Packet
 from .recovery import RECOVERABLE, Recent, RecoveryLog, Saved
@@ -40,6 +40,22 @@ def wants_offsets(environ: dict) -> bool:
     headers = environ.get("headers")
     agent = (headers.get("User-Agent", "") if headers is not None else "").lower()
     return not any(name in agent for name in PYTHON_AGENTS)
+
+
+class Adapter(Protocol):
+    """What the hub asks of any adapter (MemoryAdapter here, RedisAdapter for a cluster)."""
+
+    recovering: bool
+
+    def start_offset(self) -> Any: ...
+    def new_pid(self) -> str: ...
+    def broadcast(self, group: "Broadcast", data: list) -> int: ...
+    def send_own(self, socket: "Socket", data: list) -> None: ...
+    def connected(self, socket: "Socket") -> None: ...
+    def rooms_changed(self, socket: "Socket") -> None: ...
+    def lost(self, socket: "Socket", reason: str) -> None: ...
+    async def restore(self, namespace: str, pid: Any, offset: Any) -> tuple[Saved, list[Outgoing]] | None: ...
+    def tick(self) -> None: ...
 
 
 class MemoryAdapter:

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 
 from tornado.web import StaticFileHandler
 
-from .adapter import MemoryAdapter, wants_offsets
+from .adapter import Adapter, MemoryAdapter, wants_offsets
 from .broadcast import Broadcast
 from .engine import Engine
 from .limits import Limits
@@ -140,7 +140,7 @@ class Hub:
         recover_within: int = 120_000,
         recovery_log_packets: int = 10_000,
         recovery_log_bytes: int = 32 * 2**20,
-        adapter: MemoryAdapter | None = None,
+        adapter: Adapter | None = None,
         **engine_options: Any,
     ):
         self.path = path.rstrip("/") + "/"

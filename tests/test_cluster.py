@@ -66,7 +66,9 @@ def watch_posts(url, mode, clients, posts, poster_url, on_post=lambda n: None, p
                 for n in range(1, posts + 1):
                     ack = await poster.call("post", {"name": "P", "text": f"post {n}"}, timeout=5)
                     assert ack["id"] == n, ack
-                    on_post(n)
+                    done = on_post(n)
+                    if done is not None:
+                        await done
                     await asyncio.sleep(pace)  # the pace of the posts, not a synchronisation
             finally:
                 await poster.disconnect()
@@ -156,8 +158,9 @@ def test_long_polling_needs_no_sticky_sessions(tmp_path, redis_server, request):
 
 
 def test_processes_share_one_port_and_a_rolling_restart_loses_nothing(tmp_path, redis_server, request):
-    """`--processes=2` on one port; then one of two boards behind nginx gets SIGTERM under traffic:
-    it drains (its clients come back through nginx to the other), and no post is lost."""
+    """`--processes=2` on one port; then a rolling restart under traffic: each of the two processes
+    behind nginx in turn gets SIGTERM, drains (its clients come back through nginx to the other) and
+    starts again, while a third process posts; no post is lost, none comes twice."""
     name = request.node.name
     with Board(tmp_path / "p.db", name=f"{name}-processes",
                args=[f"--redis={redis_server.url}", "--redis_prefix=procs", "--processes=2",
@@ -173,16 +176,22 @@ def test_processes_share_one_port_and_a_rolling_restart_loses_nothing(tmp_path, 
                 await two.disconnect()
         asyncio.run(two_on_one_port())
 
-    with cluster_board(tmp_path, redis_server, f"{name}-a") as a, \
-            Board(tmp_path / "b.db", name=f"{name}-b", ping_interval=1000, ping_timeout=1000,
-                  args=[f"--redis={redis_server.url}", "--redis_prefix=test-board", "--post_limit=0",
-                        "--drain_seconds=1"]) as b, \
+    def drained(name):
+        return Board(tmp_path / f"{name}.db", name=f"{request.node.name}-{name}", ping_interval=1000,
+                     ping_timeout=1000, args=[f"--redis={redis_server.url}", "--redis_prefix=test-board",
+                                              "--post_limit=0", "--drain_seconds=1"])
+
+    def restart(board):
+        board.proc.send_signal(signal.SIGTERM)  # drains: its clients reconnect, to the other process
+        assert board.proc.wait(10) == 0
+        board.start()                           # the new version, on the same port
+
+    with drained("a") as a, drained("b") as b, cluster_board(tmp_path, redis_server, f"{name}-poster") as poster, \
             Nginx([a.port, b.port], tmp_path / "nginx", name=name, upgrade=True) as nginx:
-        def restart_b(n):
-            if n == 10:
-                b.proc.send_signal(signal.SIGTERM)  # a rolling restart: b drains and exits
-        summary = watch_posts(nginx.url, "default", 6, 30, a.url, on_post=restart_b, pace=0.05)
-        assert b.proc.wait(10) == 0
+        def roll(n):
+            if n in (10, 25):
+                return asyncio.to_thread(restart, a if n == 10 else b)
+        summary = watch_posts(nginx.url, "default", 6, 40, poster.url, on_post=roll, pace=0.05)
     assert_every_post_once(summary)
 
 
