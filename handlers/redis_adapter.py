@@ -79,6 +79,9 @@ class RedisAdapter:
         # No retries inside the client: an outage is handled here, without holding up local clients.
         self.redis = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=None,
                                           retry=Retry(NoBackoff(), 0))
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        self._redis_errors = RedisConnectionError
         self.url = url
         self.prefix = prefix
         self.window = window
@@ -332,7 +335,7 @@ class RedisAdapter:
                         self._deliver_locally(batch)
                         continue
                     try:
-                        await self._send(batch)
+                        await self._send_retrying(batch)
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:
@@ -357,6 +360,15 @@ class RedisAdapter:
         for socket in self.live.values():
             self._write_state(socket, self._ttl())
 
+    async def _send_retrying(self, batch: list[tuple]) -> None:
+        """Once more on a fresh connection if the first fails: after a Redis restart the pool
+        still holds connections the old server closed."""
+        try:
+            await self._send(batch)
+        except (ConnectionError, OSError, self._redis_errors) as exc:
+            log.debug("Redis write failed (%s); once more", exc)
+            await self._send(batch)
+
     async def _send(self, batch: list[tuple]) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for op in batch:
@@ -374,7 +386,7 @@ class RedisAdapter:
         await pipe.execute()
 
     def _deliver_locally(self, batch: list[tuple]) -> None:
-        """Redis is away: this process's own emits still reach its own sockets (without offsets)."""
+        """Redis is away: this process's own emits still reach its own sockets (not recoverable)."""
         hub = self.hub
         for op in batch:
             if op[0] != "xadd":
@@ -384,10 +396,13 @@ class RedisAdapter:
             if namespace is None:
                 continue
             buffers = [fields[f"a{k}"] for k in range(len(fields) - 5)]
-            plain = Outgoing([fields["h"] + fields["b"], *buffers])
+            head, body = fields["h"], fields["b"]
+            plain = Outgoing([head + body, *buffers])
+            # Clients that expect an offset get the last one they can rely on: what this emit would
+            # have had is unknown, and leaving it out would make them take an argument for it.
+            with_offset = Outgoing([f'{head}{body[:-1]},"{self.last_id}"]', *buffers])
             group = Broadcast(namespace, set(json.loads(fields["i"])), set(json.loads(fields["x"])))
-            for socket in group.sockets():
-                socket.client.session.send(plain)
+            deliver(group.sockets(), with_offset, lambda: plain)
 
     async def _read(self) -> None:
         delay = 0.1
