@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 from .broadcast import Broadcast
+from .subscriber import Subscriber
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -22,11 +23,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("board.cluster")
 
 
-class Cluster:
+class Cluster(Subscriber):
     """The cluster-wide operations of a hub on Redis (`hub.cluster`)."""
 
+    log = log
+
     def __init__(self, redis: Any, prefix: str, tag: str, hub: "Hub"):
-        self.redis = redis
+        super().__init__(redis)
         self.channel = f"{prefix}:cluster"
         self.own = f"{prefix}:cluster:{tag}"
         self.tag = tag
@@ -34,23 +37,7 @@ class Cluster:
         self.handlers: dict[str, Callable[..., Any]] = {}   # server-to-server events
         self._ids = itertools.count(1)
         self._waiting: dict[int, tuple[asyncio.Future, list, int]] = {}
-        self._pubsub: Any = None
-        self._task: asyncio.Task | None = None
-
-    async def start(self) -> None:
-        self._pubsub = self.redis.pubsub()
-        await self._pubsub.subscribe(self.channel, self.own)
-        self._task = asyncio.ensure_future(self._listen())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._pubsub is not None:
-            try:
-                await self._pubsub.aclose()
-            except Exception:
-                pass
+        self.channels = (self.channel, self.own)
 
     # -- what the app asks ---------------------------------------------
 
@@ -108,25 +95,6 @@ class Cluster:
         finally:
             self._waiting.pop(rid, None)
         return answers
-
-    async def _listen(self) -> None:
-        while True:
-            try:
-                async for item in self._pubsub.listen():
-                    if item.get("type") == "message":
-                        try:
-                            self._on_message(json.loads(item["data"]))
-                        except Exception:
-                            log.exception("cluster: a message that does not parse was dropped")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("cluster: listening failed (%s); again in 1 s", exc)
-                await asyncio.sleep(1)
-                try:
-                    await self._pubsub.subscribe(self.channel, self.own)
-                except Exception:
-                    pass
 
     def _on_message(self, m: dict) -> None:
         op = m["op"]

@@ -22,6 +22,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .protocol import ProtocolError
+from .subscriber import Subscriber
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -45,37 +46,23 @@ class RemotePoller:
         self.relay._answer(self.reply, self.rid, 200, payload if payload is not None else "6")
 
 
-class Relay:
+class Relay(Subscriber):
     """Carries polling requests between processes; `tag` prefixes the ids of this process's sessions."""
 
+    log = log
+
     def __init__(self, redis: Any, prefix: str, tag: str, engine: "Engine"):
-        self.redis = redis
+        super().__init__(redis)
         self.prefix = prefix
         self.tag = tag
         self.engine = engine
         self.channel = self._channel(tag)
+        self.channels = (self.channel,)
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future] = {}
-        self._task: asyncio.Task | None = None
-        self._pubsub = None
 
     def _channel(self, tag: str) -> str:
         return f"{self.prefix}:relay:{tag}"
-
-    async def start(self) -> None:
-        self._pubsub = self.redis.pubsub()
-        await self._pubsub.subscribe(self.channel)
-        self._task = asyncio.ensure_future(self._listen())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._pubsub is not None:
-            try:
-                await self._pubsub.aclose()
-            except Exception:
-                pass
 
     def owner(self, sid: str) -> str | None:
         """The tag of the process that owns `sid`, if another one does."""
@@ -116,25 +103,6 @@ class Relay:
             log.warning("relay: publishing to %s failed: %s", tag, exc)
 
     # -- answering -----------------------------------------------------
-
-    async def _listen(self) -> None:
-        while True:
-            try:
-                async for item in self._pubsub.listen():
-                    if item.get("type") == "message":
-                        try:
-                            self._on_message(json.loads(item["data"]))
-                        except Exception:
-                            log.exception("relay: a message that does not parse was dropped")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("relay: listening failed (%s); again in 1 s", exc)
-                await asyncio.sleep(1)
-                try:
-                    await self._pubsub.subscribe(self.channel)
-                except Exception:
-                    pass
 
     def _on_message(self, message: dict) -> None:
         op = message["op"]
