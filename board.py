@@ -50,6 +50,7 @@ define("admin_origin", default="https://admin.socket.io", help="origin of the Ad
 define("admin_readonly", default=False, help="the Admin UI may look but not join, leave or disconnect", type=bool)
 define("trusted_proxies", default="", help="comma-separated proxy addresses whose X-Forwarded-For is believed")
 define("redis", default="", help="redis://HOST:PORT/DB: one process of a cluster sharing that Redis")
+define("loop", default="uvloop", help="event loop: uvloop (when installed: faster acks and polls) or asyncio")
 define("processes", default=1, type=int, help="processes serving one port (more than 1 needs --redis)")
 define("redis_prefix", default="board", help="prefix of every Redis key and stream of the board")
 define("log_format", default="text", help="text or json (one JSON object per line)")
@@ -275,6 +276,19 @@ async def main(sockets: list | None = None) -> None:
     await hub.stop()
 
 
+def run(coroutine: Any) -> None:
+    """Run the board on the chosen event loop (uvloop unless told otherwise or not installed)."""
+    if options.loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            log.info("uvloop is not installed: running on asyncio's own loop")
+        else:
+            uvloop.run(coroutine)
+            return
+    asyncio.run(coroutine)
+
+
 def _drain_when_parent_dies() -> None:
     """Linux: a child gets SIGTERM (and drains) if its parent dies, even by SIGKILL."""
     try:
@@ -295,7 +309,7 @@ def serve_processes(count: int) -> None:
         if pid == 0:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             _drain_when_parent_dies()
-            asyncio.run(main(sockets))
+            run(main(sockets))
             os._exit(0)
         children.append(pid)
     for sock in sockets:
@@ -321,4 +335,4 @@ if __name__ == "__main__":
             sys.exit("--processes above 1 needs --redis=URL: the processes share their sessions through Redis")
         serve_processes(options.processes)
     else:
-        asyncio.run(main())
+        run(main())

@@ -1,6 +1,6 @@
 """Board's hub with the benchmark behaviour (the peers in bench/peers/ do the same).
 
-    python bench/board_app.py PORT [--recover_within=MS] [--redis=URL]
+    python bench/board_app.py PORT [--recover_within=MS] [--redis=URL] [--loop=uvloop]
 
 `bcast` (data) -> emit `bcast` (data) to everyone; `echo` (data) with an ack -> ack (data);
 `ticks` (count, every_ms) with an ack -> emits `tick` 1..count to everyone, one every
@@ -67,4 +67,9 @@ async def main(port):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    if option("loop", "asyncio") == "uvloop":
+        import uvloop
+
+        uvloop.run(main(int(sys.argv[1])))
+    else:
+        asyncio.run(main(int(sys.argv[1])))

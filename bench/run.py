@@ -45,6 +45,9 @@ SERVERS = {
     # Board with connection state recovery off: `--servers board,board-norec` measures what recovery costs.
     "board-norec": ("Board, recovery off", lambda port: [sys.executable, str(HERE / "board_app.py"), str(port),
                                                          "--recover_within=0"]),
+    # Board on uvloop: `--servers board,board-uvloop` measures the event loop as a lever.
+    "board-uvloop": ("Board on uvloop", lambda port: [sys.executable, str(HERE / "board_app.py"), str(port),
+                                                      "--loop=uvloop"]),
     "psio": ("python-socketio/Tornado", lambda port: [sys.executable, str(HERE / "peers" / "psio_tornado.py"),
                                                       str(port)]),
     "node": ("Node socket.io", lambda port: ["node", str(HERE / "peers" / "node_sio.js"), str(port)]),
@@ -641,7 +644,7 @@ def summarize_profile(path, top=15):
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=3, help="rounds over all servers (default 3)")
-    p.add_argument("--servers", default="board,psio,node", help="comma list of board, psio, node, board-norec (this order)")
+    p.add_argument("--servers", default="board,psio,node", help="comma list of board, psio, node, board-norec, board-uvloop (this order)")
     p.add_argument("--scenarios", default="abcde", help="subset of abcde (default all)")
     p.add_argument("--conns", type=int, default=10000, help="(a) clients to open (default 10000)")
     p.add_argument("--fanout", type=int, default=1000, help="(b, e) clients (default 1000)")
