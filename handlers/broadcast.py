@@ -76,7 +76,7 @@ class Broadcast:
         return [s for s in targets if s.id not in excluded]
 
     def emit(self, event: str, *args: Any) -> int:
-        """Send to every receiver, encoded once; returns how many got it."""
+        """Send to every receiver, encoded once; returns how many got it (a cluster delivers later: 0)."""
         return self.namespace.hub.adapter.broadcast(self, [event, *args])
 
     async def call(self, event: str, *args: Any, timeout: float = 60.0) -> list:

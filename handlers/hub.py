@@ -36,7 +36,7 @@ from .protocol import (
     ACK, BINARY_ACK, BINARY_EVENT, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT,
     Decoder, Outgoing, Packet, ProtocolError,
 )
-from .session import Session
+from .session import CLIENT_CLOSE, Session
 from .sockets import AckTimeout, Disconnected, Handler, Socket
 
 log = logging.getLogger("board.hub")
@@ -245,7 +245,7 @@ class Hub:
         if client is not None:
             # An Engine.IO close packet alone (no Socket.IO DISCONNECT) is the transport
             # going away, as socket.io reports it: the socket may come back.
-            client.closed("transport close" if reason == "client close" else reason)
+            client.closed("transport close" if reason == CLIENT_CLOSE else reason)
 
     def _tick(self) -> None:
         """Close sessions that never joined a namespace within `connect_timeout`."""

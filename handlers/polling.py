@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from tornado.web import RequestHandler, stream_request_body
 
 from .engine import BAD_HANDSHAKE_METHOD, BAD_REQUEST, UNKNOWN_SID
-from .protocol import ProtocolError, decode_payload
 from .routing import EngineRequest
 from .session import Session
 
@@ -180,22 +178,15 @@ class PollingTransport(EngineRequest, RequestHandler):
         session.posting = False
         try:
             payload = b"".join(self._chunks).decode("utf-8")
-            packets = decode_payload(payload)
-        except (UnicodeDecodeError, ProtocolError) as exc:
-            log.warning("session %s: bad payload (%s); closing", session.sid[:8], exc)
+        except UnicodeDecodeError:
+            log.warning("session %s: a payload that is not UTF-8; closing", session.sid[:8])
             session.close("parse error", notify=False)
-            self.fail(BAD_REQUEST, 400, f"Bad payload: {exc}")
+            self.fail(BAD_REQUEST, 400, "Bad payload: invalid UTF-8")
             return
-        for kind, data in packets:
-            if session.closed:
-                break
-            try:
-                session.receive(kind, data)
-            except ProtocolError as exc:
-                log.warning("session %s: %s; closing", session.sid[:8], exc)
-                session.close("parse error", notify=False)
-                self.fail(BAD_REQUEST, 400, str(exc))
-                return
+        refused = session.receive_payload(payload)
+        if refused:
+            self.fail(BAD_REQUEST, 400, refused)
+            return
         self.set_header("Content-Type", "text/html")
         self.finish("ok")
 

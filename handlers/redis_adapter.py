@@ -166,29 +166,35 @@ class RedisAdapter:
         for k, buffer in enumerate(buffers):
             fields[f"a{k}"] = buffer
         self._push(("xadd", fields))
-        return len(group.sockets())
+        return 0  # delivered when the stream gives it back, on every process: none yet
 
     def send_own(self, socket: "Socket", data: list) -> None:
         """A socket's own emit travels as an emit to its room, so that it is in the log too."""
         self.broadcast(Broadcast(socket.namespace, {socket.id}), data)
 
-    def _deliver(self, entry_id: str, fields: dict) -> None:
-        hub = self.hub
-        namespace = hub.namespaces.get(fields[b"n"].decode()) if hub is not None else None
+    def _deliver(self, offset: str, fields: dict) -> None:
+        """An entry of the stream (`fields` as `_text` gives them) to this process's sockets."""
+        namespace = self.hub.namespaces.get(fields["n"])
         if namespace is None:
             return
-        group = Broadcast(namespace, set(json.loads(fields[b"i"])), set(json.loads(fields[b"x"])))
+        group = Broadcast(namespace, set(json.loads(fields["i"])), set(json.loads(fields["x"])))
         targets = group.sockets()
         if targets:
-            hub.stats.broadcast(len(targets))
-            out, plain = self._outgoing(entry_id, fields)
+            self.hub.stats.broadcast(len(targets))
+            out, plain = self._outgoing(offset, fields)
             deliver(targets, out, lambda: plain)
 
     @staticmethod
-    def _outgoing(entry_id: str, fields: dict) -> tuple[Outgoing, Any]:
-        head, body = fields[b"h"].decode(), fields[b"b"].decode()
-        buffers = [fields[f"a{k}".encode()] for k in range(len(fields) - 5)]
-        with_offset = Outgoing([f'{head}{body[:-1]},"{entry_id}"]', *buffers])
+    def _text(raw: dict) -> dict:
+        """A stream entry as read (bytes) in the form it was written: text fields, binary attachments."""
+        return {k.decode(): (v if k.startswith(b"a") else v.decode()) for k, v in raw.items()}
+
+    @staticmethod
+    def _outgoing(offset: str, fields: dict) -> tuple[Outgoing, Outgoing]:
+        """The entry's packet with `offset` appended, and without it."""
+        head, body = fields["h"], fields["b"]
+        buffers = [fields[f"a{k}"] for k in range(len(fields) - 5)]
+        with_offset = Outgoing([f'{head}{body[:-1]},"{offset}"]', *buffers])
         return with_offset, Outgoing([head + body, *buffers])
 
     # -- recovery ------------------------------------------------------
@@ -281,9 +287,10 @@ class RedisAdapter:
         while _id(low) < _id(self.last_id):
             high = self.last_id
             for entry_id, fields in await self.redis.xrange(self.stream, "(" + low, high):
-                if fields[b"n"].decode() != state["ns"]:
+                fields = self._text(fields)
+                if fields["n"] != state["ns"]:
                     continue
-                include, exclude = set(json.loads(fields[b"i"])), set(json.loads(fields[b"x"]))
+                include, exclude = set(json.loads(fields["i"])), set(json.loads(fields["x"]))
                 if (include and include.isdisjoint(rooms)) or (exclude and not exclude.isdisjoint(rooms)):
                     continue
                 missed.append(self._outgoing(entry_id.decode(), fields)[0])
@@ -386,23 +393,14 @@ class RedisAdapter:
         await pipe.execute()
 
     def _deliver_locally(self, batch: list[tuple]) -> None:
-        """Redis is away: this process's own emits still reach its own sockets (not recoverable)."""
-        hub = self.hub
+        """Redis is away: this process's own emits still reach its own sockets (not recoverable).
+
+        Clients that expect an offset get the last one they can rely on: what these emits would
+        have had is unknown, and leaving it out would make them take an argument for it.
+        """
         for op in batch:
-            if op[0] != "xadd":
-                continue
-            fields = op[1]
-            namespace = hub.namespaces.get(fields["n"])
-            if namespace is None:
-                continue
-            buffers = [fields[f"a{k}"] for k in range(len(fields) - 5)]
-            head, body = fields["h"], fields["b"]
-            plain = Outgoing([head + body, *buffers])
-            # Clients that expect an offset get the last one they can rely on: what this emit would
-            # have had is unknown, and leaving it out would make them take an argument for it.
-            with_offset = Outgoing([f'{head}{body[:-1]},"{self.last_id}"]', *buffers])
-            group = Broadcast(namespace, set(json.loads(fields["i"])), set(json.loads(fields["x"])))
-            deliver(group.sockets(), with_offset, lambda: plain)
+            if op[0] == "xadd":
+                self._deliver(self.last_id, op[1])
 
     async def _read(self) -> None:
         delay = 0.1
@@ -424,6 +422,6 @@ class RedisAdapter:
                 for entry_id, fields in entries:
                     self.last_id = entry_id.decode()
                     try:
-                        self._deliver(self.last_id, fields)
+                        self._deliver(self.last_id, self._text(fields))
                     except Exception:
                         log.exception("a stream entry that does not parse was dropped: %s", self.last_id)

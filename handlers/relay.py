@@ -21,7 +21,6 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .protocol import ProtocolError
 from .subscriber import Subscriber
 
 if TYPE_CHECKING:
@@ -124,14 +123,8 @@ class Relay(Subscriber):
         elif op == "get":
             self._get(session, reply, rid)
         elif op == "post":
-            try:
-                session.receive_payload(message["body"])
-            except ProtocolError as exc:
-                log.warning("session %s: %s; closing", sid[:8], exc)
-                session.close("parse error", notify=False)
-                self._answer(reply, rid, 400, f"Bad payload: {exc}")
-                return
-            self._answer(reply, rid, 200, "ok")
+            refused = session.receive_payload(message["body"])
+            self._answer(reply, rid, 400 if refused else 200, refused or "ok")
 
     def _get(self, session: Any, reply: str, rid: int) -> None:
         if session.poller is not None:

@@ -179,12 +179,19 @@ class Session:
         else:
             raise ProtocolError("open packet from a client")
 
-    def receive_payload(self, payload: str) -> None:
-        """A long-polling payload relayed from another process; ProtocolError if it is bad."""
-        for kind, data in decode_payload(payload):
-            if self.closed:
-                break
-            self.receive(kind, data)
+    def receive_payload(self, payload: str) -> str | None:
+        """The packets of a polling POST, whichever process it reached; on bad input the
+        session closes (parse error) and the reason for the client comes back."""
+        try:
+            for kind, data in decode_payload(payload):
+                if self.closed:
+                    break
+                self.receive(kind, data)
+        except ProtocolError as exc:
+            log.warning("session %s: bad payload (%s); closing", self.sid[:8], exc)
+            self.close("parse error", notify=False)
+            return f"Bad payload: {exc}"
+        return None
 
     # -- lifecycle -----------------------------------------------------
 
