@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from tornado.httputil import HTTPServerRequest
-from tornado.routing import Matcher, PathMatches, Rule
+from tornado.routing import AnyMatches, Matcher, PathMatches, Rule
 from tornado.web import RequestHandler
 
 from .engine import BAD_REQUEST, FORBIDDEN, UNKNOWN_SID, UNKNOWN_TRANSPORT, UNSUPPORTED_PROTOCOL_VERSION
@@ -117,6 +117,7 @@ class BadTransport(EngineRequest, RequestHandler):
 
 def engine_rules(engine: "Engine", path: str) -> list[Rule]:
     """The Tornado rules for `engine` at `path`."""
+    from .lean import LeanPolling
     from .polling import PollingTransport
     from .websocket import WebSocketTransport
 
@@ -124,7 +125,12 @@ def engine_rules(engine: "Engine", path: str) -> list[Rule]:
     kwargs = {"engine": engine}
     return [
         Rule(TransportMatches(path, "websocket"), WebSocketTransport, kwargs),
-        Rule(TransportMatches(path, "polling"), PollingTransport, kwargs),
+        # Polls of an open local session that can only succeed at the door skip RequestHandler;
+        # the lean router answers None for every other polling request.
+        Rule(TransportMatches(path, "polling"), [
+            Rule(AnyMatches(), LeanPolling(engine)),
+            Rule(AnyMatches(), PollingTransport, kwargs),
+        ]),
         Rule(TransportMatches(path, None), BadTransport, kwargs),
     ]
 

@@ -221,3 +221,153 @@ async def test_a_burst_reaches_the_official_polling_client_whole(url, hub, clien
     assert [await client.next("item") for _ in range(35)] == list(range(35))
     assert client.client.connected
     assert await client.client.call("burst", 1, timeout=5) == 1  # and it carries on
+
+
+# -- the lean path (handlers/lean.py): polls of an open session below RequestHandler ---------------
+
+async def raw_connection(url: str):
+    """A raw keep-alive HTTP/1.1 connection to the server."""
+    import socket as so
+    from tornado.iostream import IOStream
+    stream = IOStream(so.socket())
+    await stream.connect(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+    return stream
+
+
+async def raw_response(stream) -> tuple[int, dict, bytes]:
+    """(status, headers with lower-case names, body) of one response with a Content-Length."""
+    head = (await asyncio.wait_for(stream.read_until(b"\r\n\r\n"), 5)).decode("latin-1")
+    lines = head.split("\r\n")
+    headers = dict((k.lower(), v.strip()) for k, v in (line.split(":", 1) for line in lines[1:] if line))
+    body = await asyncio.wait_for(stream.read_bytes(int(headers["content-length"])), 5)
+    return int(lines[0].split()[1]), headers, body
+
+
+async def test_polls_of_an_open_session_take_the_lean_path(url, hub):
+    from handlers.lean import LeanPoll
+    sid, _ = await polling_session(url)
+    headers = {"Origin": url}
+    posted = await http(url, f"{P}&sid={sid}", "POST", "40", headers=headers)
+    assert (posted.code, posted.body) == (200, b"ok")
+    assert posted.headers["Content-Type"] == "text/html"
+    assert posted.headers["Access-Control-Allow-Origin"] == url
+    assert posted.headers["Access-Control-Allow-Credentials"] == "true"
+    assert posted.headers["Cache-Control"] == "no-store" and "Date" in posted.headers
+    got = await http(url, f"{P}&sid={sid}", headers=headers)
+    assert got.code == 200 and got.body.startswith(b"40{\"sid\":")
+    assert got.headers["Content-Type"] == "text/plain; charset=UTF-8"
+    assert got.headers["Access-Control-Allow-Origin"] == url
+    pending = asyncio.ensure_future(http(url, f"{P}&sid={sid}"))
+    await until(lambda: hub.engine.sessions[sid].poller is not None)
+    assert isinstance(hub.engine.sessions[sid].poller, LeanPoll)
+    hub.emit("news", "hello")
+    answer = await asyncio.wait_for(pending, 2)
+    assert answer.code == 200 and answer.body.startswith(b"42[\"news\",\"hello\"")
+    assert "Access-Control-Allow-Origin" not in answer.headers  # no Origin, no CORS
+
+
+async def test_lean_polls_keep_the_connection_alive(url, hub):
+    sid, _ = await polling_session(url)
+    stream = await raw_connection(url)
+    try:
+        stream.write(f"POST {P}&sid={sid} HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n40".encode())
+        status, headers, body = await raw_response(stream)
+        assert (status, body) == (200, b"ok") and "connection" not in headers
+        stream.write(f"GET {P}&sid={sid} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+        status, headers, body = await raw_response(stream)
+        assert status == 200 and body.startswith(b"40{")
+        stream.write(f"GET {P}&sid={sid} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+        await until(lambda: hub.engine.sessions[sid].poller is not None)
+        hub.emit("news", "on the same connection")
+        status, headers, body = await raw_response(stream)
+        assert status == 200 and body.startswith(b"42[\"news\",\"on the same connection\"")
+    finally:
+        stream.close()
+
+
+async def test_lean_poll_over_http_1_0_closes_unless_kept_alive(url, hub):
+    from handlers.session import PING_PACKET
+    sid, _ = await polling_session(url)
+    hub.engine.sessions[sid].send(PING_PACKET)  # something for the GET to take at once
+    stream = await raw_connection(url)
+    stream.write(f"GET {P}&sid={sid} HTTP/1.0\r\n\r\n".encode())
+    status, headers, body = await raw_response(stream)
+    assert (status, body) == (200, b"2")
+    assert await asyncio.wait_for(stream.read_until_close(), 5) == b""  # HTTP/1.0: closed after the answer
+
+
+async def test_a_chunked_post_over_max_payload_is_refused_and_the_session_can_post_again(url, hub):
+    sid, _ = await polling_session(url)
+    stream = await raw_connection(url)
+    chunk = b"4" + b"x" * 600_000
+    stream.write(f"POST {P}&sid={sid} HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+    for part in (chunk, chunk):
+        stream.write(b"%x\r\n%s\r\n" % (len(part), part))
+    stream.write(b"0\r\n\r\n")
+    # Tornado refuses the body beyond the bound set at the door (maxPayload) and drops the connection.
+    assert (await asyncio.wait_for(stream.read_until_close(), 5)).startswith(b"HTTP/1.1 400")
+    assert not hub.engine.sessions[sid].posting
+    assert (await http(url, f"{P}&sid={sid}", "POST", "40")).body == b"ok"
+
+
+async def test_the_lean_post_bounds_what_it_buffers_whatever_the_connection_lets_through():
+    """A body that reaches the delegate bigger than maxPayload (say, decompressed) ends the session."""
+    from types import SimpleNamespace
+    from handlers import Engine
+    from handlers.lean import LeanPoll
+
+    written = []
+    connection = SimpleNamespace(set_max_body_size=lambda n: None, finish=lambda: written.append("end"),
+                                 write_headers=lambda start, headers, body: written.append((start.code, body)))
+    request = SimpleNamespace(method="POST", connection=connection, uri="/", remote_ip="127.0.0.1")
+    engine = Engine(max_payload=10)
+    session = engine.open_session({})
+    poll = LeanPoll(engine, session, request, None)
+    poll.headers_received(None, None)
+    assert session.posting
+    poll.data_received(b"4" + b"x" * 9)
+    assert written == [] and not session.closed
+    poll.data_received(b"x")
+    assert written[0][0] == 413 and written[1] == "end" and b"Payload too large" in written[0][1]
+    assert session.closed and not session.posting
+    poll.data_received(b"more")  # ignored once answered
+    poll.finish()
+    assert len(written) == 2
+    engine.close()
+
+
+async def test_lean_post_of_invalid_utf8_closes_the_session(url, hub):
+    sid, _ = await polling_session(url)
+    response = await http(url, f"{P}&sid={sid}", "POST", b"4\xff\xfe")
+    assert response.code == 400 and error_of(response) == {"code": 3, "message": "Bad payload: invalid UTF-8"}
+    assert sid not in hub.engine.sessions
+    assert (await http(url, f"{P}&sid={sid}")).code == 400
+
+
+async def test_overlapping_posts_are_refused_and_end_the_session(url, hub):
+    sid, _ = await polling_session(url)
+    stream = await raw_connection(url)
+    try:  # the first POST's body is still on its way when the second one comes
+        stream.write(f"POST {P}&sid={sid} HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n40".encode())
+        await until(lambda: hub.engine.sessions[sid].posting)
+        second = await http(url, f"{P}&sid={sid}", "POST", "40")
+        assert second.code == 400 and error_of(second)["message"] == "Overlapping POST requests"
+        assert sid not in hub.engine.sessions
+    finally:
+        stream.close()
+
+
+async def test_a_lean_get_whose_session_closes_while_it_is_read_gets_its_last_answer(url, hub):
+    """A GET with a (pointless) body still arriving when a POST's close packet ends the session."""
+    sid, _ = await polling_session(url)
+    stream = await raw_connection(url)
+    try:
+        stream.write(f"GET {P}&sid={sid} HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nab".encode())
+        await asyncio.sleep(0.05)
+        assert (await http(url, f"{P}&sid={sid}", "POST", "1")).code == 200  # the client's close packet
+        assert sid not in hub.engine.sessions
+        stream.write(b"cd")
+        status, _, body = await raw_response(stream)
+        assert (status, body) == (200, b"6")  # the lingering answer to a client that closed
+    finally:
+        stream.close()

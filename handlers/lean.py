@@ -1,0 +1,216 @@
+"""The lean path of long-polling: a GET or POST of an open local session, below `RequestHandler`.
+
+A long-poll round trip is two HTTP requests. As a `RequestHandler` each one
+pays for a handler's set-up (default headers with a formatted date, UI
+modules, a coroutine and a future while a GET waits, the access log) on top
+of Tornado's HTTP/1 parsing, which is most of what a poll costs Board. Once
+the headers are in, most polls can only succeed at the door: an open
+polling session of this process, one sid, an allowed origin, a GET with
+none waiting or a POST within `maxPayload` with none in flight. `LeanPolling`
+(a Tornado `Router`, asked before `PollingTransport`) serves those as a bare
+`HTTPMessageDelegate` that writes its answer on the HTTP/1 connection, at
+once when the session delivers. Every other request (handshakes, OPTIONS,
+refusals at the door, relayed sessions, the last answer of a closed session)
+gets None here and goes to `PollingTransport`, which decides as it always did.
+What can still go wrong after the door (a body over `maxPayload`, bad UTF-8,
+a bad payload, a second GET or a session closed while the body was read)
+is answered the same way `PollingTransport` answers it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from tornado.httputil import (
+    HTTPHeaders, HTTPMessageDelegate, HTTPServerRequest, RequestStartLine, ResponseStartLine,
+    format_timestamp,
+)
+from tornado.routing import Router
+
+from .engine import BAD_REQUEST, UNKNOWN_SID
+from .session import Session
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("board.engine")
+
+EIO4 = [b"4"]
+OK = ResponseStartLine("HTTP/1.1", 200, "OK")
+STATUS = {400: ResponseStartLine("HTTP/1.1", 400, "Bad Request"),
+          413: ResponseStartLine("HTTP/1.1", 413, "Payload Too Large")}
+TEXT = "text/plain; charset=UTF-8"   # what PollingTransport answers a GET with
+HTML = "text/html"                   # ... and a POST ("ok"), as the official servers do
+
+_date: tuple[int, str] = (0, "")
+
+
+def http_date() -> str:
+    """The Date header, formatted once a second rather than once a request."""
+    global _date
+    now = int(time.time())
+    if _date[0] != now:
+        _date = (now, format_timestamp(now))
+    return _date[1]
+
+
+class LeanPolling(Router):
+    """Routes the polls that can only succeed at the door to `LeanPoll`; None for the rest."""
+
+    def __init__(self, engine: "Engine"):
+        self.engine = engine
+
+    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> HTTPMessageDelegate | None:
+        method = request.method
+        if method != "GET" and method != "POST":
+            return None
+        args = request.query_arguments
+        sid = args.get("sid")
+        if sid is None or len(sid) != 1 or args.get("EIO") != EIO4:
+            return None
+        engine = self.engine
+        session = engine.sessions.get(sid[0].decode("latin-1"))
+        if session is None or session.ws is not None or "polling" not in engine.transports:
+            return None
+        headers = request.headers
+        origin = headers.get("Origin")
+        if origin and not engine.origin_allowed(origin, request.host):
+            return None
+        if method == "POST":
+            if session.posting:
+                return None
+            length = headers.get("Content-Length")
+            if length is not None and (not length.isdigit() or int(length) > engine.max_payload):
+                return None
+        return LeanPoll(engine, session, request, origin)
+
+
+class LeanPoll(HTTPMessageDelegate):
+    """One GET or POST of a local polling session, answered straight on its connection."""
+
+    __slots__ = ("engine", "session", "request", "origin", "chunks", "size", "done")
+
+    def __init__(self, engine: "Engine", session: Session, request: HTTPServerRequest, origin: str | None):
+        self.engine = engine
+        self.session: Session | None = session
+        self.request = request
+        self.origin = origin
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.done = False  # answered, or the client went away
+
+    def headers_received(self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders) -> None:
+        if self.request.method == "POST":
+            self.session.posting = True  # type: ignore[union-attr]
+            self.request.connection.set_max_body_size(self.engine.max_payload)  # type: ignore[union-attr]
+
+    def data_received(self, chunk: bytes) -> None:
+        session = self.session
+        if self.done or session is None:
+            return
+        self.size += len(chunk)
+        if self.size > self.engine.max_payload:
+            session.posting = False
+            session.close("transport error", notify=False)
+            self.session = None
+            self.fail(BAD_REQUEST, 413, "Payload too large")
+            return
+        self.chunks.append(chunk)
+
+    def finish(self) -> None:
+        if self.done or self.session is None:
+            return
+        if self.request.method == "GET":
+            self._get(self.session)
+        else:
+            self._post(self.session)
+
+    def _get(self, session: Session) -> None:
+        if session.closed:  # closed while this request was read
+            last = self.engine.last_answer(session.sid)
+            if last is not None:
+                self.answer(last)
+            else:
+                self.fail(UNKNOWN_SID)
+            return
+        if session.poller is not None:
+            self.fail(BAD_REQUEST, 400, "Overlapping GET requests")
+            session.close("transport error")  # the first GET gets the close packet
+            return
+        payload = session.take_payload()
+        if payload is None and session.probed:
+            payload = "6"  # mid-upgrade: let the client pause polling and confirm on the WebSocket
+        if payload is None:
+            session.poller = self
+            self.request.connection.set_close_callback(self.on_connection_close)  # type: ignore[union-attr]
+            return
+        self.answer(payload)
+
+    def _post(self, session: Session) -> None:
+        session.posting = False
+        try:
+            payload = b"".join(self.chunks).decode("utf-8")
+        except UnicodeDecodeError:
+            log.warning("session %s: a payload that is not UTF-8; closing", session.sid[:8])
+            session.close("parse error", notify=False)
+            self.fail(BAD_REQUEST, 400, "Bad payload: invalid UTF-8")
+            return
+        self.chunks = []
+        refused = session.receive_payload(payload)
+        if refused:
+            self.fail(BAD_REQUEST, 400, refused)
+            return
+        self.answer("ok", HTML)
+
+    # -- what the session calls ----------------------------------------
+
+    def deliver(self, payload: str | None) -> None:
+        self.answer(payload or "")  # None: an empty answer, as PollingTransport's auto-finish gives
+
+    def on_connection_close(self) -> None:
+        self.done = True
+        session = self.session
+        if session is not None:
+            if session.poller is self:
+                session.poller = None
+            if self.request.method == "POST":
+                session.posting = False
+
+    # -- answers -------------------------------------------------------
+
+    def answer(self, text: str, content_type: str = TEXT) -> None:
+        """200 with `text`, and the CORS headers PollingTransport would have set."""
+        if self.done:
+            return
+        self.done = True
+        headers = HTTPHeaders()
+        headers["Content-Type"] = content_type
+        headers["Cache-Control"] = "no-store"
+        if self.origin:
+            headers["Access-Control-Allow-Origin"] = self.origin
+            headers["Access-Control-Allow-Credentials"] = "true"
+        self._write(OK, headers, text.encode("utf-8"))
+
+    def fail(self, code: int, status: int = 400, message: str | None = None) -> None:
+        """Socket.IO's JSON error body, as EngineRequest.fail writes it (no CORS headers)."""
+        if self.done:
+            return
+        self.done = True
+        body = self.engine.error_body(code, message)
+        request = self.request
+        log.info("%s %s from %s: %d %s", request.method, request.uri, request.remote_ip, status, body)
+        headers = HTTPHeaders()
+        headers["Content-Type"] = "application/json"
+        headers["Cache-Control"] = "no-store"
+        self._write(STATUS[status], headers, body.encode("utf-8"))
+
+    def _write(self, start: ResponseStartLine, headers: HTTPHeaders, body: bytes) -> None:
+        headers["Date"] = http_date()
+        headers["Content-Length"] = str(len(body))
+        connection = self.request.connection
+        connection.write_headers(start, headers, body)  # type: ignore[union-attr]
+        connection.finish()  # type: ignore[union-attr]
+        self.session = None  # nothing more to do for it; no cycle left behind
+        self.chunks = []
