@@ -1,13 +1,13 @@
 """Board's hub with the benchmark behaviour (the peers in bench/peers/ do the same).
 
-    python bench/board_app.py PORT [--recover_within=MS] [--redis=URL] [--loop=uvloop]
+    python bench/board_app.py PORT [--recover_within=MS] [--redis=URL] [--loop=asyncio]
 
 `bcast` (data) -> emit `bcast` (data) to everyone; `echo` (data) with an ack -> ack (data);
 `ticks` (count, every_ms) with an ack -> emits `tick` 1..count to everyone, one every
 `every_ms`, then acks the count (bench/recovery.py). Connection state recovery is on
 (Board's default) unless `--recover_within=0`. `--redis=URL` makes it one process of a
 cluster on that Redis (bench/cluster.py).
-Binds 127.0.0.1, ping interval 25 s, prints "listening on PORT" once it accepts connections.
+Runs on uvloop, as the board does (`--loop=asyncio` for asyncio's own loop). Binds 127.0.0.1, ping interval 25 s, prints "listening on PORT" once it accepts connections.
 """
 import asyncio
 import os
@@ -67,7 +67,7 @@ async def main(port):
 
 
 if __name__ == "__main__":
-    if option("loop", "asyncio") == "uvloop":
+    if option("loop", "uvloop") == "uvloop":
         import uvloop
 
         uvloop.run(main(int(sys.argv[1])))
