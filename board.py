@@ -27,6 +27,7 @@ from tornado.options import define, options, parse_command_line
 from handlers import Hub, Socket
 from posts import Posts, RedisPosts
 from handlers.drain import drain
+from handlers.lean import EngineFront
 from handlers.logs import use_json_logs
 
 log = logging.getLogger("board")
@@ -247,10 +248,11 @@ async def main(sockets: list | None = None) -> None:
         log.info("Admin UI enabled for %s at namespace /admin", options.admin_origin)
     posts = RedisPosts(hub.adapter.redis, options.redis_prefix) if options.redis else Posts(options.db)
     app = make_app(hub, posts, parse_rate(options.post_limit))
+    # The polls of open sessions are picked in front of the application (handlers/lean.py).
+    server = HTTPServer(EngineFront(app, hub.engine, hub.path), xheaders=False)
     if sockets is None:
-        server = app.listen(options.port, address=options.address, xheaders=False)
+        server.listen(options.port, address=options.address)
     else:
-        server = HTTPServer(app, xheaders=False)
         server.add_sockets(sockets)
     log.info("Board listening on http://%s:%d", options.address, options.port)
     signals = asyncio.Queue()

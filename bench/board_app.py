@@ -16,8 +16,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tornado.web  # noqa: E402
+from tornado.httpserver import HTTPServer  # noqa: E402
 
 from handlers import Hub  # noqa: E402
+from handlers.lean import EngineFront  # noqa: E402
 
 def option(name, default):
     return next((a.split("=", 1)[1] for a in sys.argv[2:] if a.startswith(f"--{name}=")), default)
@@ -61,7 +63,8 @@ async def ticks(socket, count, every_ms):
 async def main(port):
     await hub.start()
     app = tornado.web.Application(hub.routes())
-    app.listen(port, address="127.0.0.1")
+    # As board.py serves: the polls of open sessions picked in front of the application.
+    HTTPServer(EngineFront(app, hub.engine, hub.path)).listen(port, address="127.0.0.1")
     print(f"listening on {port}", flush=True)
     await asyncio.Event().wait()
 

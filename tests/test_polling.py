@@ -5,9 +5,24 @@ import json
 
 import pytest
 
+from board import make_app
 from conftest import error_of, http, polling_session, raw_websocket, until
+from handlers.lean import EngineFront
 
-pytestmark = pytest.mark.gen_test(timeout=20)
+pytestmark = [pytest.mark.gen_test(timeout=20), pytest.mark.usefixtures("served_by")]
+
+
+@pytest.fixture(params=["app", "front"])
+def served_by(request) -> str:
+    """Every test here twice: the application alone (polls routed to the lean path by a rule), and
+    behind `EngineFront` (polls picked before the application sees them), as the board serves."""
+    return request.param
+
+
+@pytest.fixture
+def app(served_by, hub, posts):
+    app = make_app(hub, posts)
+    return app if served_by == "app" else EngineFront(app, hub.engine, hub.path)
 
 P = "/socket.io/?EIO=4&transport=polling"
 
@@ -319,10 +334,9 @@ async def test_the_lean_post_bounds_what_it_buffers_whatever_the_connection_lets
     written = []
     connection = SimpleNamespace(set_max_body_size=lambda n: None, finish=lambda: written.append("end"),
                                  write_headers=lambda start, headers, body: written.append((start.code, body)))
-    request = SimpleNamespace(method="POST", connection=connection, uri="/", remote_ip="127.0.0.1")
     engine = Engine(max_payload=10)
     session = engine.open_session({})
-    poll = LeanPoll(engine, session, request, None)
+    poll = LeanPoll(engine, session, "POST", connection, "/", None)
     poll.headers_received(None, None)
     assert session.posting
     poll.data_received(b"4" + b"x" * 9)
@@ -371,3 +385,21 @@ async def test_a_lean_get_whose_session_closes_while_it_is_read_gets_its_last_an
         assert (status, body) == (200, b"6")  # the lingering answer to a client that closed
     finally:
         stream.close()
+
+
+async def test_the_front_takes_polls_before_the_application_and_leaves_it_the_rest(url, hub, served_by,
+                                                                                    monkeypatch):
+    from handlers.lean import LeanPolling
+    routed = []
+    find_handler = LeanPolling.find_handler
+    monkeypatch.setattr(LeanPolling, "find_handler",
+                        lambda self, request, **kw: routed.append(request.uri) or find_handler(self, request, **kw))
+    sid, _ = await polling_session(url)  # a handshake: the application's, either way
+    assert (await http(url, f"{P}&sid={sid}", "POST", "40")).body == b"ok"
+    assert (await http(url, f"{P}&sid={sid}")).body.startswith(b"40{")
+    assert len(routed) == (1 if served_by == "front" else 3)
+    # what the front is not sure of goes to the application, which still serves it the lean way
+    escaped = await http(url, f"{P}&sid={sid}&t=a%20b", "POST", "42[\"x\"]")
+    assert (escaped.code, escaped.body) == (200, b"ok") and routed[-1].endswith("&t=a%20b")
+    assert (await http(url, "/")).code == 200  # the page
+    assert (await http(url, f"{P}&sid={sid}", headers={"Host": "a,b"})).code == 400  # Tornado's own check
