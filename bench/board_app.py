@@ -20,6 +20,7 @@ from tornado.httpserver import HTTPServer  # noqa: E402
 
 from handlers import Hub  # noqa: E402
 from handlers.lean import EngineFront  # noqa: E402
+from handlers.ops import tune_gc  # noqa: E402
 
 def option(name, default):
     return next((a.split("=", 1)[1] for a in sys.argv[2:] if a.startswith(f"--{name}=")), default)
@@ -63,6 +64,7 @@ async def ticks(socket, count, every_ms):
 async def main(port):
     await hub.start()
     app = tornado.web.Application(hub.routes())
+    tune_gc()  # as board.py does
     # As board.py serves: the polls of open sessions picked in front of the application.
     HTTPServer(EngineFront(app, hub.engine, hub.path)).listen(port, address="127.0.0.1")
     print(f"listening on {port}", flush=True)

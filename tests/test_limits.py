@@ -113,3 +113,16 @@ def test_limits_are_hub_options():
     options = {"event_rate": 5, "ping_interval": 100}
     assert Limits.take(options) == Limits(event_rate=5)
     assert options == {"ping_interval": 100}
+
+
+def test_tune_gc_freezes_what_exists_and_collects_the_young_less_often():
+    import gc
+    from handlers.ops import tune_gc
+    before = gc.get_threshold()
+    try:
+        tune_gc(12_345)
+        assert gc.get_threshold() == (12_345, before[1], before[2])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
