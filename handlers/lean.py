@@ -3,20 +3,21 @@
 A long-poll round trip is two HTTP requests. As a `RequestHandler` each one
 pays for a handler's set-up (default headers with a formatted date, UI
 modules, a coroutine and a future while a GET waits, the access log) on top
-of Tornado's HTTP/1 parsing, which is most of what a poll costs Board. Once
-the headers are in, most polls can only succeed at the door: an open
-polling session of this process, one sid, an allowed origin, a GET with
-none waiting or a POST within `maxPayload` with none in flight. `LeanPolling`
-(a Tornado `Router`, asked before `PollingTransport`) serves those as a bare
-`HTTPMessageDelegate` that writes its answer on the HTTP/1 connection, at
-once when the session delivers. Every other request (handshakes, OPTIONS,
-refusals at the door, relayed sessions, the last answer of a closed session)
-gets None here and goes to `PollingTransport`, which decides as it always did.
-What can still go wrong after the door (a body over `maxPayload`, bad UTF-8,
-a bad payload, a second GET or a session closed while the body was read)
-is answered the same way `PollingTransport` answers it.
+of Tornado's HTTP/1 parsing. Once the headers are in, most polls can only
+succeed at the door: an open polling session of this process, one sid, an
+allowed origin, a GET, or a POST within `maxPayload` with none in flight.
+Those are served by `LeanPoll`, a bare `HTTPMessageDelegate` that writes its
+answer on the HTTP/1 connection, at once when the session delivers. Two ways
+in: `LeanPolling`, a Tornado `Router` the engine's rules ask before
+`PollingTransport`, and `EngineFront`, in front of the whole application,
+which also skips the `HTTPServerRequest` and the walk through the rules.
+Every other request (handshakes, OPTIONS, refusals at the door, relayed
+sessions, the last answer of a closed session) goes to `PollingTransport`,
+which decides as it always did. What can still go wrong after the door (a
+body over `maxPayload`, bad UTF-8, a bad payload, a second GET, a session
+closed while the body was read) is answered as `PollingTransport` answers it.
+Lean answers write no access-log line (the board logs polls at DEBUG only).
 """
-
 from __future__ import annotations
 
 import logging
