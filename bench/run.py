@@ -551,8 +551,8 @@ make bench                                   # full run, prints the table
 `make bench` installs python-socketio and psutil (`pip install -e '.[bench]'`) and the load generator's npm
 packages (`cd bench && npm ci`), then runs `bench/run.py`. The benchmark is separate from the tests.
 
-What runs: for each round, for each scenario, Board (bench/board_app.py, Board's `Hub`, on uvloop as the board
-ships), python-socketio's
+What runs: for each round, for each scenario, Board (bench/board_app.py, Board's `Hub`, served as board.py
+serves it: on uvloop, polls picked in front of the application, fewer garbage collections), python-socketio's
 `AsyncServer` on Tornado (bench/peers/psio_tornado.py) and Node socket.io 4 (bench/peers/node_sio.js) in turn,
 each a fresh process with the same behaviour: `bcast` (data) makes the server emit `bcast` (data) to everyone,
 `echo` (data) with an ack answers (data); ping interval 25 s. With 2 or more CPUs the server is pinned on CPU 0
@@ -611,6 +611,20 @@ def render_markdown(data):
     if data.get("remarks"):
         out += ["Remarks:", ""] + [f"- {r}" for r in data["remarks"]] + [""]
     return "\n".join(out)
+
+
+READING_HEADING = "## Reading this run against the targets"
+
+
+def write_results(data):
+    """Rewrite RESULTS.md with this run, keeping the hand-written reading of the previous one (from its heading)."""
+    kept = ""
+    if RESULTS_MD.exists():
+        old = RESULTS_MD.read_text()
+        if READING_HEADING in old:
+            kept = "\n" + old[old.index(READING_HEADING):]
+    RESULTS_MD.write_text(render_markdown(data) + kept)
+    print(f"wrote {RESULTS_MD}" + (" (the reading of the run below the table kept: update it by hand)" if kept else ""))
 
 
 def summarize_profile(path, top=15):
@@ -697,8 +711,7 @@ def main(argv=None):
         for n in notes:
             print("FAILED:", n)
         if a.write_results:
-            RESULTS_MD.write_text(render_markdown(data))
-            print(f"wrote {RESULTS_MD}")
+            write_results(data)
         return 0
 
     for tool in ("node",):
@@ -760,8 +773,7 @@ def main(argv=None):
         print("FAILED:", n)
     print(f"\nraw results: {json_path} ({data['elapsed_s'] / 60:.1f} min)")
     if a.write_results:
-        RESULTS_MD.write_text(render_markdown(data))
-        print(f"wrote {RESULTS_MD}")
+        write_results(data)
     return 1 if notes else 0
 
 
