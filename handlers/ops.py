@@ -32,11 +32,11 @@ def tune_gc(young: int = YOUNG_COLLECTION_EVERY) -> None:
 
     Each connection opened, request served and message handled allocates
     container objects; at Python's default (a collection every 700 net
-    allocations) opening 10,000 WebSockets spent about a third of its time in
-    the collector (bench/RESULTS.md). Objects freed by reference counting, nearly all of them,
-    are not affected; cycles wait a little longer (a few MB at most). Call it
-    once the app is built: what exists then (modules, routes, the hub) is
-    frozen out of every later full collection.
+    allocations) opening 10,000 WebSockets spent nearly half its time in the
+    collector (bench/RESULTS.md). Objects freed by reference counting, nearly
+    all of them, are not affected; cycles wait a little longer (a few MB at
+    most). Call it once the app is built: what exists then (modules, routes,
+    the hub) is frozen out of every later full collection.
     """
     gc.collect()
     gc.freeze()
