@@ -182,12 +182,19 @@ def encode_packet(packet: Packet) -> list[str | bytes]:
     read: not JSON, NaN or Infinity, more attachments than clients take.
     """
     kind, data, buffers = packet.type, packet.data, []
-    if data is not None and kind in (EVENT, ACK) and _has_binary(data):
-        kind += 3  # EVENT -> BINARY_EVENT, ACK -> BINARY_ACK
-        data = _deconstruct(data, buffers)
-        if len(buffers) > CLIENT_MAX_ATTACHMENTS:
-            raise ValueError(f"cannot send {len(buffers)} binary attachments in one packet: "
-                             f"socket.io-client accepts {CLIENT_MAX_ATTACHMENTS}")
+    text = None
+    if data is not None:
+        try:
+            text = _dump(data)  # the usual case: no bytes inside, so no walk through the data first
+        except TypeError:
+            if kind not in (EVENT, ACK) or not _has_binary(data):
+                raise
+            kind += 3  # EVENT -> BINARY_EVENT, ACK -> BINARY_ACK
+            data = _deconstruct(data, buffers)
+            if len(buffers) > CLIENT_MAX_ATTACHMENTS:
+                raise ValueError(f"cannot send {len(buffers)} binary attachments in one packet: "
+                                 f"socket.io-client accepts {CLIENT_MAX_ATTACHMENTS}") from None
+            text = _dump(data)
     parts = ["4", str(kind)]
     if buffers:
         parts.append(f"{len(buffers)}-")
@@ -197,8 +204,8 @@ def encode_packet(packet: Packet) -> list[str | bytes]:
         parts.append(packet.namespace + ",")
     if packet.id is not None:
         parts.append(str(packet.id))
-    if data is not None:
-        parts.append(_dump(data))
+    if text is not None:
+        parts.append(text)
     return ["".join(parts), *buffers]
 
 
