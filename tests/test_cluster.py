@@ -152,9 +152,34 @@ def test_long_polling_needs_no_sticky_sessions(tmp_path, redis_server, request):
                 served_by.setdefault(sid, set()).add(upstream)
     assert_every_post_once(summary, dropped=False)
     # Every session's requests were spread over the three processes: nothing sticky about it.
-    # (nginx here strips Upgrade, as many proxies do; a probe that reaches another process than the
-    # session's gets 400 and the session stays on polling: handlers/relay.py)
+    # (nginx here strips Upgrade, as many proxies do: the sessions stay on polling.)
     assert len(served_by) >= clients + 1 and all(len(ups) == 3 for ups in served_by.values()), served_by
+
+
+def test_the_upgrade_to_websocket_needs_no_sticky_sessions(tmp_path, redis_server, request):
+    """Official clients on the default transport behind nginx round robin over three processes: the
+    WebSocket of an upgrade mostly reaches another process than the session's, the session moves
+    there (handlers/handoff.py), and every client ends on WebSocket with every post once, in order."""
+    posts, clients = 20, 6
+    name = request.node.name
+    with cluster_board(tmp_path, redis_server, f"{name}-a") as a, \
+            cluster_board(tmp_path, redis_server, f"{name}-b") as b, \
+            cluster_board(tmp_path, redis_server, f"{name}-c") as c, \
+            Nginx([a.port, b.port, c.port], tmp_path / "nginx", name=name, upgrade=True) as nginx:
+        summary = watch_posts(nginx.url, "default", clients, posts, nginx.url, pace=0.02)
+        upgraded_on = {}
+        for line in (nginx.prefix / "upstreams.log").read_text().splitlines():
+            upstream, _, req = line.partition(" ")
+            if "sid=" in req:
+                sid = req.split("sid=", 1)[1].split("&", 1)[0].split(" ", 1)[0]
+                if "transport=websocket" in req:
+                    upgraded_on[sid] = upstream
+    assert_every_post_once(summary, dropped=False)
+    assert [c["connects"] for c in summary["clients"]] == [1] * clients, summary  # no reconnection
+    assert [c["transport"] for c in summary["clients"]] == ["websocket"] * clients, summary
+    # Every client's upgrade went through the balancer, which sends each request to the next process:
+    # the WebSocket reached another process than the session's for most of them.
+    assert len(upgraded_on) >= clients, upgraded_on
 
 
 def test_processes_share_one_port_and_a_rolling_restart_loses_nothing(tmp_path, redis_server, request):
