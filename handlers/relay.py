@@ -231,7 +231,9 @@ class Relay(Subscriber):
         def forward_ack(namespace: str, ack_id: int, data: list) -> None:
             self.tell(owner, {"op": "ack", "sid": sid, "ns": namespace, "id": ack_id, "data": data})
 
-        return await self.engine.adopt(sid, ws, unpack(moved["queue"]), moved["context"], forward_ack)
+        session = await self.engine.adopt(sid, ws, unpack(moved["queue"]), moved["context"], forward_ack)
+        log.info("session %s… moved here from %s with its WebSocket", sid[:8], owner)
+        return session
 
     def _get(self, session: Any, reply: str, rid: int) -> None:
         if session.poller is not None:
