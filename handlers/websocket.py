@@ -151,7 +151,8 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         ok, session = self.check_request()
         if not ok:
             return
-        if self.relayed is not None and self.engine.handoff is None:
+        if self.relayed is not None and (self.engine.handoff is None or getattr(self.engine.gate, "draining", False)):
+            # No session moves to a process that is going away: the client stays on polling, probes later.
             self.fail(BAD_REQUEST, 400, "Session lives on another process")
             return
         # A session already on (or moving to) another WebSocket: the handshake

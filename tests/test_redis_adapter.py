@@ -327,3 +327,35 @@ async def test_an_upgrade_that_reaches_another_process_moves_the_session_there(c
     assert gone == []
     ws.close()
     await until(lambda: gone == ["transport close"])
+
+
+async def test_a_probe_from_elsewhere_that_cannot_move_leaves_the_session_polling(cluster):
+    """Out-of-order packets on the probe, a draining process, an owner that is gone: the WebSocket is
+    refused or closed with a reason, and the session carries on polling where it is."""
+    a, b = cluster
+    http = AsyncHTTPClient()
+    base = f"{a.url}/socket.io/?EIO=4&transport=polling"
+    sid = json.loads((await http.fetch(base)).body[1:])["sid"]
+    await http.fetch(f"{base}&sid={sid}", method="POST", body="40")
+    assert (await http.fetch(f"{base}&sid={sid}")).body.startswith(b"40")
+
+    ws = await raw_websocket(b.url, f"EIO=4&transport=websocket&sid={sid}")
+    await ws.write_message("5")                         # an upgrade before any probe
+    assert await ws.read_message() is None and ws.close_code == 1002
+
+    b.hub.ops.admission.draining = True                 # a process going away takes no session
+    with pytest.raises(Exception) as refused:
+        await raw_websocket(b.url, f"EIO=4&transport=websocket&sid={sid}")
+    assert getattr(refused.value, "code", None) == 400
+    b.hub.ops.admission.draining = False
+
+    gone = a.hub.engine.sid_prefix[:-1] + ("0" if a.hub.engine.sid_prefix[-1] != "0" else "1") + sid[8:]
+    ws = await raw_websocket(b.url, f"EIO=4&transport=websocket&sid={gone}")   # no process owns it
+    await ws.write_message("2probe")
+    assert await ws.read_message() is None and ws.close_code == 1008
+
+    # The session is still a's, on polling, and works.
+    assert sid in a.hub.engine.sessions and not a.hub.engine.sessions[sid].probed
+    await http.fetch(f"{base}&sid={sid}", method="POST", body='42["shout",5]')
+    body = (await http.fetch(f"{base}&sid={sid}")).body.decode()
+    assert '"shout",5' in body
