@@ -19,23 +19,13 @@ import time
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from .errors import ERROR_MESSAGES, error_body
 from .protocol import Outgoing
+from .routing import engine_rules
 from .session import PING_PACKET, Session
 from .stats import Stats, Watcher
 
 log = logging.getLogger("board.engine")
-
-# Socket.IO's error codes for the HTTP 400 JSON body.
-UNKNOWN_TRANSPORT, UNKNOWN_SID, BAD_HANDSHAKE_METHOD, BAD_REQUEST, FORBIDDEN, UNSUPPORTED_PROTOCOL_VERSION = range(6)
-ERROR_MESSAGES = {
-    UNKNOWN_TRANSPORT: "Transport unknown",
-    UNKNOWN_SID: "Session ID unknown",
-    BAD_HANDSHAKE_METHOD: "Bad handshake method",
-    BAD_REQUEST: "Bad request",
-    FORBIDDEN: "Forbidden",
-    UNSUPPORTED_PROTOCOL_VERSION: "Unsupported protocol version",
-}
-
 
 STALL = 0.05  # seconds a timer may run late before the loop counts as stalled
 FIRST_PING = -1  # Session.awaiting_pong while its first ping waits for a pong
@@ -99,8 +89,6 @@ class Engine:
 
     def routes(self, path: str = "/engine.io/") -> list:
         """Tornado rules serving this engine at `path` (both transports on one URL)."""
-        from .routing import engine_rules  # the handlers import us; avoid the cycle
-
         return engine_rules(self, path)
 
     # -- sessions ------------------------------------------------------
@@ -301,7 +289,7 @@ class Engine:
             session.close("ping timeout", notify=False)
 
     def error_body(self, code: int, message: str | None = None) -> str:
-        return json.dumps({"code": code, "message": message or ERROR_MESSAGES[code]})
+        return error_body(code, message)
 
 
 __all__ = ["Engine", "ERROR_MESSAGES"]

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from tornado.httputil import HTTPHeaders
 
+from .hub import Client, Hub
 from .protocol import ACK, Packet
 from .recovery import Saved
 from .sockets import Socket, drop_ack
 
 if TYPE_CHECKING:
-    from .hub import Hub
     from .redis_adapter import RedisAdapter
     from .session import Session
 
@@ -125,8 +125,6 @@ class Handoff:
         `forward_ack(namespace, ack_id, data)` carries the client's ack of a request the old
         owner made back to it.
         """
-        from .hub import Client  # the hub imports the adapter, which imports us
-
         client = Client(self.hub, session, environ)
         client.offsets = bool(context["offsets"])
         session.context = client

@@ -26,10 +26,10 @@ import tornado
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
 
-from .engine import BAD_REQUEST
+from .errors import BAD_REQUEST
 from .frames import TEXT, FrameError, FrameParser
 from .protocol import PING, UPGRADE, Outgoing, ProtocolError, decode_engine_packet
-from .routing import EngineRequest
+from .request import EngineRequest
 from .session import Session
 
 log = logging.getLogger("board.engine")
