@@ -19,22 +19,13 @@ import time
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from .errors import ERROR_MESSAGES, error_body
+from .protocol import Outgoing
+from .routing import engine_rules
 from .session import PING_PACKET, Session
 from .stats import Stats, Watcher
 
 log = logging.getLogger("board.engine")
-
-# Socket.IO's error codes for the HTTP 400 JSON body.
-UNKNOWN_TRANSPORT, UNKNOWN_SID, BAD_HANDSHAKE_METHOD, BAD_REQUEST, FORBIDDEN, UNSUPPORTED_PROTOCOL_VERSION = range(6)
-ERROR_MESSAGES = {
-    UNKNOWN_TRANSPORT: "Transport unknown",
-    UNKNOWN_SID: "Session ID unknown",
-    BAD_HANDSHAKE_METHOD: "Bad handshake method",
-    BAD_REQUEST: "Bad request",
-    FORBIDDEN: "Forbidden",
-    UNSUPPORTED_PROTOCOL_VERSION: "Unsupported protocol version",
-}
-
 
 STALL = 0.05  # seconds a timer may run late before the loop counts as stalled
 FIRST_PING = -1  # Session.awaiting_pong while its first ping waits for a pong
@@ -82,6 +73,8 @@ class Engine:
         self.sessions: dict[str, Session] = {}
         self.sid_prefix = ""   # a cluster's process tag: any process can tell where a session lives
         self.relay: Any = None  # carries requests for another process's sessions (handlers/relay.py)
+        self.handoff: Any = None  # moves a session to the process that holds its WebSocket (handlers/handoff.py)
+        self.moved: dict[str, tuple[Session, int]] = {}  # sessions moved away, forwarding for a while
         self._last_answers: dict[str, tuple[str, int]] = {}  # closed polling sid -> (answer, tick)
         self._dirty: list[Session] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -96,8 +89,6 @@ class Engine:
 
     def routes(self, path: str = "/engine.io/") -> list:
         """Tornado rules serving this engine at `path` (both transports on one URL)."""
-        from .routing import engine_rules  # the handlers import us; avoid the cycle
-
         return engine_rules(self, path)
 
     # -- sessions ------------------------------------------------------
@@ -132,6 +123,49 @@ class Engine:
                 self.on_close(session, reason)
             except Exception:
                 log.exception("error in close handler of session %s", session.sid[:8])
+
+    def move_out(self, session: Session, forwarder: Any) -> tuple[list[Outgoing], dict] | None:
+        """Hand `session` to the process that holds its WebSocket: what it has not sent yet and
+        its layer's state; None if it cannot move now. What is still written here goes to
+        `forwarder` for a few heartbeats."""
+        if self.handoff is None or session.closed or not session.probed:
+            return None
+        context = self.handoff.export(session)
+        if context is None:
+            return None
+        queue, session.queue, session.queued_bytes = session.queue, [], 0
+        self.sessions.pop(session.sid, None)
+        if session.timer is not None:
+            session.timer.cancel()
+            session.timer = None
+        session.upgrading = session.probed = False
+        poller, session.poller = session.poller, None
+        if poller is not None:
+            poller.deliver("6")
+        session.ws = forwarder
+        self.moved[session.sid] = (session, self._ticks)
+        for watcher in self.watchers:
+            watcher.closed(session, "moved")
+        return queue, context
+
+    async def adopt(self, sid: str, ws: Any, queue: list[Outgoing], context: dict, forward_ack: Any) -> Session:
+        """Take over a session moved here from another process; its WebSocket `ws` is open."""
+        session = Session(self, sid, time.monotonic())
+        session.ws = ws
+        self.sessions[sid] = session
+        self._start()
+        environ = self.handoff.environ(context)
+        for watcher in self.watchers:
+            watcher.opened(session, environ)
+            watcher.upgraded(session)
+        for out in queue:  # what the old owner had not sent: first
+            session.send(out)
+        try:
+            await self.handoff.adopt(session, context, environ, forward_ack)
+        except BaseException:
+            session.close("transport error", notify=False)
+            raise
+        return session
 
     def linger(self, sid: str, answer: str) -> None:
         """Keep the last answer of a polling session that closed with no GET waiting, for one GET."""
@@ -206,6 +240,12 @@ class Engine:
         tick = self._ticks
         if self._last_answers:  # kept for one to two intervals: the next GET comes at once
             self._last_answers = {sid: kept for sid, kept in self._last_answers.items() if kept[1] >= tick - 1}
+        if self.moved:  # forwarding for three heartbeats, then what still waits here gives up
+            for sid, (session, since) in list(self.moved.items()):
+                if since < tick - 3:
+                    del self.moved[sid]
+                    session.closed = True
+                    self.handoff.release(session)
         for session in list(self.sessions.values()):
             if not session.upgrading and session.timer is None:  # not before its own first ping
                 if not session.awaiting_pong:
@@ -249,7 +289,7 @@ class Engine:
             session.close("ping timeout", notify=False)
 
     def error_body(self, code: int, message: str | None = None) -> str:
-        return json.dumps({"code": code, "message": message or ERROR_MESSAGES[code]})
+        return error_body(code, message)
 
 
 __all__ = ["Engine", "ERROR_MESSAGES"]

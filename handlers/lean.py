@@ -31,7 +31,7 @@ from tornado.httputil import (
 )
 from tornado.routing import Router
 
-from .engine import BAD_REQUEST, UNKNOWN_SID
+from .errors import BAD_REQUEST, UNKNOWN_SID
 from .session import Session
 
 if TYPE_CHECKING:

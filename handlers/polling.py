@@ -13,8 +13,8 @@ import logging
 
 from tornado.web import RequestHandler, stream_request_body
 
-from .engine import BAD_HANDSHAKE_METHOD, BAD_REQUEST, UNKNOWN_SID
-from .routing import EngineRequest
+from .errors import BAD_HANDSHAKE_METHOD, BAD_REQUEST, UNKNOWN_SID
+from .request import EngineRequest
 from .session import Session
 
 log = logging.getLogger("board.engine")

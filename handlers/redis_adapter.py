@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .adapter import deliver
 from .broadcast import Broadcast
 from .cluster import Cluster
+from .handoff import Handoff
 from .protocol import EVENT, Outgoing, Packet, encode_packet
 from .recovery import MAX_PID_LENGTH, RECOVERABLE, Saved
 from .relay import TAG_LENGTH, Relay
@@ -98,6 +99,7 @@ class RedisAdapter:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._advanced = asyncio.Event()   # set (and replaced) each time the reader delivers entries
         self._tasks: list[asyncio.Task] = []
         self.reachable = False
         self.relay: Relay | None = None
@@ -124,6 +126,7 @@ class RedisAdapter:
         hub.engine.sid_prefix = tag
         hub.engine.relay = self.relay = Relay(self.redis, self.prefix, tag, hub.engine)
         await self.relay.start()
+        hub.engine.handoff = Handoff(hub, self)  # an upgrade that lands here moves its session here
         hub.cluster = self.cluster = Cluster(self.redis, self.prefix, tag, hub)
         await self.cluster.start()
         hub.ops.checks.append(lambda: None if self.reachable else "Redis unreachable")  # /readyz
@@ -280,22 +283,51 @@ class RedisAdapter:
         return saved, missed
 
     async def _missed(self, state: dict, after: str) -> list[Outgoing]:
-        """The entries after `after` up to what this process has delivered: the rest comes live."""
-        rooms = set(state["rooms"]) | {state["sid"]}
-        missed: list[Outgoing] = []
+        return (await self._missed_by([(state["ns"], set(state["rooms"]) | {state["sid"]})], after, True))[0]
+
+    async def _missed_by(self, sockets: list[tuple[str, set]], after: str, offsets: bool) -> list[list[Outgoing]]:
+        """For each (namespace, rooms), the entries after `after` up to what this process has
+        delivered: the rest comes live. With `offsets`, each packet carries its entry's id."""
+        missed: list[list[Outgoing]] = [[] for _ in sockets]
         low = after
         while _id(low) < _id(self.last_id):
             high = self.last_id
             for entry_id, fields in await self.redis.xrange(self.stream, "(" + low, high):
                 fields = self._text(fields)
-                if fields["n"] != state["ns"]:
-                    continue
                 include, exclude = set(json.loads(fields["i"])), set(json.loads(fields["x"]))
-                if (include and include.isdisjoint(rooms)) or (exclude and not exclude.isdisjoint(rooms)):
-                    continue
-                missed.append(self._outgoing(entry_id.decode(), fields)[0])
+                for found, (namespace, rooms) in zip(missed, sockets):
+                    if fields["n"] != namespace:
+                        continue
+                    if (include and include.isdisjoint(rooms)) or (exclude and not exclude.isdisjoint(rooms)):
+                        continue
+                    found.append(self._outgoing(entry_id.decode(), fields)[0 if offsets else 1])
             low = high
         return missed
+
+    # -- moving a session here (handlers/handoff.py) ------------------
+
+    def moved_out(self, socket: "Socket") -> None:
+        """A socket moved to another process with its session: its state is that one's to write now."""
+        if socket.namespace.name == "/":
+            self._push(("online",))
+        if socket.pid is not None:
+            if self.live.get(socket.pid) is socket:
+                del self.live[socket.pid]
+            self._connected_at.pop(socket.pid, None)
+
+    async def missed_after(self, sockets: list[dict], after: str, offsets: bool,
+                           timeout: float = 5.0) -> list[list[Outgoing]]:
+        """What each moved socket ({ns, id, rooms}) missed after `after`, the last entry its old
+        owner delivered: once this process has read that far, the entries since."""
+        if not STREAM_ID.match(after):
+            raise ValueError(f"not a stream entry id: {after[:24]!r}")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while _id(self.last_id) < _id(after):
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError("this process's reading of the stream is behind")
+            await asyncio.wait_for(self._advanced.wait(), left)
+        return await self._missed_by([(s["ns"], set(s["rooms"]) | {s["id"]}) for s in sockets], after, offsets)
 
     # -- the cluster ---------------------------------------------------
 
@@ -425,3 +457,6 @@ class RedisAdapter:
                         self._deliver(self.last_id, self._text(fields))
                     except Exception:
                         log.exception("a stream entry that does not parse was dropped: %s", self.last_id)
+            if found:
+                advanced, self._advanced = self._advanced, asyncio.Event()
+                advanced.set()

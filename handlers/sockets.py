@@ -181,6 +181,8 @@ class Socket:
             raise RuntimeError(f"socket {self.id} has {len(acks)} acknowledgements pending")
         if ack_id is None:
             ack_id = next(self.namespace.hub._ack_ids)
+            while ack_id in acks:  # one that moved here from another process (handlers/handoff.py)
+                ack_id = next(self.namespace.hub._ack_ids)
         acks[ack_id] = settle
         return ack_id
 

@@ -2,7 +2,9 @@
 
 A session opened here runs on WebSocket from its first packet; a socket
 opened with the `sid` of a polling session is an upgrade probe, which takes
-the session over once the client confirms with an UPGRADE packet. Outbound
+the session over once the client confirms with an UPGRADE packet. In a
+cluster, a probe for another process's session moves the session here at
+that confirmation (handlers/handoff.py). Outbound
 data arrives as ready frames (encoded once for every receiver) and goes
 straight to the stream, whose buffer is bounded: a client that cannot keep
 up is closed rather than allowed to grow the server's memory.
@@ -16,6 +18,7 @@ warning says so.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -23,10 +26,10 @@ import tornado
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
 
-from .engine import BAD_REQUEST
+from .errors import BAD_REQUEST
 from .frames import TEXT, FrameError, FrameParser
 from .protocol import PING, UPGRADE, Outgoing, ProtocolError, decode_engine_packet
-from .routing import EngineRequest
+from .request import EngineRequest
 from .session import Session
 
 log = logging.getLogger("board.engine")
@@ -124,6 +127,7 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
     session: Session | None = None
     probing = False
     fast = False  # batched reads and shared frames written straight to the stream
+    _remote: "RemoteProbe | None" = None
 
     @property
     def max_message_size(self) -> int:  # type: ignore[override]
@@ -147,7 +151,8 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         ok, session = self.check_request()
         if not ok:
             return
-        if self.relayed is not None:  # a probe for another process's session: it stays on polling
+        if self.relayed is not None and (self.engine.handoff is None or getattr(self.engine.gate, "draining", False)):
+            # No session moves to a process that is going away: the client stays on polling, probes later.
             self.fail(BAD_REQUEST, 400, "Session lives on another process")
             return
         # A session already on (or moving to) another WebSocket: the handshake
@@ -165,6 +170,10 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         if self.fast:
             self.ws_connection.stream.max_write_buffer_size = self.engine.max_queue_bytes  # type: ignore[union-attr]
         self.set_nodelay(True)
+        if self.relayed is not None:  # another process's session: it moves here if the client upgrades
+            self.probing = True
+            self._remote = RemoteProbe(self)
+            return
         session = self.session
         if session is not None:
             if session.closed or session.ws is not None or session.upgrading:
@@ -181,6 +190,8 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
     def on_message(self, message: str | bytes) -> None:
         session = self.session
         if session is None or session.closed:
+            if self._remote is not None and session is None:
+                self._remote.on_message(message)
             return
         try:
             kind, data = decode_engine_packet(message)
@@ -219,6 +230,8 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
     def on_close(self) -> None:
         session = self.session
         if session is None:
+            if self._remote is not None:
+                self._remote.closed()
             return
         if self.probing:
             session.upgrading = session.probed = False  # the probe failed; polling carries on
@@ -272,3 +285,89 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
 
     def close_transport(self, code: int, reason: str) -> None:
         self.close(code, reason[:120])
+
+
+class RemoteProbe:
+    """An upgrade probe for a session another process owns: the session moves here on UPGRADE.
+
+    The owner is told of the probe (it pauses the session's polling) and, at the
+    client's confirmation, hands the session over; what the client sends
+    meanwhile waits here, in order, bounded. A probe not confirmed within a
+    heartbeat is closed, as the owner would close a silent session.
+    """
+
+    MAX_HELD = 256
+
+    def __init__(self, ws: WebSocketTransport):
+        self.ws = ws
+        self.sid: str = ws.relayed  # type: ignore[assignment]
+        self.state = "new"          # new, probing, probed, moving, moved, gone
+        self.held: list[str | bytes] = []
+        engine = ws.engine
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_later((engine.ping_interval + engine.ping_timeout) / 1000, self._expire)
+
+    def on_message(self, message: str | bytes) -> None:
+        if self.state == "moving":
+            if len(self.held) >= self.MAX_HELD:
+                self._fail(1008, "too many messages during the upgrade")
+            else:
+                self.held.append(message)
+            return
+        try:
+            kind, data = decode_engine_packet(message)
+        except ProtocolError:
+            self._fail(1002, "parse error")
+            return
+        if kind == PING and data == "probe" and self.state == "new":
+            self.state = "probing"
+            asyncio.ensure_future(self._probe())
+        elif kind == UPGRADE and self.state == "probed":
+            self.state = "moving"
+            asyncio.ensure_future(self._move())
+        else:
+            self._fail(1002, "expected a probe or an upgrade")
+
+    async def _probe(self) -> None:
+        if not await self.ws.engine.relay.probe(self.sid):
+            self._fail(1008, "session unknown")
+        elif self.state == "probing":
+            self.state = "probed"
+            self.ws.send_packets([PROBE_REPLY])
+
+    async def _move(self) -> None:
+        ws = self.ws
+        try:
+            session = await ws.engine.relay.move_here(self.sid, ws)
+        except Exception:
+            log.exception("session %s…: moving it here failed", self.sid[:8])
+            session = None
+        self.timer.cancel()
+        if session is None:
+            self._fail(1011, "the session could not move here")
+            return
+        self.state = "moved"
+        ws.session, ws.probing, ws._remote = session, False, None
+        if ws.ws_connection is None or ws.ws_connection.is_closing():  # gone meanwhile
+            session.ws = None
+            session.close("transport close", notify=False)
+            return
+        held, self.held = self.held, []
+        for message in held:
+            ws.on_message(message)
+
+    def _expire(self) -> None:
+        if self.state not in ("moving", "moved"):
+            self._fail(1008, "upgrade not confirmed")
+
+    def _fail(self, code: int, reason: str) -> None:
+        self.closed()
+        self.ws.close(code, reason)
+
+    def closed(self) -> None:
+        """The WebSocket closed (or is closed) before the session moved here."""
+        if self.state in ("probing", "probed"):
+            self.ws.engine.relay.unprobe(self.sid)
+        if self.state != "moving":
+            self.state = "gone"
+            self.timer.cancel()

@@ -152,9 +152,51 @@ def test_long_polling_needs_no_sticky_sessions(tmp_path, redis_server, request):
                 served_by.setdefault(sid, set()).add(upstream)
     assert_every_post_once(summary, dropped=False)
     # Every session's requests were spread over the three processes: nothing sticky about it.
-    # (nginx here strips Upgrade, as many proxies do; a probe that reaches another process than the
-    # session's gets 400 and the session stays on polling: handlers/relay.py)
+    # (nginx here strips Upgrade, as many proxies do: the sessions stay on polling.)
     assert len(served_by) >= clients + 1 and all(len(ups) == 3 for ups in served_by.values()), served_by
+
+
+def test_the_upgrade_to_websocket_needs_no_sticky_sessions(tmp_path, redis_server, request):
+    """Official clients on the default transport behind nginx round robin over three processes: the
+    WebSocket of an upgrade mostly reaches another process than the session's, the session moves
+    there (handlers/handoff.py), and every client ends on WebSocket with every post once, in order."""
+    posts, clients = 20, 6
+    name = request.node.name
+    with cluster_board(tmp_path, redis_server, f"{name}-a") as a, \
+            cluster_board(tmp_path, redis_server, f"{name}-b") as b, \
+            cluster_board(tmp_path, redis_server, f"{name}-c") as c, \
+            Nginx([a.port, b.port, c.port], tmp_path / "nginx", name=name, upgrade=True) as nginx:
+        summary = watch_posts(nginx.url, "default", clients, posts, nginx.url, pace=0.02)
+
+        async def python_client_upgrades():  # python-socketio's client upgrades the same way
+            sio = socketio.AsyncClient(reconnection=False)
+            await sio.connect(nginx.url, transports=["polling", "websocket"], wait_timeout=5)
+            try:
+                for _ in range(200):  # the upgrade runs after connect; bounded wait for it
+                    if sio.transport() == "websocket":
+                        break
+                    await asyncio.sleep(0.01)
+                assert sio.transport() == "websocket"
+                ack = await sio.call("post", {"name": "Py", "text": "upgraded"}, timeout=5)
+                assert ack["id"] == posts + 1, ack
+            finally:
+                await sio.disconnect()
+        for _ in range(3):  # round robin: some of these land on another process than the session's
+            asyncio.run(python_client_upgrades())
+            posts += 1
+        upgraded_on = {}
+        for line in (nginx.prefix / "upstreams.log").read_text().splitlines():
+            upstream, _, req = line.partition(" ")
+            if "sid=" in req:
+                sid = req.split("sid=", 1)[1].split("&", 1)[0].split(" ", 1)[0]
+                if "transport=websocket" in req:
+                    upgraded_on[sid] = upstream
+    assert_every_post_once(summary, dropped=False)
+    assert [c["connects"] for c in summary["clients"]] == [1] * clients, summary  # no reconnection
+    assert [c["transport"] for c in summary["clients"]] == ["websocket"] * clients, summary
+    # Every client's upgrade went through the balancer, which sends each request to the next process:
+    # the WebSocket reached another process than the session's for most of them.
+    assert len(upgraded_on) >= clients + 3, upgraded_on
 
 
 def test_processes_share_one_port_and_a_rolling_restart_loses_nothing(tmp_path, redis_server, request):
@@ -214,3 +256,37 @@ def test_pages_of_one_board_on_two_processes_over_both_transports(tmp_path, redi
         post(old, "Bob", "over long-polling, whichever process each request reaches")
         expect_post(modern, "Bob", "over long-polling, whichever process each request reaches", CONNECT_MS)
         screenshot(old, "cluster-polling-page")
+
+
+@pytest.mark.browser
+def test_a_page_on_polling_climbs_back_to_websocket_across_processes(tmp_path, redis_server, request, pages):
+    """Our client in Chromium behind nginx round robin over two processes, first stripping Upgrade: the
+    page runs on polling; once nginx lets WebSocket through, its probe reaches either process and the
+    session moves there if needed: same session, no reconnection, every post once, in order."""
+    from test_client_upgrade import FAST_PROBES, FLOOD, SHOWN, WATCH
+    from e2e_support import io_options_script, nginx_reload, wait_until, websocket_handshake_status
+
+    name = request.node.name
+    with cluster_board(tmp_path, redis_server, f"{name}-a") as a, \
+            cluster_board(tmp_path, redis_server, f"{name}-b") as b, \
+            Nginx([a.port, b.port], tmp_path / "nginx", name=name, upgrade=False) as nginx:
+        direct = pages.open(a.url, "direct")
+        proxied = pages.open(nginx.url, "proxied", init=io_options_script(FAST_PROBES))
+        expect(proxied.locator("#transport")).to_have_text("polling", timeout=8000)
+        proxied.evaluate(WATCH)
+        before = proxied.evaluate("() => ({ id: boardSocket.id, engine: boardSocket.io.engine.id })")
+        direct.evaluate(FLOOD, ["Direct", "d", 20])
+        proxied.evaluate(FLOOD, ["Proxied", "p", 20])
+        nginx_reload(nginx, upgrade=True)
+        wait_until(lambda: websocket_handshake_status(nginx.port) == 101, 10, "nginx to forward Upgrade")
+        expect(proxied.locator("#transport")).to_have_text("websocket", timeout=8000)
+        for prefix in ("d", "p"):
+            want = [f"{prefix}-{i}" for i in range(20)]
+            wait_until(lambda: proxied.evaluate(SHOWN, prefix) == want, 5, f"{prefix} posts on the proxied page")
+            wait_until(lambda: direct.evaluate(SHOWN, prefix) == want, 5, f"{prefix} posts on the direct page")
+        watch = proxied.evaluate("() => window.watch")
+        after = proxied.evaluate("() => ({ id: boardSocket.id, engine: boardSocket.io.engine.id })")
+        assert watch == {"disconnects": [], "connects": 0, "transports": ["websocket"]}, watch
+        assert after == before
+        expect(direct.locator("#count")).to_have_text("2")
+        screenshot(proxied, "cluster-climb-back")

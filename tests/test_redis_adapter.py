@@ -15,6 +15,7 @@ import sys
 import pytest
 import tornado.web
 from conftest import Recorder, raw_websocket, until
+from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
@@ -264,3 +265,97 @@ async def test_server_to_server_events(cluster):
     b.hub.cluster.on("reload", lambda *args: got.set_result(args))
     await a.hub.cluster.emit("reload", {"what": "config"}, 2)
     assert await asyncio.wait_for(got, 5) == ({"what": "config"}, 2)
+
+
+async def test_an_upgrade_that_reaches_another_process_moves_the_session_there(cluster):
+    """No sticky sessions for the upgrade either: the session polls on a, its WebSocket opens on b,
+    and it moves to b with its id, rooms and pending acks; the client misses nothing, the app
+    sees no disconnect."""
+    a, b = cluster
+    gone = []
+    for node in cluster:
+        node.hub.on("disconnect", lambda socket, reason: gone.append(reason))
+    http = AsyncHTTPClient()
+
+    async def poll(body: str | None = None) -> str:
+        url = f"{a.url}/socket.io/?EIO=4&transport=polling" + (f"&sid={sid}" if sid else "")
+        response = await http.fetch(url, method="POST" if body else "GET", body=body)
+        return response.body.decode()
+
+    sid = None
+    sid = json.loads((await poll())[1:])["sid"]
+    await poll("40")
+    connect = json.loads((await poll())[2:])
+    await poll('42["join","blue"]')
+    await until(lambda: any("blue" in s.rooms for s in a.hub.sockets.values()))
+    waiting = asyncio.ensure_future(poll())   # a GET held open on a, as clients keep one
+
+    ws = await raw_websocket(b.url, f"EIO=4&transport=websocket&sid={sid}")
+    await ws.write_message("2probe")
+    assert await ws.read_message() == "3probe"
+    assert await asyncio.wait_for(waiting, 5) == "6"   # polling pauses, as for a local probe
+    socket_a = a.hub.sockets[connect["sid"]]
+    question = asyncio.ensure_future(socket_a.call("question", timeout=5))  # sent while paused
+    a.hub.to("blue").emit("news", "while paused")
+    await a.hub.adapter.flush()
+    await until(lambda: a.hub.adapter.last_id != "0-0")   # a has delivered it to its queue
+    await ws.write_message("5")
+
+    received = [await ws.read_message(), await ws.read_message()]
+    asked = next(m for m in received if m.startswith("42") and "question" in m)
+    assert any('"while paused"' in m for m in received)
+    ack_id = asked[2:asked.index("[")]
+    await ws.write_message(f"43{ack_id}[\"yes\"]")   # answered at b, for a request made at a
+    assert await asyncio.wait_for(question, 5) == "yes"
+
+    assert sid in b.hub.engine.sessions and sid not in a.hub.engine.sessions
+    moved = b.hub.sockets[connect["sid"]]
+    assert moved.pid == connect["pid"] and "blue" in moved.rooms and moved.transport == "websocket"
+    assert not a.hub.sockets and await a.hub.fetch_count() == 1
+    a.hub.to("blue").emit("news", "after")   # from the old owner, to the room: once, on the WebSocket
+    message = await ws.read_message()
+    while message == "2":
+        await ws.write_message("3")
+        message = await ws.read_message()
+    assert json.loads(message[2:])[:2] == ["news", "after"]
+    await ws.write_message('42["shout",1]')   # handled at b now
+    message = await ws.read_message()
+    while message == "2":
+        await ws.write_message("3")
+        message = await ws.read_message()
+    assert json.loads(message[2:])[:2] == ["shout", 1]
+    assert gone == []
+    ws.close()
+    await until(lambda: gone == ["transport close"])
+
+
+async def test_a_probe_from_elsewhere_that_cannot_move_leaves_the_session_polling(cluster):
+    """Out-of-order packets on the probe, a draining process, an owner that is gone: the WebSocket is
+    refused or closed with a reason, and the session carries on polling where it is."""
+    a, b = cluster
+    http = AsyncHTTPClient()
+    base = f"{a.url}/socket.io/?EIO=4&transport=polling"
+    sid = json.loads((await http.fetch(base)).body[1:])["sid"]
+    await http.fetch(f"{base}&sid={sid}", method="POST", body="40")
+    assert (await http.fetch(f"{base}&sid={sid}")).body.startswith(b"40")
+
+    ws = await raw_websocket(b.url, f"EIO=4&transport=websocket&sid={sid}")
+    await ws.write_message("5")                         # an upgrade before any probe
+    assert await ws.read_message() is None and ws.close_code == 1002
+
+    b.hub.ops.admission.draining = True                 # a process going away takes no session
+    with pytest.raises(Exception) as refused:
+        await raw_websocket(b.url, f"EIO=4&transport=websocket&sid={sid}")
+    assert getattr(refused.value, "code", None) == 400
+    b.hub.ops.admission.draining = False
+
+    gone = a.hub.engine.sid_prefix[:-1] + ("0" if a.hub.engine.sid_prefix[-1] != "0" else "1") + sid[8:]
+    ws = await raw_websocket(b.url, f"EIO=4&transport=websocket&sid={gone}")   # no process owns it
+    await ws.write_message("2probe")
+    assert await ws.read_message() is None and ws.close_code == 1008
+
+    # The session is still a's, on polling, and works.
+    assert sid in a.hub.engine.sessions and not a.hub.engine.sessions[sid].probed
+    await http.fetch(f"{base}&sid={sid}", method="POST", body='42["shout",5]')
+    body = (await http.fetch(f"{base}&sid={sid}")).body.decode()
+    assert '"shout",5' in body

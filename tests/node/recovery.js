@@ -31,6 +31,7 @@ function summary(reason) {
     connects: c.connects,
     recovered: c.recovered,
     errors: c.errors,
+    transport: c.socket.io.engine ? c.socket.io.engine.transport.name : null,
   }));
   process.stdout.write(JSON.stringify({ done: reason, clients: out }) + "\n");
   for (const c of clients) c.socket.close();
