@@ -155,9 +155,7 @@ class LeanPoll(HTTPMessageDelegate):
             self.fail(BAD_REQUEST, 400, "Overlapping GET requests")
             session.close("transport error")  # the first GET gets the close packet
             return
-        payload = session.take_payload()
-        if payload is None and session.probed:
-            payload = "6"  # mid-upgrade: let the client pause polling and confirm on the WebSocket
+        payload = session.poll()
         if payload is None:
             session.poller = self
             self.connection.set_close_callback(self.on_connection_close)  # type: ignore[attr-defined]

@@ -151,9 +151,7 @@ class PollingTransport(EngineRequest, RequestHandler):
             self.fail(BAD_REQUEST, 400, "Overlapping GET requests")
             session.close("transport error")  # the first GET gets the close packet
             return
-        payload = session.take_payload()
-        if payload is None and session.probed:
-            payload = "6"  # mid-upgrade: let the client pause polling and confirm on the WebSocket
+        payload = session.poll()
         if payload is None:
             self._waiter = asyncio.get_running_loop().create_future()
             session.poller = self

@@ -240,9 +240,7 @@ class Relay(Subscriber):
             self._answer(reply, rid, 400, "Overlapping GET requests")
             session.close("transport error", notify=False)
             return
-        payload = session.take_payload()
-        if payload is None and session.probed:
-            payload = "6"
+        payload = session.poll()
         if payload is not None:
             self._answer(reply, rid, 200, payload)
         else:

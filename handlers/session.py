@@ -129,6 +129,13 @@ class Session:
             poller, self.poller = self.poller, None
             poller.deliver(self.take_payload())  # type: ignore[arg-type]
 
+    def poll(self) -> str | None:
+        """What a GET gets at once, whichever process or path serves it; None: it waits."""
+        payload = self.take_payload()
+        if payload is None and self.probed:
+            return "6"  # mid-upgrade: let the client pause polling and confirm on the WebSocket
+        return payload
+
     def take_payload(self, limit: int = MAX_POLL_PACKETS) -> str | None:
         """Up to `limit` queued packets as one polling payload; the rest stay for the next GET."""
         queue = self.queue
