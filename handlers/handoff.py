@@ -80,16 +80,10 @@ class Handoff:
 
     def _detach(self, socket: Socket) -> None:
         """Out of its namespace and rooms, silently; still answering acks through the forwarder."""
-        namespace = socket.namespace
-        namespace.sockets.pop(socket.id, None)
-        for room in socket.joined or ():
-            members = namespace.rooms.get(room)
-            if members is not None:
-                members.pop(socket.id, None)
-                if not members:
-                    del namespace.rooms[room]
-        socket.joined = None
-        self.adapter.moved_out(socket)
+        socket.namespace.sockets.pop(socket.id, None)
+        self.adapter.moved_out(socket)  # first: its state is the new owner's to write from now on
+        if socket.joined:
+            socket.leave(list(socket.joined))
 
     def ack(self, session: "Session", namespace: str, ack_id: int, data: list) -> None:
         """The client acknowledged, at the new owner, a request made here before the move."""

@@ -164,15 +164,8 @@ class LeanPoll(HTTPMessageDelegate):
 
     def _post(self, session: Session) -> None:
         session.posting = False
-        try:
-            payload = b"".join(self.chunks).decode("utf-8")
-        except UnicodeDecodeError:
-            log.warning("session %s: a payload that is not UTF-8; closing", session.sid[:8])
-            session.close("parse error", notify=False)
-            self.fail(BAD_REQUEST, 400, "Bad payload: invalid UTF-8")
-            return
-        self.chunks = []
-        refused = session.receive_payload(payload)
+        body, self.chunks = b"".join(self.chunks), []
+        refused = session.receive_body(body)
         if refused:
             self.fail(BAD_REQUEST, 400, refused)
             return

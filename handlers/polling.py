@@ -9,15 +9,12 @@ is buffered.
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from tornado.web import RequestHandler, stream_request_body
 
 from .errors import BAD_HANDSHAKE_METHOD, BAD_REQUEST, UNKNOWN_SID
 from .request import EngineRequest
 from .session import Session
-
-log = logging.getLogger("board.engine")
 
 
 @stream_request_body
@@ -174,14 +171,7 @@ class PollingTransport(EngineRequest, RequestHandler):
         if session is None:
             return
         session.posting = False
-        try:
-            payload = b"".join(self._chunks).decode("utf-8")
-        except UnicodeDecodeError:
-            log.warning("session %s: a payload that is not UTF-8; closing", session.sid[:8])
-            session.close("parse error", notify=False)
-            self.fail(BAD_REQUEST, 400, "Bad payload: invalid UTF-8")
-            return
-        refused = session.receive_payload(payload)
+        refused = session.receive_body(b"".join(self._chunks))
         if refused:
             self.fail(BAD_REQUEST, 400, refused)
             return

@@ -186,6 +186,16 @@ class Session:
         else:
             raise ProtocolError("open packet from a client")
 
+    def receive_body(self, body: bytes) -> str | None:
+        """A polling POST's raw body, as `receive_payload`; not UTF-8 is refused the same way."""
+        try:
+            payload = body.decode("utf-8")
+        except UnicodeDecodeError:
+            log.warning("session %s: a payload that is not UTF-8; closing", self.sid[:8])
+            self.close("parse error", notify=False)
+            return "Bad payload: invalid UTF-8"
+        return self.receive_payload(payload)
+
     def receive_payload(self, payload: str) -> str | None:
         """The packets of a polling POST, whichever process it reached; on bad input the
         session closes (parse error) and the reason for the client comes back."""

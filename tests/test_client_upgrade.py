@@ -7,9 +7,7 @@ reordered. First against the feature app (polling forced by the remembered "WebS
 then the board behind a real nginx that strips `Upgrade` and is then reloaded to let it through.
 """
 
-import json
 import os
-import socket
 import sys
 import time
 import uuid
@@ -204,6 +202,17 @@ SHOWN = """(tag) => Array.from(document.querySelectorAll("#posts li.post .text")
   .map((el) => el.textContent).filter((t) => t.startsWith(tag))"""
 
 
+IDS = "() => ({ id: boardSocket.id, engine: boardSocket.io.engine.id })"
+
+
+def wait_for_every_post(shown_on, prefixes, count):
+    """Posts `<prefix>-0` .. `<prefix>-<count-1>` shown once each, in order, on every page ({label: page})."""
+    for prefix in prefixes:
+        want = [f"{prefix}-{i}" for i in range(count)]
+        for label, page in shown_on.items():
+            wait_until(lambda: page.evaluate(SHOWN, prefix) == want, 5, f"{prefix} posts on the {label} page")
+
+
 def probes_seen(nginx):
     return sum("transport=websocket&sid=" in line for line in nginx.access_lines())
 
@@ -216,7 +225,7 @@ def test_board_behind_nginx_climbs_back_to_websocket_when_the_proxy_lets_it_thro
         proxied = pages.open(nginx.url, "proxied", init=io_options_script(FAST_PROBES))
         expect(proxied.locator("#transport")).to_have_text("polling", timeout=8000)
         proxied.evaluate(WATCH)
-        before = proxied.evaluate("() => ({ id: boardSocket.id, engine: boardSocket.io.engine.id })")
+        before = proxied.evaluate(IDS)
         # Through the stripping proxy the probes fail (the board answers 400), polling carries on.
         wait_until(lambda: probes_seen(nginx) >= 2, 10, "two failed probes in nginx's access log")
         expect(proxied.locator("#transport")).to_have_text("polling")
@@ -236,14 +245,10 @@ def test_board_behind_nginx_climbs_back_to_websocket_when_the_proxy_lets_it_thro
         for page in (direct, proxied):
             acks = page.evaluate("() => window.flooded")
             assert len(acks) == 25 and all(a.get("ok") for a in acks), acks
-        for prefix in (f"d{tag}", f"p{tag}"):
-            want = [f"{prefix}-{i}" for i in range(25)]
-            # Every post once, in order, on both pages.
-            wait_until(lambda: proxied.evaluate(SHOWN, prefix) == want, 5, f"{prefix} posts on the proxied page")
-            wait_until(lambda: direct.evaluate(SHOWN, prefix) == want, 5, f"{prefix} posts on the direct page")
+        wait_for_every_post({"proxied": proxied, "direct": direct}, (f"d{tag}", f"p{tag}"), 25)
 
         watch = proxied.evaluate("() => window.watch")
-        after = proxied.evaluate("() => ({ id: boardSocket.id, engine: boardSocket.io.engine.id })")
+        after = proxied.evaluate(IDS)
         # The same session and socket, no reconnection: the upgrade, not a new connection.
         assert watch == {"disconnects": [], "connects": 0, "transports": ["websocket"]}, watch
         assert after == before

@@ -263,7 +263,7 @@ def test_a_page_on_polling_climbs_back_to_websocket_across_processes(tmp_path, r
     """Our client in Chromium behind nginx round robin over two processes, first stripping Upgrade: the
     page runs on polling; once nginx lets WebSocket through, its probe reaches either process and the
     session moves there if needed: same session, no reconnection, every post once, in order."""
-    from test_client_upgrade import FAST_PROBES, FLOOD, SHOWN, WATCH
+    from test_client_upgrade import FAST_PROBES, FLOOD, IDS, WATCH, wait_for_every_post
     from e2e_support import io_options_script, nginx_reload, wait_until, websocket_handshake_status
 
     name = request.node.name
@@ -274,18 +274,15 @@ def test_a_page_on_polling_climbs_back_to_websocket_across_processes(tmp_path, r
         proxied = pages.open(nginx.url, "proxied", init=io_options_script(FAST_PROBES))
         expect(proxied.locator("#transport")).to_have_text("polling", timeout=8000)
         proxied.evaluate(WATCH)
-        before = proxied.evaluate("() => ({ id: boardSocket.id, engine: boardSocket.io.engine.id })")
+        before = proxied.evaluate(IDS)
         direct.evaluate(FLOOD, ["Direct", "d", 20])
         proxied.evaluate(FLOOD, ["Proxied", "p", 20])
         nginx_reload(nginx, upgrade=True)
         wait_until(lambda: websocket_handshake_status(nginx.port) == 101, 10, "nginx to forward Upgrade")
         expect(proxied.locator("#transport")).to_have_text("websocket", timeout=8000)
-        for prefix in ("d", "p"):
-            want = [f"{prefix}-{i}" for i in range(20)]
-            wait_until(lambda: proxied.evaluate(SHOWN, prefix) == want, 5, f"{prefix} posts on the proxied page")
-            wait_until(lambda: direct.evaluate(SHOWN, prefix) == want, 5, f"{prefix} posts on the direct page")
+        wait_for_every_post({"proxied": proxied, "direct": direct}, ("d", "p"), 20)
         watch = proxied.evaluate("() => window.watch")
-        after = proxied.evaluate("() => ({ id: boardSocket.id, engine: boardSocket.io.engine.id })")
+        after = proxied.evaluate(IDS)
         assert watch == {"disconnects": [], "connects": 0, "transports": ["websocket"]}, watch
         assert after == before
         expect(direct.locator("#count")).to_have_text("2")
