@@ -1,12 +1,13 @@
 """Board's hub with the benchmark behaviour (the peers in bench/peers/ do the same).
 
-    python bench/board_app.py PORT [--recover_within=MS] [--redis=URL] [--loop=asyncio]
+    python bench/board_app.py PORT [--recover_within=MS] [--redis=URL] [--loop=asyncio] [--lean_ws=0]
 
 `bcast` (data) -> emit `bcast` (data) to everyone; `echo` (data) with an ack -> ack (data);
 `ticks` (count, every_ms) with an ack -> emits `tick` 1..count to everyone, one every
 `every_ms`, then acks the count (bench/recovery.py). Connection state recovery is on
 (Board's default) unless `--recover_within=0`. `--redis=URL` makes it one process of a
-cluster on that Redis (bench/cluster.py).
+cluster on that Redis (bench/cluster.py). `--lean_ws=0` sends every WebSocket through Tornado's
+handler rather than the lean path (handlers/leanws.py).
 Runs on uvloop, as the board does (`--loop=asyncio` for asyncio's own loop). Binds 127.0.0.1, ping interval 25 s, prints "listening on PORT" once it accepts connections.
 """
 import asyncio
@@ -19,7 +20,7 @@ import tornado.web  # noqa: E402
 from tornado.httpserver import HTTPServer  # noqa: E402
 
 from handlers import Hub  # noqa: E402
-from handlers.lean import EngineFront  # noqa: E402
+from handlers.front import EngineFront  # noqa: E402
 from handlers.ops import tune_gc  # noqa: E402
 
 def option(name, default):
@@ -66,6 +67,7 @@ async def main(port):
     app = tornado.web.Application(hub.routes())
     tune_gc()  # as board.py does
     # As board.py serves: the polls of open sessions picked in front of the application.
+    hub.engine.lean_websocket = option("lean_ws", "1") == "1"
     HTTPServer(EngineFront(app, hub.engine, hub.path)).listen(port, address="127.0.0.1")
     print(f"listening on {port}", flush=True)
     await asyncio.Event().wait()

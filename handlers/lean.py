@@ -9,7 +9,7 @@ allowed origin, a GET, or a POST within `maxPayload` with none in flight.
 Those are served by `LeanPoll`, a bare `HTTPMessageDelegate` that writes its
 answer on the HTTP/1 connection, at once when the session delivers. Two ways
 in: `LeanPolling`, a Tornado `Router` the engine's rules ask before
-`PollingTransport`, and `EngineFront`, in front of the whole application,
+`PollingTransport`, and `EngineFront` (handlers/front.py), in front of the whole application,
 which also skips the `HTTPServerRequest` and the walk through the rules.
 Every other request (handshakes, OPTIONS, refusals at the door, relayed
 sessions, the last answer of a closed session) goes to `PollingTransport`,
@@ -21,12 +21,11 @@ Lean answers write no access-log line (the board logs polls at DEBUG only).
 from __future__ import annotations
 
 import logging
-import re
 import time
-from typing import TYPE_CHECKING, Any, Awaitable
+from typing import TYPE_CHECKING, Any
 
 from tornado.httputil import (
-    HTTPConnection, HTTPHeaders, HTTPMessageDelegate, HTTPServerConnectionDelegate, HTTPServerRequest,
+    HTTPConnection, HTTPHeaders, HTTPMessageDelegate, HTTPServerRequest,
     RequestStartLine, ResponseStartLine, format_timestamp,
 )
 from tornado.routing import Router
@@ -42,7 +41,9 @@ log = logging.getLogger("board.engine")
 EIO4 = [b"4"]
 OK = ResponseStartLine("HTTP/1.1", 200, "OK")
 STATUS = {400: ResponseStartLine("HTTP/1.1", 400, "Bad Request"),
-          413: ResponseStartLine("HTTP/1.1", 413, "Payload Too Large")}
+          413: ResponseStartLine("HTTP/1.1", 413, "Payload Too Large"),
+          429: ResponseStartLine("HTTP/1.1", 429, "Too Many Requests"),
+          503: ResponseStartLine("HTTP/1.1", 503, "Service Unavailable")}
 TEXT = "text/plain; charset=UTF-8"   # what PollingTransport answers a GET with
 HTML = "text/html"                   # ... and a POST ("ok"), as the official servers do
 
@@ -205,115 +206,33 @@ class LeanPoll(HTTPMessageDelegate):
         if self.done:
             return
         self.done = True
-        body = self.engine.error_body(code, message)
-        remote_ip = getattr(getattr(self.connection, "context", None), "remote_ip", None)
-        log.info("%s %s from %s: %d %s", self.method, self.uri, remote_ip, status, body)
-        headers = HTTPHeaders()
-        headers["Content-Type"] = "application/json"
-        headers["Cache-Control"] = "no-store"
-        self._write(STATUS[status], headers, body.encode("utf-8"))
+        write_error(self.engine, self.connection, self.method, self.uri, code, status, message)
+        self._forget()
 
     def _write(self, start: ResponseStartLine, headers: HTTPHeaders, body: bytes) -> None:
-        headers["Date"] = http_date()
-        headers["Content-Length"] = str(len(body))
-        connection = self.connection
-        connection.write_headers(start, headers, body)
-        connection.finish()
+        write_answer(self.connection, start, headers, body)
+        self._forget()
+
+    def _forget(self) -> None:
         self.session = None  # nothing more to do for it; no cycle left behind
         self.chunks = []
 
 
-# -- in front of the application: the same polls, before Tornado builds a request ------------------
-
-# A Host that Tornado would accept too (a subset of RFC 3986's); anything else goes the usual way.
-SIMPLE_HOST = re.compile(r"(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
-MAX_QUERY_FIELDS = 16  # a poll's query has three or four; more goes the usual way
-
-
-class EngineFront(HTTPServerConnectionDelegate):
-    """The HTTP server's delegate: `app` for everything, less the polls `LeanPoll` can serve.
-
-    Routing a request through an `Application` first builds an
-    `HTTPServerRequest` (query parsed and deep-copied, Host validated) and
-    walks the rules: a fifth of a poll's cost. In front of the application
-    (``HTTPServer(EngineFront(app, hub.engine, hub.path))``), a poll of an
-    open local session is recognised from its request line and headers
-    alone; any request this front is not sure about (percent-escapes in the
-    query, an unusual Host, an unknown sid...) goes to `app` untouched.
-    """
-
-    def __init__(self, app: HTTPServerConnectionDelegate, engine: "Engine", path: str = "/socket.io/"):
-        self.app = app
-        self.engine = engine
-        self.prefix = path.rstrip("/") + "/?"
-
-    def start_request(self, server_conn: object, request_conn: HTTPConnection) -> HTTPMessageDelegate:
-        return FrontDelegate(self, server_conn, request_conn)
-
-    def on_close(self, server_conn: object) -> None:
-        self.app.on_close(server_conn)
-
-    def lean(self, start_line: RequestStartLine, headers: HTTPHeaders,
-             connection: HTTPConnection) -> LeanPoll | None:
-        """A `LeanPoll` for this request, or None to let the application have it."""
-        uri = start_line.path
-        if not uri.startswith(self.prefix):
-            return None
-        query = uri[len(self.prefix):]
-        if "%" in query or "+" in query or query.count("&") >= MAX_QUERY_FIELDS:
-            return None  # decoding or limits to apply: Tornado's own parser decides
-        eio = transport = sid = None
-        for field in query.split("&"):
-            key, _, value = field.partition("=")
-            if key == "sid":
-                if sid is not None:
-                    return None
-                sid = value
-            elif key == "EIO":
-                if eio is not None:
-                    return None
-                eio = value
-            elif key == "transport":
-                if transport is not None:
-                    return None
-                transport = value
-        if eio != "4" or transport != "polling" or sid is None:
-            return None
-        host = headers.get("Host")
-        if host is None or "," in host or not SIMPLE_HOST.fullmatch(host):
-            return None
-        admitted = admit(self.engine, start_line.method, sid, headers, host)
-        if admitted is None:
-            return None
-        return LeanPoll(self.engine, admitted[0], start_line.method, connection, uri, admitted[1])
+def write_answer(connection: HTTPConnection, start: ResponseStartLine, headers: HTTPHeaders, body: bytes) -> None:
+    """A whole response on a bare HTTP/1 connection, with the headers every answer carries."""
+    headers["Date"] = http_date()
+    headers["Content-Length"] = str(len(body))
+    connection.write_headers(start, headers, body)
+    connection.finish()
 
 
-class FrontDelegate(HTTPMessageDelegate):
-    """One request through the front: a `LeanPoll`, or the application's own delegate."""
-
-    __slots__ = ("front", "server_conn", "request_conn", "delegate")
-
-    def __init__(self, front: EngineFront, server_conn: object, request_conn: HTTPConnection):
-        self.front = front
-        self.server_conn = server_conn
-        self.request_conn = request_conn
-        self.delegate: HTTPMessageDelegate | None = None
-
-    def headers_received(self, start_line: RequestStartLine | ResponseStartLine,
-                         headers: HTTPHeaders) -> Awaitable[None] | None:
-        front = self.front
-        delegate = front.lean(start_line, headers, self.request_conn)  # type: ignore[arg-type]
-        if delegate is None:
-            delegate = front.app.start_request(self.server_conn, self.request_conn)
-        self.delegate = delegate
-        return delegate.headers_received(start_line, headers)
-
-    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
-        return self.delegate.data_received(chunk)  # type: ignore[union-attr]
-
-    def finish(self) -> None:
-        self.delegate.finish()  # type: ignore[union-attr]
-
-    def on_connection_close(self) -> None:
-        if self.delegate is not None:
-            self.delegate.on_connection_close()
+def write_error(engine: "Engine", connection: HTTPConnection, method: str, uri: str | None, code: int,
+                status: int = 400, message: str | None = None) -> None:
+    """Socket.IO's JSON error body on a bare connection, logged as EngineRequest.fail logs it."""
+    body = engine.error_body(code, message)
+    remote_ip = getattr(getattr(connection, "context", None), "remote_ip", None)
+    log.info("%s %s from %s: %d %s", method, uri, remote_ip, status, body)
+    headers = HTTPHeaders()
+    headers["Content-Type"] = "application/json"
+    headers["Cache-Control"] = "no-store"
+    write_answer(connection, STATUS[status], headers, body.encode("utf-8"))

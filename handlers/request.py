@@ -19,6 +19,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("board.engine")
 
 
+def handshake_environ(engine: "Engine", request: HTTPServerRequest, transport: str) -> dict:
+    """What the app may want of the handshake request: headers, address, query."""
+    gate = engine.gate
+    return {"headers": request.headers,
+            "remote_ip": gate.address(request) if gate is not None else request.remote_ip,
+            "query": request.query_arguments, "transport": transport,
+            "time": time.time(), "url": request.uri, "secure": request.protocol == "https"}
+
+
 class EngineRequest:
     """Checks shared by both transports (a mixin for request handlers): version, origin, sid."""
 
@@ -40,13 +49,7 @@ class EngineRequest:
         self.finish(body)
 
     def environ(self, transport: str) -> dict:
-        """What the app may want of the handshake request: headers, address, query."""
-        request = self.request
-        gate = self.engine.gate
-        return {"headers": request.headers,
-                "remote_ip": gate.address(request) if gate is not None else request.remote_ip,
-                "query": request.query_arguments, "transport": transport,
-                "time": time.time(), "url": request.uri, "secure": request.protocol == "https"}
+        return handshake_environ(self.engine, self.request, transport)
 
     def check_request(self) -> tuple[bool, Session | None]:
         """(ok, session): validates the query; on failure the answer is already sent."""

@@ -14,6 +14,7 @@ from tornado.httputil import HTTPServerRequest
 from tornado.routing import AnyMatches, Matcher, PathMatches, Rule
 
 from .lean import LeanPolling
+from .leanws import LeanUpgrades
 from .polling import PollingTransport
 from .request import BadTransport
 from .websocket import WebSocketTransport
@@ -42,7 +43,11 @@ def engine_rules(engine: "Engine", path: str) -> list[Rule]:
     path = path.rstrip("/") + "/"
     kwargs = {"engine": engine}
     return [
-        Rule(TransportMatches(path, "websocket"), WebSocketTransport, kwargs),
+        # A new session's WebSocket skips RequestHandler too (handlers/leanws.py).
+        Rule(TransportMatches(path, "websocket"), [
+            Rule(AnyMatches(), LeanUpgrades(engine)),
+            Rule(AnyMatches(), WebSocketTransport, kwargs),
+        ]),
         # Polls of an open local session that can only succeed at the door skip RequestHandler;
         # the lean router answers None for every other polling request.
         Rule(TransportMatches(path, "polling"), [

@@ -7,7 +7,7 @@ import pytest
 
 from board import make_app
 from conftest import error_of, http, polling_session, raw_websocket, until
-from handlers.lean import EngineFront
+from handlers.front import EngineFront
 
 pytestmark = [pytest.mark.gen_test(timeout=20), pytest.mark.usefixtures("served_by")]
 

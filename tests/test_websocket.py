@@ -1,4 +1,5 @@
-"""The WebSocket transport, by hand: open, packets, bad input, limits."""
+"""The WebSocket transport, by hand: open, packets, bad input, limits; through Tornado's handler and
+through the lean path at the front (handlers/leanws.py), as the board serves."""
 
 import asyncio
 import json
@@ -6,9 +7,26 @@ import json
 import pytest
 from tornado.websocket import WebSocketClientConnection
 
+from board import make_app
 from conftest import http, raw_websocket
+from handlers.front import EngineFront
 
-pytestmark = pytest.mark.gen_test(timeout=20)
+pytestmark = [pytest.mark.gen_test(timeout=20), pytest.mark.usefixtures("served_by")]
+
+
+@pytest.fixture(params=["tornado", "rules", "front"])
+def served_by(request, hub) -> str:
+    """Every test here three times: through Tornado's `WebSocketHandler` (the lean path off); on the
+    lean path reached through the engine's rules (the application alone); and behind `EngineFront`,
+    as the board serves."""
+    hub.engine.lean_websocket = request.param != "tornado"
+    return request.param
+
+
+@pytest.fixture
+def app(served_by, hub, posts):
+    app = make_app(hub, posts)
+    return EngineFront(app, hub.engine, hub.path) if served_by == "front" else app
 
 
 async def open_ws(url: str) -> tuple[WebSocketClientConnection, dict]:
@@ -186,10 +204,12 @@ def test_a_protocol_without_the_state_falls_back(caplog, monkeypatch):
     assert "client_terminated, _wire_bytes_in" in caplog.text
 
 
+@pytest.mark.parametrize("served_by", ["tornado"])
 @pytest.mark.parametrize("fast", [True, False])
 async def test_both_paths_carry_events_acks_binary_and_heartbeat(url, hub, clients, monkeypatch, fast):
     from handlers import websocket
     monkeypatch.setattr(websocket, "FAST_FRAMES", fast)
+    hub.engine.lean_websocket = False  # (served_by given here replaces its fixture, which would set it)
 
     @hub.on("flip")
     def flip(socket, data):

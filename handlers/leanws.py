@@ -1,0 +1,258 @@
+"""The lean WebSocket: a new session's handshake answered at the front, its frames on an asyncio protocol.
+
+Through Tornado a WebSocket costs a `RequestHandler`, a `WebSocketHandler`
+and its protocol's chain of coroutines, held for the socket's whole life,
+and each read is a future on an `IOStream`. A handshake that can only
+succeed at the door (`EIO=4&transport=websocket` without a sid, a plain RFC
+6455 upgrade, an allowed origin, admitted by the engine's gate) is answered
+by `LeanUpgrade`, below `RequestHandler` (reached from `EngineFront`, or
+from `LeanUpgrades` in the engine's rules): Tornado parsed the request, the
+connection is then detached from its HTTP/1 machinery, and from the `101`
+on the socket belongs to `LeanSocket`, a plain `asyncio.Protocol` (uvloop's
+when the board runs on it). Bytes in go through `data_received` and the
+pure `FrameParser`; ready frames go out with one `transport.write` per
+flush. Anything else (a probe with a sid, odd headers, other protocol
+versions) goes to `WebSocketTransport`, which answers as it always did;
+`engine.lean_websocket = False` sends every WebSocket there.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import socket as socketlib
+from typing import TYPE_CHECKING, Any, Coroutine
+
+from tornado.httputil import HTTPConnection, HTTPHeaders, HTTPMessageDelegate, HTTPServerRequest
+from tornado.routing import Router
+
+from .errors import BAD_REQUEST
+from .frames import BINARY, CLOSE, PING, TEXT, FrameError, FrameParser
+from .lean import write_error
+from .protocol import Outgoing, ProtocolError, decode_engine_packet
+from .request import handshake_environ
+from .session import Session
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("board.engine")
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
+CLOSE_GRACE = 5.0  # seconds a closing socket may take to flush what it owes before it is cut
+
+
+def accept_key(key: str) -> bytes:
+    """RFC 6455's answer to a client's Sec-WebSocket-Key."""
+    return base64.b64encode(hashlib.sha1(key.encode("latin-1") + GUID).digest())
+
+
+def close_frame(code: int, reason: str = "") -> bytes:
+    payload = code.to_bytes(2, "big") + reason.encode("utf-8")[:123]
+    return bytes((0x88, len(payload))) + payload
+
+
+def plain_upgrade(method: str, headers: HTTPHeaders, connection: HTTPConnection) -> bool:
+    """A GET asking for RFC 6455 (version 13) with nothing unusual; the rest goes to Tornado's handler."""
+    if method != "GET" or headers.get("Upgrade", "").lower() != "websocket":
+        return False
+    if "upgrade" not in [token.strip().lower() for token in headers.get("Connection", "").split(",")]:
+        return False
+    key = headers.get("Sec-WebSocket-Key", "")
+    if headers.get("Sec-WebSocket-Version") != "13" or len(key) != 24 or "," in key:
+        return False
+    if "Content-Length" in headers or "Transfer-Encoding" in headers:
+        return False
+    # Nothing read past the headers (a client waits for the 101 before it sends frames): Tornado's
+    # stream says so in a private attribute; without it, every WebSocket goes the usual way.
+    buffered = getattr(getattr(connection, "stream", None), "_read_buffer_size", None)
+    if buffered is None:
+        _warn_no_buffer_size()
+    return buffered == 0
+
+
+_warned = False
+
+
+def _warn_no_buffer_size() -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        log.warning("this Tornado's IOStream has no _read_buffer_size, which the lean WebSocket path checks; "
+                    "every WebSocket goes through Tornado's handler (slower). Board is tested with the "
+                    "Tornado versions setup.cfg allows.")
+
+
+def lean_upgrade(engine: "Engine", request: HTTPServerRequest) -> "LeanUpgrade | None":
+    """A `LeanUpgrade` for a new session's WebSocket handshake (its query already checked), or None."""
+    if not engine.lean_websocket or "websocket" not in engine.transports:
+        return None
+    if not plain_upgrade(request.method, request.headers, request.connection):  # type: ignore[arg-type]
+        return None
+    if not engine.origin_allowed(request.headers.get("Origin"), request.host):
+        return None
+    return LeanUpgrade(engine, request)
+
+
+class LeanUpgrades(Router):
+    """In the engine's rules: a new session's WebSocket to `LeanUpgrade`; None for the rest."""
+
+    def __init__(self, engine: "Engine"):
+        self.engine = engine
+
+    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> HTTPMessageDelegate | None:
+        args = request.query_arguments
+        if "sid" in args or args.get("EIO") != [b"4"]:
+            return None
+        return lean_upgrade(self.engine, request)
+
+
+class LeanUpgrade(HTTPMessageDelegate):
+    """A WebSocket handshake for a new session: refused at the door, or answered and handed to `LeanSocket`."""
+
+    __slots__ = ("engine", "request", "refused")
+
+    def __init__(self, engine: "Engine", request: HTTPServerRequest):
+        self.engine = engine
+        self.request = request
+        self.refused: tuple[int, str] | None = None
+
+    def headers_received(self, start_line: object, headers: HTTPHeaders) -> Coroutine[Any, Any, None] | None:
+        engine, request = self.engine, self.request
+        gate = engine.gate
+        self.refused = gate.admit(request) if gate is not None else None
+        if self.refused is not None:
+            return None  # answered in finish(), as a handler would
+        accept = accept_key(request.headers["Sec-WebSocket-Key"])
+        environ = handshake_environ(engine, request, "websocket")
+        stream = request.connection.detach()  # type: ignore[union-attr]
+        try:
+            sock = stream.socket.dup()  # ours from here; the stream's own descriptor closes with it
+        except OSError:
+            stream.close()
+            return None
+        stream.close()
+        sock.setsockopt(socketlib.IPPROTO_TCP, socketlib.TCP_NODELAY, 1)
+        protocol = LeanSocket(engine, environ, SWITCHING + accept + b"\r\n\r\n")
+        return _attach(sock, protocol)  # Tornado awaits it, then sees the connection detached
+
+    def finish(self) -> None:
+        if self.refused is not None:
+            request = self.request
+            status, message = self.refused
+            write_error(self.engine, request.connection, request.method, request.uri,  # type: ignore[arg-type]
+                        BAD_REQUEST, status, message)
+
+
+async def _attach(sock: socketlib.socket, protocol: "LeanSocket") -> None:
+    try:
+        await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, sock)
+    except OSError as exc:  # the client left during the handshake
+        log.debug("a WebSocket handshake lost its connection: %s", exc)
+        sock.close()
+
+
+class LeanSocket(asyncio.Protocol):
+    """One Engine.IO session over one WebSocket, on the event loop's own transport (the session's writer)."""
+
+    __slots__ = ("engine", "environ", "greeting", "transport", "session", "frames", "closing", "behind")
+
+    def __init__(self, engine: "Engine", environ: dict, greeting: bytes):
+        self.engine = engine
+        self.environ: dict | None = environ
+        self.greeting = greeting  # the 101 answer, written with the open packet
+        self.transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self.frames = FrameParser(engine.max_payload)
+        self.closing = False
+        self.behind = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        engine = self.engine
+        session = self.session = engine.open_session(self.environ)  # type: ignore[arg-type]
+        self.environ = None
+        session.ws = self
+        opening = Outgoing([engine.open_packet(session, upgrades=[])])
+        transport.write(self.greeting + opening.frames)  # type: ignore[attr-defined]
+        self.greeting = b""
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self.frames.feed(data)
+        except FrameError as exc:
+            self.close_transport(exc.code, exc.reason)
+            return
+        for opcode, payload in messages:
+            if self.closing:
+                return
+            if opcode == TEXT:  # nearly all of Engine.IO's traffic
+                try:
+                    self._message(payload.decode("utf-8"))
+                except UnicodeDecodeError:
+                    self.close_transport(1007, "invalid UTF-8")
+            elif opcode == BINARY:
+                self._message(payload)
+            elif opcode == PING:
+                self.transport.write(bytes((0x8A, len(payload))) + payload)  # type: ignore[union-attr]
+            elif opcode == CLOSE:  # the client's close: echo its code, then hang up
+                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1000
+                self.close_transport(code if 1000 <= code < 5000 else 1002, "")
+            # PONG: nothing asked for it
+
+    def _message(self, message: str | bytes) -> None:
+        session = self.session
+        if session is None or session.closed:
+            return
+        try:
+            kind, data = decode_engine_packet(message)
+            session.receive(kind, data)
+        except ProtocolError as exc:
+            log.warning("session %s: %s; closing", session.sid[:8], exc)
+            session.close("parse error", notify=False)
+        except Exception:
+            log.exception("error handling a message; closing the connection")
+            self._cut()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.closing = True
+        session, self.session = self.session, None
+        if session is not None and session.ws is self:
+            session.ws = None
+            session.close("transport close", notify=False)
+
+    # -- what the session calls ----------------------------------------
+
+    def send_packets(self, queue: list[Outgoing]) -> bool:
+        """Write queued packets as their ready frames; False if the connection is gone or too far behind."""
+        transport = self.transport
+        if transport is None or self.closing:
+            return False
+        transport.write(queue[0].frames if len(queue) == 1 else b"".join([o.frames for o in queue]))
+        if transport.get_write_buffer_size() > self.engine.max_queue_bytes:
+            self.behind = True  # cut at close: what it owes is not worth flushing
+            return False
+        return True
+
+    def close_transport(self, code: int, reason: str) -> None:
+        """A close frame, then the TCP close once what is owed is written (within CLOSE_GRACE)."""
+        transport = self.transport
+        if transport is None or self.closing:
+            return
+        self.closing = True
+        if self.behind:
+            transport.abort()
+            return
+        transport.write(close_frame(code, reason[:120]))
+        transport.close()
+        if transport.get_write_buffer_size():
+            asyncio.get_running_loop().call_later(CLOSE_GRACE, self._cut)
+
+    def _cut(self) -> None:
+        transport = self.transport
+        if transport is not None:
+            self.closing = True
+            transport.abort()
