@@ -27,7 +27,7 @@ from tornado.options import define, options, parse_command_line
 from handlers import Hub, Socket
 from posts import Posts, RedisPosts
 from handlers.drain import drain
-from handlers.lean import EngineFront
+from handlers.front import EngineFront
 from handlers.ops import tune_gc
 from handlers.logs import use_json_logs
 
