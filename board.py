@@ -18,7 +18,6 @@ import time
 from typing import Any
 
 import tornado.web
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.httputil import HTTPServerRequest
 from tornado.log import access_log
@@ -27,7 +26,7 @@ from tornado.options import define, options, parse_command_line
 from handlers import Hub, Socket
 from posts import Posts, RedisPosts
 from handlers.drain import drain
-from handlers.front import EngineFront
+from handlers.front import engine_server
 from handlers.ops import tune_gc
 from handlers.logs import use_json_logs
 
@@ -250,8 +249,8 @@ async def main(sockets: list | None = None) -> None:
     posts = RedisPosts(hub.adapter.redis, options.redis_prefix) if options.redis else Posts(options.db)
     app = make_app(hub, posts, parse_rate(options.post_limit))
     tune_gc()  # fewer garbage collections: a third of opening a connection at Python's default
-    # The polls of open sessions are picked in front of the application (handlers/lean.py).
-    server = HTTPServer(EngineFront(app, hub.engine, hub.path), xheaders=False)
+    # Polls of open sessions and new sessions' WebSockets are picked in front of the application (handlers/front.py).
+    server = engine_server(app, hub.engine, hub.path, xheaders=False)
     if sockets is None:
         server.listen(options.port, address=options.address)
     else:

@@ -1,13 +1,15 @@
 """Board's hub with the benchmark behaviour (the peers in bench/peers/ do the same).
 
     python bench/board_app.py PORT [--recover_within=MS] [--redis=URL] [--loop=asyncio] [--lean_ws=0]
+                                   [--header_timer=1]
 
 `bcast` (data) -> emit `bcast` (data) to everyone; `echo` (data) with an ack -> ack (data);
 `ticks` (count, every_ms) with an ack -> emits `tick` 1..count to everyone, one every
 `every_ms`, then acks the count (bench/recovery.py). Connection state recovery is on
 (Board's default) unless `--recover_within=0`. `--redis=URL` makes it one process of a
 cluster on that Redis (bench/cluster.py). `--lean_ws=0` sends every WebSocket through Tornado's
-handler rather than the lean path (handlers/leanws.py).
+handler rather than the lean path (handlers/leanws.py); `--header_timer=1` serves without
+`engine_server`'s sweep, with Tornado's header timer per request.
 Runs on uvloop, as the board does (`--loop=asyncio` for asyncio's own loop). Binds 127.0.0.1, ping interval 25 s, prints "listening on PORT" once it accepts connections.
 """
 import asyncio
@@ -20,7 +22,7 @@ import tornado.web  # noqa: E402
 from tornado.httpserver import HTTPServer  # noqa: E402
 
 from handlers import Hub  # noqa: E402
-from handlers.front import EngineFront  # noqa: E402
+from handlers.front import EngineFront, engine_server  # noqa: E402
 from handlers.ops import tune_gc  # noqa: E402
 
 def option(name, default):
@@ -68,7 +70,10 @@ async def main(port):
     tune_gc()  # as board.py does
     # As board.py serves: the polls of open sessions picked in front of the application.
     hub.engine.lean_websocket = option("lean_ws", "1") == "1"
-    HTTPServer(EngineFront(app, hub.engine, hub.path)).listen(port, address="127.0.0.1")
+    if option("header_timer", "0") == "1":  # Tornado's timer per request rather than the front's sweep
+        HTTPServer(EngineFront(app, hub.engine, hub.path)).listen(port, address="127.0.0.1")
+    else:
+        engine_server(app, hub.engine, hub.path).listen(port, address="127.0.0.1")
     print(f"listening on {port}", flush=True)
     await asyncio.Event().wait()
 

@@ -8,11 +8,22 @@ serves), recognises from the request line and headers alone a poll of an
 open local session (`LeanPoll`, handlers/lean.py) and a new session's
 WebSocket (`LeanUpgrade`, handlers/leanws.py); everything else reaches `app`
 untouched.
+
+`engine_server` makes the `HTTPServer` with the front, and replaces the
+header timeout Tornado arms for every request (a timer, a future and their
+callbacks: a twelfth of a poll's cost) by one sweep that closes connections
+that have waited for a request's headers longer than `idle_timeout`, as that
+timeout did.
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
-from typing import TYPE_CHECKING, Awaitable
+import time
+from typing import TYPE_CHECKING, Any, Awaitable
+
+from tornado.httpserver import HTTPServer
 
 from tornado.httputil import (
     HTTPConnection, HTTPHeaders, HTTPMessageDelegate, HTTPServerConnectionDelegate, HTTPServerRequest,
@@ -25,6 +36,8 @@ from .leanws import lean_upgrade
 
 if TYPE_CHECKING:
     from .engine import Engine
+
+log = logging.getLogger("board.engine")
 
 # A Host that Tornado would accept too (a subset of RFC 3986's); anything else goes the usual way.
 SIMPLE_HOST = re.compile(r"(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
@@ -44,16 +57,42 @@ class EngineFront(HTTPServerConnectionDelegate):
     query, an unusual Host, an unknown sid...) goes to `app` untouched.
     """
 
-    def __init__(self, app: HTTPServerConnectionDelegate, engine: "Engine", path: str = "/socket.io/"):
+    def __init__(self, app: HTTPServerConnectionDelegate, engine: "Engine", path: str = "/socket.io/",
+                 idle_timeout: float = 3600.0):
         self.app = app
         self.engine = engine
         self.prefix = path.rstrip("/") + "/?"
+        self.idle_timeout = idle_timeout
+        self.waiting: dict[Any, float] = {}  # server connection -> since when it waits for a request's headers
+        self._sweep: asyncio.TimerHandle | None = None
 
     def start_request(self, server_conn: object, request_conn: HTTPConnection) -> HTTPMessageDelegate:
+        self.waiting[server_conn] = time.monotonic()
+        if self._sweep is None:
+            self._schedule()
         return FrontDelegate(self, server_conn, request_conn)
 
     def on_close(self, server_conn: object) -> None:
+        self.waiting.pop(server_conn, None)
         self.app.on_close(server_conn)
+
+    def _schedule(self) -> None:
+        every = min(60.0, max(0.05, self.idle_timeout / 10))
+        self._sweep = asyncio.get_running_loop().call_later(every, self.sweep)
+
+    def sweep(self) -> None:
+        """Close the connections that have waited longer than `idle_timeout` for a request's headers
+        (idle keep-alives, headers that never end): what Tornado's header timeout did."""
+        due = time.monotonic() - self.idle_timeout
+        late = [conn for conn, since in self.waiting.items() if since < due]
+        for conn in late:
+            del self.waiting[conn]
+            stream = getattr(conn, "stream", None)
+            if stream is not None:
+                stream.close()
+        if late:
+            log.info("closed %d HTTP connections idle for %.0f s", len(late), self.idle_timeout)
+        self._schedule() if self.waiting else setattr(self, "_sweep", None)
 
     def lean(self, start_line: RequestStartLine, headers: HTTPHeaders,
              connection: HTTPConnection) -> HTTPMessageDelegate | None:
@@ -109,6 +148,7 @@ class FrontDelegate(HTTPMessageDelegate):
     def headers_received(self, start_line: RequestStartLine | ResponseStartLine,
                          headers: HTTPHeaders) -> Awaitable[None] | None:
         front = self.front
+        front.waiting.pop(self.server_conn, None)
         delegate = front.lean(start_line, headers, self.request_conn)  # type: ignore[arg-type]
         if delegate is None:
             delegate = front.app.start_request(self.server_conn, self.request_conn)
@@ -124,3 +164,12 @@ class FrontDelegate(HTTPMessageDelegate):
     def on_connection_close(self) -> None:
         if self.delegate is not None:
             self.delegate.on_connection_close()
+
+
+def engine_server(app: HTTPServerConnectionDelegate, engine: "Engine", path: str = "/socket.io/",
+                  idle_timeout: float = 3600.0, **kwargs: Any) -> HTTPServer:
+    """An `HTTPServer` serving `app` behind `EngineFront`; `idle_timeout` as Tornado's
+    `idle_connection_timeout` (its default), kept by the front's sweep rather than a timer per request."""
+    server = HTTPServer(EngineFront(app, engine, path, idle_timeout), **kwargs)
+    server.conn_params.header_timeout = None
+    return server
