@@ -559,8 +559,9 @@ make bench                                   # full run, prints the table
 packages (`cd bench && npm ci`), then runs `bench/run.py`. The benchmark is separate from the tests.
 
 What runs: for each round, for each scenario, Board (bench/board_app.py, Board's `Hub`, served as board.py
-serves it: on uvloop, polls picked in front of the application, fewer garbage collections), python-socketio's
-`AsyncServer` on Tornado (bench/peers/psio_tornado.py) and Node socket.io 4 (bench/peers/node_sio.js) in turn,
+serves it: on uvloop, polls and new WebSockets picked in front of the application, fewer garbage collections),
+python-socketio's `AsyncServer` on Tornado (bench/peers/psio_tornado.py) and Node socket.io 4
+(bench/peers/node_sio.js) in turn (each round starting at the next server of the list),
 each a fresh process with the same behaviour: `bcast` (data) makes the server emit `bcast` (data) to everyone,
 `echo` (data) with an ack answers (data); ping interval 25 s. With 2 or more CPUs the server is pinned on CPU 0
 (`taskset`) and the load generator (bench/loadgen.js: raw Engine.IO v4 / Socket.IO v5 over Node's `ws` and
@@ -753,8 +754,12 @@ def main(argv=None):
           f"pinning {'on' if pin.enabled else 'off'}; open-file limit {fds}", flush=True)
     json_path = OUT / f"results-{stamp}.json"
     for rnd in range(1, a.rounds + 1):
+        # Each round starts the servers at another place in their order: no server always runs first
+        # (after another scenario's load) or last.
+        shift = (rnd - 1) % len(a.servers)
+        order = a.servers[shift:] + a.servers[:shift]
         for sc in a.scenarios:
-            for srv in a.servers:
+            for srv in order:
                 t0 = time.monotonic()
                 profile = a.profile and srv != "node"
                 run = run_one(srv, sc, a, pin, f"r{rnd}", profile=profile)

