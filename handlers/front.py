@@ -92,7 +92,10 @@ class EngineFront(HTTPServerConnectionDelegate):
                 stream.close()
         if late:
             log.info("closed %d HTTP connections idle for %.0f s", len(late), self.idle_timeout)
-        self._schedule() if self.waiting else setattr(self, "_sweep", None)
+        if self.waiting:
+            self._schedule()
+        else:
+            self._sweep = None  # the next request schedules it again
 
     def lean(self, start_line: RequestStartLine, headers: HTTPHeaders,
              connection: HTTPConnection) -> HTTPMessageDelegate | None:

@@ -130,11 +130,11 @@ class LeanUpgrade(HTTPMessageDelegate):
         stream = request.connection.detach()  # type: ignore[union-attr]
         try:
             sock = stream.socket.dup()  # ours from here; the stream's own descriptor closes with it
-        except OSError:
-            stream.close()
-            return None
+        except (AttributeError, OSError):  # the client is already gone (the stream dropped its socket)
+            sock = None
         stream.close()
-        sock.setsockopt(socketlib.IPPROTO_TCP, socketlib.TCP_NODELAY, 1)
+        if sock is None:
+            return None
         protocol = LeanSocket(engine, environ, SWITCHING + accept + b"\r\n\r\n")
         return _attach(sock, protocol)  # Tornado awaits it, then sees the connection detached
 
@@ -148,6 +148,7 @@ class LeanUpgrade(HTTPMessageDelegate):
 
 async def _attach(sock: socketlib.socket, protocol: "LeanSocket") -> None:
     try:
+        sock.setsockopt(socketlib.IPPROTO_TCP, socketlib.TCP_NODELAY, 1)
         await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, sock)
     except OSError as exc:  # the client left during the handshake
         log.debug("a WebSocket handshake lost its connection: %s", exc)

@@ -123,14 +123,14 @@ async def test_turned_off_every_websocket_goes_to_tornados_handler(url, hub):
 
 
 async def test_what_the_lean_path_does_not_take_goes_to_tornados_handler(url, hub):
-    stream, head = await raw(url, version=8)  # an older draft of the protocol: Tornado's handler names 13
-    assert head.startswith(b"HTTP/1.1 426 ") and b"Sec-Websocket-Version: 13" in head
+    stream, head = await raw(url, version=8)  # an older draft: Tornado's handler answers (6.4 speaks it, 6.6 says 426)
+    assert b"Server: TornadoServer/" in head and head.split(b" ")[1] in (b"101", b"426")
     sid, _ = await polling_session(url)  # an upgrade probe carries a sid
     probe = await raw_websocket(url, f"EIO=4&transport=websocket&sid={sid}")
     await probe.write_message("2probe")
     assert await probe.read_message() == "3probe"
     await probe.write_message("5")
     await until(lambda: hub.engine.sessions[sid].ws is not None)  # the upgrade has no event of its own
-    assert transports(hub) == [WebSocketTransport]
+    assert set(transports(hub)) == {WebSocketTransport}  # the probe's session (and on 6.4 the draft's)
     stream.close()
     probe.close()

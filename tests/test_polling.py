@@ -4,6 +4,7 @@ import asyncio
 import json
 
 import pytest
+import tornado
 
 from board import make_app
 from conftest import error_of, http, polling_session, raw_websocket, until
@@ -402,4 +403,8 @@ async def test_the_front_takes_polls_before_the_application_and_leaves_it_the_re
     escaped = await http(url, f"{P}&sid={sid}&t=a%20b", "POST", "42[\"x\"]")
     assert (escaped.code, escaped.body) == (200, b"ok") and routed[-1].endswith("&t=a%20b")
     assert (await http(url, "/")).code == 200  # the page
-    assert (await http(url, f"{P}&sid={sid}", headers={"Host": "a,b"})).code == 400  # Tornado's own check
+    odd = await http(url, f"{P}&sid={sid}&odd=host", headers={"Host": "a,b"})
+    if tornado.version_info >= (6, 5):
+        assert odd.code == 400  # Tornado's own check of the Host
+    else:  # 6.4 checks no Host: the application serves it, through its rules
+        assert odd.code == 200 and routed[-1].endswith("&odd=host")
