@@ -2,12 +2,11 @@
 
 Routing a request through an `Application` builds an `HTTPServerRequest`
 (query parsed and deep-copied, Host validated), walks the rules and makes a
-`RequestHandler`. `EngineFront`, the HTTP server's delegate
-(``HTTPServer(EngineFront(app, hub.engine, hub.path))``, as board.py
-serves), recognises from the request line and headers alone a poll of an
-open local session (`LeanPoll`, handlers/lean.py) and a new session's
-WebSocket (`LeanUpgrade`, handlers/leanws.py); everything else reaches `app`
-untouched.
+`RequestHandler`. `EngineFront`, the HTTP server's delegate (made by
+``engine_server(app, hub.engine, hub.path)``, as board.py serves),
+recognises from the request line and headers alone a poll of an open local
+session (`LeanPoll`, handlers/lean.py) and a new session's WebSocket
+(`LeanUpgrade`, handlers/leanws.py); everything else reaches `app` untouched.
 
 `engine_server` makes the `HTTPServer` with the front, and replaces the
 header timeout Tornado arms for every request (a timer, a future and their
@@ -24,11 +23,9 @@ import time
 from typing import TYPE_CHECKING, Any, Awaitable
 
 from tornado.httpserver import HTTPServer
-
 from tornado.httputil import (
     HTTPConnection, HTTPHeaders, HTTPMessageDelegate, HTTPServerConnectionDelegate, HTTPServerRequest,
-    RequestStartLine,
-    ResponseStartLine,
+    RequestStartLine, ResponseStartLine,
 )
 
 from .lean import LeanPoll, admit
@@ -50,11 +47,11 @@ class EngineFront(HTTPServerConnectionDelegate):
 
     Routing a request through an `Application` first builds an
     `HTTPServerRequest` (query parsed and deep-copied, Host validated) and
-    walks the rules: a fifth of a poll's cost. In front of the application
-    (``HTTPServer(EngineFront(app, hub.engine, hub.path))``), a poll of an
-    open local session is recognised from its request line and headers
-    alone; any request this front is not sure about (percent-escapes in the
-    query, an unusual Host, an unknown sid...) goes to `app` untouched.
+    walks the rules: a fifth of a poll's cost. In front of the application,
+    a poll of an open local session or a new session's WebSocket is
+    recognised from its request line and headers alone; any request this
+    front is not sure about (percent-escapes in the query, an unusual Host,
+    an unknown sid...) goes to `app` untouched.
     """
 
     def __init__(self, app: HTTPServerConnectionDelegate, engine: "Engine", path: str = "/socket.io/",
