@@ -123,9 +123,9 @@ class EngineFront(HTTPServerConnectionDelegate):
         host = headers.get("Host")
         if host is None or "," in host or not SIMPLE_HOST.fullmatch(host):
             return None
-        if transport == "websocket" and sid is None:
-            return lean_upgrade(self.engine, HTTPServerRequest(connection=connection, start_line=start_line,
-                                                               headers=headers))
+        if transport == "websocket":
+            request = HTTPServerRequest(connection=connection, start_line=start_line, headers=headers)
+            return lean_upgrade(self.engine, request, sid)
         if transport != "polling" or sid is None:
             return None
         admitted = admit(self.engine, start_line.method, sid, headers, host)

@@ -1,19 +1,21 @@
-"""The lean WebSocket: a new session's handshake answered at the front, its frames on an asyncio protocol.
+"""The lean WebSocket: the handshake answered below `RequestHandler`, then frames on an asyncio protocol.
 
 Through Tornado a WebSocket costs a `RequestHandler`, a `WebSocketHandler`
 and its protocol's chain of coroutines, held for the socket's whole life,
 and each read is a future on an `IOStream`. A handshake that can only
-succeed at the door (`EIO=4&transport=websocket` without a sid, a plain RFC
-6455 upgrade, an allowed origin, admitted by the engine's gate) is answered
+succeed at the door (`EIO=4&transport=websocket`, a plain RFC 6455 upgrade,
+an allowed origin; for a new session, admitted by the engine's gate; with a
+sid, the probe of a local polling session that has no WebSocket) is answered
 by `LeanUpgrade`, below `RequestHandler` (reached from `EngineFront`, or
 from `LeanUpgrades` in the engine's rules): Tornado parsed the request, the
 connection is then detached from its HTTP/1 machinery, and from the `101`
 on the socket belongs to `LeanSocket`, a plain `asyncio.Protocol` (uvloop's
 when the board runs on it). Bytes in go through `data_received` and the
 pure `FrameParser`; ready frames go out with one `transport.write` per
-flush. Anything else (a probe with a sid, odd headers, other protocol
-versions) goes to `WebSocketTransport`, which answers as it always did;
-`engine.lean_websocket = False` sends every WebSocket there.
+flush. Anything else (another process's session, an unknown sid, odd
+headers, other protocol versions) goes to `WebSocketTransport`, which
+answers as it always did; `engine.lean_websocket = False` sends every
+WebSocket there.
 """
 from __future__ import annotations
 
@@ -85,15 +87,24 @@ def _warn_no_buffer_size() -> None:
                     "Tornado versions setup.cfg allows.")
 
 
-def lean_upgrade(engine: "Engine", request: HTTPServerRequest) -> "LeanUpgrade | None":
-    """A `LeanUpgrade` for a new session's WebSocket handshake (its query already checked), or None."""
+def lean_upgrade(engine: "Engine", request: HTTPServerRequest, sid: str | None) -> "LeanUpgrade | None":
+    """A `LeanUpgrade` for a WebSocket handshake (its query already checked), or None.
+
+    Without `sid`, a new session; with one, the upgrade probe of a local polling session that has
+    no WebSocket yet (another process's session, an unknown or a busy one: Tornado's handler).
+    """
     if not engine.lean_websocket or "websocket" not in engine.transports:
         return None
+    session = None
+    if sid is not None:
+        session = engine.sessions.get(sid)
+        if session is None or session.closed or session.ws is not None or session.upgrading:
+            return None
     if not plain_upgrade(request.method, request.headers, request.connection):  # type: ignore[arg-type]
         return None
     if not engine.origin_allowed(request.headers.get("Origin"), request.host):
         return None
-    return LeanUpgrade(engine, request)
+    return LeanUpgrade(engine, request, session)
 
 
 class LeanUpgrades(Router):
@@ -104,29 +115,34 @@ class LeanUpgrades(Router):
 
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> HTTPMessageDelegate | None:
         args = request.query_arguments
-        if "sid" in args or args.get("EIO") != [b"4"]:
+        sid = args.get("sid")
+        if args.get("EIO") != [b"4"] or (sid is not None and len(sid) != 1):
             return None
-        return lean_upgrade(self.engine, request)
+        return lean_upgrade(self.engine, request, sid[0].decode("latin-1") if sid else None)
 
 
 class LeanUpgrade(HTTPMessageDelegate):
-    """A WebSocket handshake for a new session: refused at the door, or answered and handed to `LeanSocket`."""
+    """A WebSocket handshake: a new session refused at the door, or the handshake answered and the
+    socket handed to `LeanSocket` (with `session`, the polling session it probes)."""
 
-    __slots__ = ("engine", "request", "refused")
+    __slots__ = ("engine", "request", "session", "refused")
 
-    def __init__(self, engine: "Engine", request: HTTPServerRequest):
+    def __init__(self, engine: "Engine", request: HTTPServerRequest, session: Session | None = None):
         self.engine = engine
         self.request = request
+        self.session = session
         self.refused: tuple[int, str] | None = None
 
     def headers_received(self, start_line: object, headers: HTTPHeaders) -> Coroutine[Any, Any, None] | None:
-        engine, request = self.engine, self.request
-        gate = engine.gate
-        self.refused = gate.admit(request) if gate is not None else None
-        if self.refused is not None:
-            return None  # answered in finish(), as a handler would
+        engine, request, session = self.engine, self.request, self.session
+        environ = None
+        if session is None:  # a new session: the door decides
+            gate = engine.gate
+            self.refused = gate.admit(request) if gate is not None else None
+            if self.refused is not None:
+                return None  # answered in finish(), as a handler would
+            environ = handshake_environ(engine, request, "websocket")
         accept = accept_key(request.headers["Sec-WebSocket-Key"])
-        environ = handshake_environ(engine, request, "websocket")
         stream = request.connection.detach()  # type: ignore[union-attr]
         try:
             sock = stream.socket.dup()  # ours from here; the stream's own descriptor closes with it
@@ -135,7 +151,7 @@ class LeanUpgrade(HTTPMessageDelegate):
         stream.close()
         if sock is None:
             return None
-        protocol = LeanSocket(engine, environ, SWITCHING + accept + b"\r\n\r\n")
+        protocol = LeanSocket(engine, SWITCHING + accept + b"\r\n\r\n", environ, session)
         return _attach(sock, protocol)  # Tornado awaits it, then sees the connection detached
 
     def finish(self) -> None:
@@ -158,20 +174,31 @@ async def _attach(sock: socketlib.socket, protocol: "LeanSocket") -> None:
 class LeanSocket(asyncio.Protocol):
     """One Engine.IO session over one WebSocket, on the event loop's own transport (the session's writer)."""
 
-    __slots__ = ("engine", "environ", "greeting", "transport", "session", "frames", "closing", "behind")
+    __slots__ = ("engine", "environ", "greeting", "transport", "session", "frames", "closing", "behind",
+                 "probing")
 
-    def __init__(self, engine: "Engine", environ: dict, greeting: bytes):
+    def __init__(self, engine: "Engine", greeting: bytes, environ: dict | None, session: Session | None = None):
         self.engine = engine
-        self.environ: dict | None = environ
         self.greeting = greeting  # the 101 answer, written with the open packet
+        self.environ = environ    # a new session's handshake
+        self.session = session    # ... or the polling session this socket probes
         self.transport: asyncio.Transport | None = None
-        self.session: Session | None = None
         self.frames = FrameParser(engine.max_payload)
         self.closing = False
         self.behind = False
+        self.probing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self.session is not None:  # an upgrade probe
+            transport.write(self.greeting)  # type: ignore[attr-defined]
+            self.greeting = b""
+            if self.session.begin_probe():
+                self.probing = True
+            else:  # it got a WebSocket (or closed) meanwhile
+                self.session = None
+                self.close_transport(1008, "session already on a WebSocket")
+            return
         engine = self.engine
         session = self.session = engine.open_session(self.environ)  # type: ignore[arg-type]
         self.environ = None
@@ -209,10 +236,18 @@ class LeanSocket(asyncio.Protocol):
             return
         try:
             kind, data = decode_engine_packet(message)
-            session.receive(kind, data)
+            if self.probing:
+                if session.probe_step(self, kind, data):
+                    self.probing = False
+            else:
+                session.receive(kind, data)
         except ProtocolError as exc:
             log.warning("session %s: %s; closing", session.sid[:8], exc)
-            session.close("parse error", notify=False)
+            if self.probing:
+                session.end_probe()
+                self.close_transport(1002, "parse error")
+            else:
+                session.close("parse error", notify=False)
         except Exception:
             log.exception("error handling a message; closing the connection")
             self._cut()
@@ -221,7 +256,11 @@ class LeanSocket(asyncio.Protocol):
         self.transport = None
         self.closing = True
         session, self.session = self.session, None
-        if session is not None and session.ws is self:
+        if session is None:
+            return
+        if self.probing:
+            session.end_probe()
+        elif session.ws is self:
             session.ws = None
             session.close("transport close", notify=False)
 

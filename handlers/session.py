@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("board.engine")
 
 PING_PACKET = Outgoing(["2"])
+PROBE_REPLY = Outgoing(["3probe"])
 NOOP_PACKET = Outgoing(["6"])
 CLOSE_PACKET = Outgoing(["1"])
 
@@ -185,6 +186,40 @@ class Session:
             raise ProtocolError("upgrade packet outside an upgrade")
         else:
             raise ProtocolError("open packet from a client")
+
+    # -- the upgrade: a WebSocket with this session's sid probes, then takes over ----------------
+
+    def begin_probe(self) -> bool:
+        """A WebSocket with this sid opened; False if the session cannot take one (the caller closes it)."""
+        if self.closed or self.ws is not None or self.upgrading:
+            return False
+        self.upgrading = True
+        return True
+
+    def probe_step(self, ws: Writer, kind: int, data: str | bytes) -> bool:
+        """A packet on the probing WebSocket `ws`; True once the session runs on it (the client's UPGRADE)."""
+        if kind == PING and data == "probe":
+            ws.send_packets([PROBE_REPLY])
+            self.probed = True
+            upgraded = False
+        elif kind == UPGRADE:
+            self.upgrading = self.probed = False
+            self.ws = ws
+            for watcher in self.engine.watchers:
+                watcher.upgraded(self)
+            upgraded = True
+        else:
+            raise ProtocolError("expected a probe or an upgrade")
+        poller, self.poller = self.poller, None
+        if poller is not None:
+            poller.deliver("6")  # the GET in flight ends: polling pauses, or stops
+        if upgraded:
+            self.flush()
+        return upgraded
+
+    def end_probe(self) -> None:
+        """The probing WebSocket failed or closed before the upgrade: polling carries on."""
+        self.upgrading = self.probed = False
 
     def receive_body(self, body: bytes) -> str | None:
         """A polling POST's raw body, as `receive_payload`; not UTF-8 is refused the same way."""

@@ -30,11 +30,10 @@ from .errors import BAD_REQUEST
 from .frames import TEXT, FrameError, FrameParser
 from .protocol import PING, UPGRADE, Outgoing, ProtocolError, decode_engine_packet
 from .request import EngineRequest
-from .session import Session
+from .session import PROBE_REPLY, Session
 
 log = logging.getLogger("board.engine")
 
-PROBE_REPLY = Outgoing(["3probe"])
 READ_CHUNK = 65536
 
 # What BatchedFrames and send_packets use of Tornado beyond its public API:
@@ -176,11 +175,10 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
             return
         session = self.session
         if session is not None:
-            if session.closed or session.ws is not None or session.upgrading:
+            if not session.begin_probe():
                 self.session = None  # nothing it sends reaches the session
                 self.close(1008, "session already on a WebSocket")
                 return
-            session.upgrading = True
             self.probing = True
             return
         session = self.session = self.engine.open_session(self.environ("websocket"))
@@ -196,36 +194,17 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         try:
             kind, data = decode_engine_packet(message)
             if self.probing:
-                self._probe(session, kind, data)
+                if session.probe_step(self, kind, data):
+                    self.probing = False
             else:
                 session.receive(kind, data)
         except ProtocolError as exc:
             log.warning("session %s: %s; closing", session.sid[:8], exc)
             if self.probing:
-                session.upgrading = session.probed = False
+                session.end_probe()
                 self.close(1002, "parse error")
             else:
                 session.close("parse error", notify=False)
-
-    def _probe(self, session: Session, kind: int, data: str | bytes) -> None:
-        if kind == PING and data == "probe":
-            self.send_packets([PROBE_REPLY])
-            session.probed = True
-            poller, session.poller = session.poller, None
-            if poller is not None:
-                poller.deliver("6")
-        elif kind == UPGRADE:
-            self.probing = False
-            session.upgrading = session.probed = False
-            session.ws = self
-            for watcher in session.engine.watchers:
-                watcher.upgraded(session)
-            poller, session.poller = session.poller, None
-            if poller is not None:
-                poller.deliver("6")
-            session.flush()
-        else:
-            raise ProtocolError("expected a probe or an upgrade")
 
     def on_close(self) -> None:
         session = self.session
@@ -234,7 +213,7 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
                 self._remote.closed()
             return
         if self.probing:
-            session.upgrading = session.probed = False  # the probe failed; polling carries on
+            session.end_probe()
         elif session.ws is self:
             session.ws = None
             session.close("transport close", notify=False)

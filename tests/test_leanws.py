@@ -15,6 +15,7 @@ from board import make_app
 from conftest import http, polling_session, raw_websocket, until
 from handlers.front import EngineFront
 from handlers.leanws import LeanSocket, accept_key
+from handlers.protocol import Outgoing
 from handlers.websocket import WebSocketTransport
 from test_frames import client_frame
 
@@ -122,15 +123,36 @@ async def test_turned_off_every_websocket_goes_to_tornados_handler(url, hub):
     ws.close()
 
 
-async def test_what_the_lean_path_does_not_take_goes_to_tornados_handler(url, hub):
-    stream, head = await raw(url, version=8)  # an older draft: Tornado's handler answers (6.4 speaks it, 6.6 says 426)
-    assert b"Server: TornadoServer/" in head and head.split(b" ")[1] in (b"101", b"426")
-    sid, _ = await polling_session(url)  # an upgrade probe carries a sid
+async def test_an_upgrade_probe_of_a_local_polling_session_takes_the_lean_path(url, hub):
+    sid, _ = await polling_session(url)
     probe = await raw_websocket(url, f"EIO=4&transport=websocket&sid={sid}")
     await probe.write_message("2probe")
     assert await probe.read_message() == "3probe"
     await probe.write_message("5")
-    await until(lambda: hub.engine.sessions[sid].ws is not None)  # the upgrade has no event of its own
-    assert set(transports(hub)) == {WebSocketTransport}  # the probe's session (and on 6.4 the draft's)
-    stream.close()
+    session = hub.engine.sessions[sid]
+    await until(lambda: session.ws is not None)  # the upgrade has no event of its own
+    assert type(session.ws) is LeanSocket and not session.upgrading
+    session.send(Outgoing(["4hello"]))
+    assert await probe.read_message() == "4hello"
     probe.close()
+
+
+async def test_a_second_probe_of_the_same_session_is_closed(url, hub):
+    sid, _ = await polling_session(url)
+    first = await raw_websocket(url, f"EIO=4&transport=websocket&sid={sid}")
+    await until(lambda: hub.engine.sessions[sid].upgrading)
+    second = await raw_websocket(url, f"EIO=4&transport=websocket&sid={sid}")  # Tornado's handler: busy
+    assert await second.read_message() is None and second.close_code == 1008
+    await first.write_message("2probe")
+    assert await first.read_message() == "3probe"  # the first one still probes
+    first.close()
+
+
+async def test_what_the_lean_path_does_not_take_goes_to_tornados_handler(url, hub):
+    stream, head = await raw(url, version=8)  # an older draft: Tornado's handler answers (6.4 speaks it, 6.6 says 426)
+    assert b"Server: TornadoServer/" in head and head.split(b" ")[1] in (b"101", b"426")
+    response = await http(url, "/socket.io/?EIO=4&transport=websocket&sid=nobody",
+                          headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"})
+    assert response.code == 400 and json.loads(response.body)["code"] == 1  # unknown sid, as always
+    stream.close()
