@@ -32,7 +32,7 @@ from tornado.routing import Router
 from .errors import BAD_REQUEST
 from .frames import BINARY, CLOSE, PING, TEXT, FrameError, FrameParser
 from .lean import write_error
-from .protocol import Outgoing, ProtocolError, decode_engine_packet
+from .protocol import Outgoing
 from .request import handshake_environ
 from .session import Session
 
@@ -235,19 +235,7 @@ class LeanSocket(asyncio.Protocol):
         if session is None or session.closed:
             return
         try:
-            kind, data = decode_engine_packet(message)
-            if self.probing:
-                if session.probe_step(self, kind, data):
-                    self.probing = False
-            else:
-                session.receive(kind, data)
-        except ProtocolError as exc:
-            log.warning("session %s: %s; closing", session.sid[:8], exc)
-            if self.probing:
-                session.end_probe()
-                self.close_transport(1002, "parse error")
-            else:
-                session.close("parse error", notify=False)
+            self.probing = session.receive_frame(self, message, self.probing)
         except Exception:
             log.exception("error handling a message; closing the connection")
             self._cut()

@@ -14,7 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .protocol import (
-    CLOSE, MESSAGE, NOOP, PING, PONG, UPGRADE, Outgoing, ProtocolError, decode_payload,
+    CLOSE, MESSAGE, NOOP, PING, PONG, UPGRADE, Outgoing, ProtocolError, decode_engine_packet, decode_payload,
 )
 
 if TYPE_CHECKING:
@@ -216,6 +216,23 @@ class Session:
         if upgraded:
             self.flush()
         return upgraded
+
+    def receive_frame(self, ws: Writer, message: str | bytes, probing: bool) -> bool:
+        """One WebSocket message from `ws`, which carries this session or (`probing`) probes it; True
+        while `ws` still probes. Bad input ends a probe (1002; polling carries on) or the session."""
+        try:
+            kind, data = decode_engine_packet(message)
+            if probing:
+                return not self.probe_step(ws, kind, data)
+            self.receive(kind, data)
+        except ProtocolError as exc:
+            log.warning("session %s: %s; closing", self.sid[:8], exc)
+            if probing:
+                self.end_probe()
+                ws.close_transport(1002, "parse error")
+            else:
+                self.close("parse error", notify=False)
+        return probing
 
     def end_probe(self) -> None:
         """The probing WebSocket failed or closed before the upgrade: polling carries on."""

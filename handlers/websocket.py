@@ -191,20 +191,7 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
             if self._remote is not None and session is None:
                 self._remote.on_message(message)
             return
-        try:
-            kind, data = decode_engine_packet(message)
-            if self.probing:
-                if session.probe_step(self, kind, data):
-                    self.probing = False
-            else:
-                session.receive(kind, data)
-        except ProtocolError as exc:
-            log.warning("session %s: %s; closing", session.sid[:8], exc)
-            if self.probing:
-                session.end_probe()
-                self.close(1002, "parse error")
-            else:
-                session.close("parse error", notify=False)
+        self.probing = session.receive_frame(self, message, self.probing)
 
     def on_close(self) -> None:
         session = self.session
