@@ -244,13 +244,8 @@ class LeanSocket(asyncio.Protocol):
         self.transport = None
         self.closing = True
         session, self.session = self.session, None
-        if session is None:
-            return
-        if self.probing:
-            session.end_probe()
-        elif session.ws is self:
-            session.ws = None
-            session.close("transport close", notify=False)
+        if session is not None:
+            session.websocket_closed(self, self.probing)
 
     # -- what the session calls ----------------------------------------
 

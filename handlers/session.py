@@ -238,6 +238,14 @@ class Session:
         """The probing WebSocket failed or closed before the upgrade: polling carries on."""
         self.upgrading = self.probed = False
 
+    def websocket_closed(self, ws: Writer, probing: bool) -> None:
+        """`ws` closed: a probe that ends (polling carries on), or the transport of this session."""
+        if probing:
+            self.end_probe()
+        elif self.ws is ws:
+            self.ws = None
+            self.close("transport close", notify=False)
+
     def receive_body(self, body: bytes) -> str | None:
         """A polling POST's raw body, as `receive_payload`; not UTF-8 is refused the same way."""
         try:

@@ -199,11 +199,7 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
             if self._remote is not None:
                 self._remote.closed()
             return
-        if self.probing:
-            session.end_probe()
-        elif session.ws is self:
-            session.ws = None
-            session.close("transport close", notify=False)
+        session.websocket_closed(self, self.probing)
 
     # -- what the session calls ----------------------------------------
 
