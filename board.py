@@ -249,7 +249,7 @@ async def main(sockets: list | None = None) -> None:
     posts = RedisPosts(hub.adapter.redis, options.redis_prefix) if options.redis else Posts(options.db)
     app = make_app(hub, posts, parse_rate(options.post_limit))
     tune_gc()  # fewer garbage collections: a third of opening a connection at Python's default
-    # Polls of open sessions and new sessions' WebSockets are picked in front of the application (handlers/front.py).
+    # Polls of open sessions and WebSocket handshakes are picked in front of the application (handlers/front.py).
     server = engine_server(app, hub.engine, hub.path, xheaders=False)
     if sockets is None:
         server.listen(options.port, address=options.address)

@@ -84,7 +84,7 @@ class Engine:
         self.stats = Stats()
         self.watchers: list[Watcher] = [self.stats]  # told of each session's open, upgrade and close
         self.gate: Any = None  # decides on new handshakes (limits.Admission); None lets all in
-        # A new session's WebSocket below RequestHandler (handlers/leanws.py); False: Tornado's handler.
+        # WebSockets below RequestHandler where they can be (handlers/leanws.py); False: Tornado's handler.
         self.lean_websocket = True
         self.extra_origins: set[str] = set()  # allowed whatever allowed_origins says (the Admin UI's)
 

@@ -8,7 +8,7 @@ the transport awaits one read per batch instead of three per frame.
 
 from __future__ import annotations
 
-__all__ = ["encode_frame", "FrameParser", "FrameError",
+__all__ = ["encode_frame", "control_frame", "close_frame", "FrameParser", "FrameError",
            "TEXT", "BINARY", "CLOSE", "PING", "PONG"]
 
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -39,6 +39,18 @@ def encode_frame(data: str | bytes) -> bytes:
     else:
         header = bytes((first, 127)) + n.to_bytes(8, "big")
     return header + payload
+
+
+def control_frame(opcode: int, payload: bytes = b"") -> bytes:
+    """One unmasked server control frame (a pong, a close); RFC 6455 caps its payload at 125 bytes."""
+    payload = payload[:125]
+    return bytes((0x80 | opcode, len(payload))) + payload
+
+
+def close_frame(code: int, reason: str = "") -> bytes:
+    """A close frame with `code` and as much of `reason` as fits (UTF-8, cut at a character)."""
+    text = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+    return control_frame(CLOSE, code.to_bytes(2, "big") + text)
 
 
 def unmask(mask: bytes, data: bytes) -> bytes:

@@ -5,8 +5,9 @@ Routing a request through an `Application` builds an `HTTPServerRequest`
 `RequestHandler`. `EngineFront`, the HTTP server's delegate (made by
 ``engine_server(app, hub.engine, hub.path)``, as board.py serves),
 recognises from the request line and headers alone a poll of an open local
-session (`LeanPoll`, handlers/lean.py) and a new session's WebSocket
-(`LeanUpgrade`, handlers/leanws.py); everything else reaches `app` untouched.
+session (`LeanPoll`, handlers/lean.py) and a WebSocket handshake the lean
+path takes (`LeanUpgrade`, handlers/leanws.py); everything else reaches
+`app` untouched.
 
 `engine_server` makes the `HTTPServer` with the front, and replaces the
 header timeout Tornado arms for every request (a timer, a future and their
@@ -43,12 +44,12 @@ MAX_QUERY_FIELDS = 16  # a poll's query has three or four; more goes the usual w
 
 class EngineFront(HTTPServerConnectionDelegate):
     """The HTTP server's delegate: `app` for everything, less the polls `LeanPoll` can serve and the
-    new sessions' WebSockets `LeanUpgrade` can open.
+    WebSockets `LeanUpgrade` can open.
 
     Routing a request through an `Application` first builds an
     `HTTPServerRequest` (query parsed and deep-copied, Host validated) and
     walks the rules: a fifth of a poll's cost. In front of the application,
-    a poll of an open local session or a new session's WebSocket is
+    a poll of an open local session or a WebSocket handshake is
     recognised from its request line and headers alone; any request this
     front is not sure about (percent-escapes in the query, an unusual Host,
     an unknown sid...) goes to `app` untouched.
@@ -135,7 +136,7 @@ class EngineFront(HTTPServerConnectionDelegate):
 
 
 class FrontDelegate(HTTPMessageDelegate):
-    """One request through the front: a `LeanPoll`, or the application's own delegate."""
+    """One request through the front: a `LeanPoll` or `LeanUpgrade`, or the application's own delegate."""
 
     __slots__ = ("front", "server_conn", "request_conn", "delegate")
 

@@ -9,8 +9,9 @@ allowed origin, a GET, or a POST within `maxPayload` with none in flight.
 Those are served by `LeanPoll`, a bare `HTTPMessageDelegate` that writes its
 answer on the HTTP/1 connection, at once when the session delivers. Two ways
 in: `LeanPolling`, a Tornado `Router` the engine's rules ask before
-`PollingTransport`, and `EngineFront` (handlers/front.py), in front of the whole application,
-which also skips the `HTTPServerRequest` and the walk through the rules.
+`PollingTransport`, and `EngineFront` (handlers/front.py), in front of the
+whole application, which also skips the `HTTPServerRequest` and the walk
+through the rules.
 Every other request (handshakes, OPTIONS, refusals at the door, relayed
 sessions, the last answer of a closed session) goes to `PollingTransport`,
 which decides as it always did. What can still go wrong after the door (a

@@ -30,7 +30,7 @@ from tornado.httputil import HTTPConnection, HTTPHeaders, HTTPMessageDelegate, H
 from tornado.routing import Router
 
 from .errors import BAD_REQUEST
-from .frames import BINARY, CLOSE, PING, TEXT, FrameError, FrameParser
+from .frames import BINARY, CLOSE, PING, PONG, TEXT, FrameError, FrameParser, close_frame, control_frame
 from .lean import write_error
 from .protocol import Outgoing
 from .request import handshake_environ
@@ -49,11 +49,6 @@ CLOSE_GRACE = 5.0  # seconds a closing socket may take to flush what it owes bef
 def accept_key(key: str) -> bytes:
     """RFC 6455's answer to a client's Sec-WebSocket-Key."""
     return base64.b64encode(hashlib.sha1(key.encode("latin-1") + GUID).digest())
-
-
-def close_frame(code: int, reason: str = "") -> bytes:
-    payload = code.to_bytes(2, "big") + reason.encode("utf-8")[:123]
-    return bytes((0x88, len(payload))) + payload
 
 
 def plain_upgrade(method: str, headers: HTTPHeaders, connection: HTTPConnection) -> bool:
@@ -98,7 +93,7 @@ def lean_upgrade(engine: "Engine", request: HTTPServerRequest, sid: str | None) 
     session = None
     if sid is not None:
         session = engine.sessions.get(sid)
-        if session is None or session.closed or session.ws is not None or session.upgrading:
+        if session is None or not session.can_probe:
             return None
     if not plain_upgrade(request.method, request.headers, request.connection):  # type: ignore[arg-type]
         return None
@@ -108,7 +103,7 @@ def lean_upgrade(engine: "Engine", request: HTTPServerRequest, sid: str | None) 
 
 
 class LeanUpgrades(Router):
-    """In the engine's rules: a new session's WebSocket to `LeanUpgrade`; None for the rest."""
+    """In the engine's rules: the WebSockets `lean_upgrade` takes to `LeanUpgrade`; None for the rest."""
 
     def __init__(self, engine: "Engine"):
         self.engine = engine
@@ -218,13 +213,15 @@ class LeanSocket(asyncio.Protocol):
                 return
             if opcode == TEXT:  # nearly all of Engine.IO's traffic
                 try:
-                    self._message(payload.decode("utf-8"))
+                    text = payload.decode("utf-8")
                 except UnicodeDecodeError:
                     self.close_transport(1007, "invalid UTF-8")
+                    return
+                self._message(text)
             elif opcode == BINARY:
                 self._message(payload)
             elif opcode == PING:
-                self.transport.write(bytes((0x8A, len(payload))) + payload)  # type: ignore[union-attr]
+                self.transport.write(control_frame(PONG, payload))  # type: ignore[union-attr]
             elif opcode == CLOSE:  # the client's close: echo its code, then hang up
                 code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1000
                 self.close_transport(code if 1000 <= code < 5000 else 1002, "")
@@ -276,7 +273,7 @@ class LeanSocket(asyncio.Protocol):
         if self.behind:
             transport.abort()
             return
-        transport.write(close_frame(code, reason[:120]))
+        transport.write(close_frame(code, reason))
         transport.close()
         if transport.get_write_buffer_size():
             asyncio.get_running_loop().call_later(CLOSE_GRACE, self._cut)

@@ -189,9 +189,14 @@ class Session:
 
     # -- the upgrade: a WebSocket with this session's sid probes, then takes over ----------------
 
+    @property
+    def can_probe(self) -> bool:
+        """Open, on polling, and no WebSocket probing it yet."""
+        return not (self.closed or self.ws is not None or self.upgrading)
+
     def begin_probe(self) -> bool:
         """A WebSocket with this sid opened; False if the session cannot take one (the caller closes it)."""
-        if self.closed or self.ws is not None or self.upgrading:
+        if not self.can_probe:
             return False
         self.upgrading = True
         return True

@@ -5,7 +5,9 @@ import os
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from handlers.frames import BINARY, CLOSE, PING, TEXT, FrameError, FrameParser, encode_frame, unmask
+from handlers.frames import (
+    BINARY, CLOSE, PING, PONG, TEXT, FrameError, FrameParser, close_frame, control_frame, encode_frame, unmask,
+)
 
 
 def client_frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = None,
@@ -110,3 +112,11 @@ def test_garbage_only_raises_frame_error(chunks):
             parser.feed(chunk)
     except FrameError:
         pass
+
+
+def test_control_frames_stay_within_125_bytes():
+    assert control_frame(PONG, b"are you there") == b"\x8a\x0dare you there"
+    assert control_frame(PONG, b"x" * 200) == b"\x8a\x7d" + b"x" * 125
+    assert close_frame(1000) == b"\x88\x02\x03\xe8"
+    long = close_frame(1001, "\u00e9" * 100)  # 200 bytes of UTF-8: cut at a whole character
+    assert long[1] == 124 and long[4:].decode("utf-8") == "\u00e9" * 61
