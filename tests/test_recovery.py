@@ -87,6 +87,9 @@ def test_an_offset_older_than_the_socket_replays_nothing_from_before_it():
     ("p" * 24, "x1", "malformed offset"),
     ("p" * 24, "99", "malformed offset"),       # an offset from the future
     ("p" * 24, 7, "malformed offset"),
+    ("p" * 24, "²", "malformed offset"),       # a digit to str.isdigit, not to int()
+    ("p" * 24, "١", "malformed offset"),       # an Arabic-Indic one: int() would take it
+    ("p" * 24, "1\n", "malformed offset"),
     (12, "1", "malformed pid"),
     ("q" * 200, "1", "malformed pid"),
     ("unknown-pid-0000000000", "1", "unknown pid"),
