@@ -43,6 +43,8 @@ log = logging.getLogger("board.hub")
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
 
+MAX_AUTH_VALUES = 256  # values in a CONNECT's auth (with max_auth_bytes: held at a few times its wire size)
+
 NO_NAMES: frozenset[str] = frozenset()  # shared by every client with nothing pending
 
 __all__ = ["Hub", "Client", "Namespace", "Socket", "Broadcast", "AckTimeout", "Disconnected", "ConnectionRefused"]
@@ -108,12 +110,18 @@ class Client:
                 raise ProtocolError("namespace too long")
             name = data[1:comma]
         self.hub.stats.packets_received += 1
-        self.hub.ops.throttled.fired("auth_bytes", "session %s sent a CONNECT of %d bytes; refused",
-                                     self.session.sid[:8], len(data))
+        self._refuse_auth(name, len(data))
+
+    def _refuse_auth(self, name: str, size: int) -> None:
+        self.hub.ops.throttled.fired("auth_bytes", "session %s sent a CONNECT auth too large (%d bytes); refused",
+                                     self.session.sid[:8], size)
         self.session.send(Outgoing.of(Packet(CONNECT_ERROR, name, {"message": "Auth too large"})))
 
     def _connect(self, packet: Packet) -> None:
         name = packet.namespace
+        if packet.data is not None and _too_many_values(packet.data, MAX_AUTH_VALUES):
+            self._refuse_auth(name, len(str(packet.data)))
+            return
         existing = self.sockets.get(name)
         if existing is not None:
             self.session.send(Outgoing.of(Packet(CONNECT, name, {"sid": existing.id})))
@@ -133,6 +141,22 @@ class Client:
     def closed(self, reason: str) -> None:
         for socket in list(self.sockets.values()):
             socket._gone(reason)
+
+
+def _too_many_values(data: Any, most: int) -> bool:
+    """True if `data` (parsed JSON) holds more than `most` values: a few KiB of `[[],[],…]` would
+    otherwise be held as thousands of Python objects, many times their size on the wire."""
+    stack, seen = [data], 0
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > most:
+            return True
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 # ---------------------------------------------------------------------------

@@ -181,9 +181,11 @@ async def test_a_connect_above_max_auth_bytes_is_refused_unparsed(url, hub):
     ws = await _raw_session(url)
     await ws.write_message("40" + json.dumps({"junk": [[]] * 3000}))
     assert json.loads((await ws.read_message())[2:]) == {"message": "Auth too large"}
+    await ws.write_message("40" + json.dumps({"junk": [[]] * 300}))  # small, but 300 values to hold
+    assert json.loads((await ws.read_message())[2:]) == {"message": "Auth too large"}
     await ws.write_message("40" + json.dumps({"token": "t" * 3000}))  # under the bound: welcome
     await _next(ws, "40{")
-    assert hub.stats.limits["auth_bytes"] == 1
+    assert hub.stats.limits["auth_bytes"] == 2
     assert [s.auth for s in hub.sockets.values()] == [{"token": "t" * 3000}]
 
 
