@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from tornado.web import RequestHandler
 
 from .limits import Admission, EventLimiter, Limits, Throttled
-from .logs import SessionLog
+from .logs import SessionLog, throttle_logs
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -51,6 +51,7 @@ class Ops:
         self.hub = hub
         self.limits = limits
         self.throttled = Throttled(hub.engine.stats)
+        throttle_logs()  # what a client can make the server log is bounded
         self.admission = Admission(limits, hub.engine.stats, self.throttled)
         hub.engine.gate = self.admission
         hub.engine.watchers.append(self.admission)
