@@ -13,8 +13,9 @@ posting about once a second; then the attack, from raw sockets (tests/attack_sup
   dropped     bystanders disconnected (of all, the poster included)
   p99 / lost  latency of the poster's posts to every bystander, p99 of those delivered, and the
               deliveries that never came
-  attacker    posts stored from the attacker (seen by the bystanders) against what the post limit
-              allows over the attack
+  attacker    posts stored from the attacker (seen by the bystanders), the most from one of its
+              sessions, and what the post limit per session allows over the attack (since issue 18 an
+              address has a limit of its own too, `--post_limit_per_address`, 100/10 by default)
   RSS         growth of the attacked process's VmRSS (peak during the attack, /proc/PID/status)
   log         bytes its log (stdout and stderr, in test-artifacts/abuse-*.board.log) grew by
   healthz     slowest /healthz answer (polled every 0.25 s) and how many got none within 2 s
@@ -117,11 +118,13 @@ def table(results: list[a.Result]) -> str:
     head = ("attack", "dropped", "p99", "lost", "attacker posts", "RSS", "log", "healthz", "poster acked")
     rows = [head]
     for r in results:
-        allowed = "" if r.allowed_posts is None else f" (limit {r.allowed_posts})"
+        allowed = f"{r.attacker_posts} ({r.attacker_session_most}/session)" if r.attacker_posts else "0"
+        if r.allowed_posts is not None:
+            allowed += f", limit {r.allowed_posts}/session"
         health = seconds(r.healthz_worst) + (f", {r.healthz_failed}/{r.healthz_probes} none"
                                              if r.healthz_failed else "")
         rows.append((r.attack, f"{r.dropped}/{r.bystanders}", seconds(r.p99), f"{r.expected - r.delivered}/{r.expected}",
-                     f"{r.attacker_posts}{allowed}", f"+{r.rss_growth_kb / 1024:.1f} MB",
+                     allowed, f"+{r.rss_growth_kb / 1024:.1f} MB",
                      f"{r.log_bytes / 1e6:.2f} MB" if r.log_bytes >= 10_000 else f"{r.log_bytes} B",
                      health, f"{r.poster_acked}/{r.poster_sent}"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]

@@ -270,7 +270,7 @@ class Bystander:
         self.n, self.transport = n, transport
         self.client = socketio.AsyncClient(reconnection=False)
         self.arrived: dict[int, float] = {}
-        self.attacker_posts = 0
+        self.attacker_posts: dict[str, int] = {}  # per attacker connection (the post's text says which)
         self.dropped_at: float | None = None
         self.client.on("message", self._message)
         self.client.on("disconnect", self._gone)
@@ -284,7 +284,8 @@ class Bystander:
             except (IndexError, ValueError):
                 pass
         elif data.get("name") == "attacker":
-            self.attacker_posts += 1
+            connection = str(data.get("text")).split()[1:2] or ["?"]
+            self.attacker_posts[connection[0]] = self.attacker_posts.get(connection[0], 0) + 1
 
     def _gone(self, *args: Any) -> None:
         if self.dropped_at is None:
@@ -366,8 +367,9 @@ class Crowd:
                     lost += 1
         return got, lost
 
-    def attacker_posts(self) -> int:
-        return max((b.attacker_posts for b in self.everyone()), default=0)
+    def attacker_posts(self) -> dict[str, int]:
+        """The attacker's posts per connection, as the bystander who saw the most of them saw them."""
+        return max((b.attacker_posts for b in self.everyone()), key=lambda seen: sum(seen.values()), default={})
 
     async def close(self) -> None:
         await asyncio.gather(*(b.close() for b in self.everyone()))
@@ -403,6 +405,7 @@ class Result:
     p99: float | None = None
     worst: float | None = None
     attacker_posts: int = 0
+    attacker_session_most: int = 0     # the most stored from one of its connections (Engine.IO sessions)
     allowed_posts: int | None = None
     rss_growth_kb: int = 0
     log_bytes: int = 0
@@ -484,7 +487,8 @@ async def measure(name: str, target: Target, attack: Attack, bystanders: int = 2
         result.dropped = crowd.dropped()
         result.delivered, result.expected = len(got), len(got) + lost
         result.p99, result.worst = percentile(got, 0.99), max(got, default=None)
-        result.attacker_posts = crowd.attacker_posts()
+        seen = crowd.attacker_posts()
+        result.attacker_posts, result.attacker_session_most = sum(seen.values()), max(seen.values(), default=0)
         most, window = target.post_limit
         if most:
             result.allowed_posts = most * math.ceil((result.seconds + settle) / window)
@@ -574,8 +578,8 @@ async def churn_polling(target: Target, posts: int = 1, gap: float = 1.5) -> str
                        f"the attacker's session then {after}", "statuses": statuses, "after": after}
 
 
-def post_packets(cycle: int) -> bytes:
-    return frames("40", *(f'42{cycle * 10 + k}["post",{{"name":"attacker","text":"spam {cycle}.{k}"}}]'
+def post_packets(cycle: int, connection: int) -> bytes:
+    return frames("40", *(f'42{cycle * 10 + k}["post",{{"name":"attacker","text":"spam {connection} {cycle}.{k}"}}]'
                           for k in range(10)), "41")
 
 
@@ -594,7 +598,7 @@ async def post_reset(target: Target, seconds: float = 4.0, port: int | None = No
                 connections += 1
                 continue
             connections += 1
-        await ws.send_raw(post_packets(cycles), timeout=2)
+        await ws.send_raw(post_packets(cycles, connections), timeout=2)
         cycles += 1
         await asyncio.sleep(0.01)
     if ws is not None:

@@ -78,14 +78,18 @@ def test_a_churn_burst_in_one_polling_post_drops_the_attacker_alone(tmp_path, re
 
 
 def test_the_post_limit_survives_namespace_reconnects(tmp_path, request):
-    with board(tmp_path, request, "--post_limit=10/10") as running:
+    """`40`, ten posts, `41`, again: the limit holds per session, and per address across new sessions."""
+    with board(tmp_path, request, "--post_limit=10/10", "--post_limit_per_address=20/10") as running:
         result = attacked("post-reset", target(running), lambda t: a.post_reset(t, seconds=3.0),
                           interval=1.0)
         assert_unharmed(result, running)
         assert result.extra["cycles"] >= 10, result.outcome  # it did try: 100 posts and more
-        assert result.attacker_posts <= 10 + 2, (
-            f"{result.attacker_posts} posts stored from the attacker in {result.seconds:.1f} s against a limit "
-            f"of 10 per 10 s ({result.outcome})")
+        assert result.attacker_session_most <= 10 + 2, (
+            f"{result.attacker_session_most} posts stored from one session of the attacker in {result.seconds:.1f}"
+            f" s against a limit of 10 per 10 s ({result.outcome})")
+        assert result.attacker_posts <= 20 + 2, (
+            f"{result.attacker_posts} posts stored from the attacker's address in {result.seconds:.1f} s against "
+            f"a limit of 20 per 10 s ({result.outcome})")
 
 
 def test_huge_auths_are_refused_and_hold_no_memory(tmp_path, request):
