@@ -8,7 +8,8 @@
 For each attack: a fresh `board.py` (and for the cluster case a redis-server and two boards on it) on
 free loopback ports, `--trusted_proxies=127.0.0.1` so that every client says its own address in
 X-Forwarded-For; ~20 bystanders (python-socketio, half WebSocket, half long-polling) and a poster
-posting about once a second; then the attack, from raw sockets (tests/attack_support.py), and a table:
+posting about once a second (tests/bystanders.py); then the attack, from raw sockets
+(tests/attackers.py), and a table:
 
   dropped     bystanders disconnected (of all, the poster included)
   p99 / lost  latency of the poster's posts to every bystander, p99 of those delivered, and the
@@ -40,7 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import attack_support as a  # noqa: E402
+import attackers as a  # noqa: E402
+import bystanders as by  # noqa: E402
 from e2e_support import Board, RedisServer  # noqa: E402
 
 
@@ -80,7 +82,7 @@ ATTACKS = {
 }
 
 
-async def run_one(name: str, bystanders: int, tmp: Path) -> a.Result:
+async def run_one(name: str, bystanders: int, tmp: Path) -> by.Result:
     what, attack, boards, options = ATTACKS[name]
     redis = None
     started: list[Board] = []
@@ -99,7 +101,7 @@ async def run_one(name: str, bystanders: int, tmp: Path) -> a.Result:
             started.append(board.start())
         target = a.Target([b.port for b in started], [b.proc.pid for b in started],
                           [Path(b.log_path) for b in started])
-        result = await a.measure(name, target, attack, bystanders=bystanders)
+        result = await by.measure(name, target, attack, bystanders=bystanders)
         result.extra["what"] = what
         result.extra["alive"] = all(b.running() for b in started)
         return result
@@ -114,16 +116,17 @@ def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.0f} ms" if value < 10 else f"{value:.0f} s"
 
 
-def table(results: list[a.Result]) -> str:
+def table(results: list[by.Result]) -> str:
     head = ("attack", "dropped", "p99", "lost", "attacker posts", "RSS", "log", "healthz", "poster acked")
     rows = [head]
     for r in results:
         allowed = f"{r.attacker_posts} ({r.attacker_session_most}/session)" if r.attacker_posts else "0"
-        if r.allowed_posts is not None:
+        if r.attacker_posts and r.allowed_posts is not None:
             allowed += f", limit {r.allowed_posts}/session"
         health = seconds(r.healthz_worst) + (f", {r.healthz_failed}/{r.healthz_probes} none"
                                              if r.healthz_failed else "")
-        rows.append((r.attack, f"{r.dropped}/{r.bystanders}", seconds(r.p99), f"{r.expected - r.delivered}/{r.expected}",
+        lost = f"{r.expected - r.delivered}/{r.expected}"
+        rows.append((r.attack, f"{r.dropped}/{r.bystanders}", seconds(r.p99), lost,
                      allowed, f"+{r.rss_growth_kb / 1024:.1f} MB",
                      f"{r.log_bytes / 1e6:.2f} MB" if r.log_bytes >= 10_000 else f"{r.log_bytes} B",
                      health, f"{r.poster_acked}/{r.poster_sent}"))

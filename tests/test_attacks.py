@@ -1,10 +1,11 @@
 """One hostile client cannot hurt anyone else (issue 18), proved from a bystander's seat.
 
 Each test starts the real board (`board.py` as a subprocess, and for the cluster a redis-server and
-two boards), connects a few bystanders (python-socketio, WebSocket and long-polling) and a poster, runs
-one attack from raw sockets (tests/attack_support.py), and asserts what the bystanders saw: still
-connected, every post of the poster received within 2 s; and that the attacker alone was dropped or
-refused, with the server's memory and log bounded. `bench/abuse.py` runs the same attacks at scale.
+two boards), connects a few bystanders and a poster (tests/bystanders.py: python-socketio, on
+WebSocket and long-polling), runs one attack from raw sockets (tests/attackers.py), and asserts
+what the bystanders saw: still connected, every post of the poster received within 2 s; and that
+the attacker alone was dropped or refused, with the server's memory and log bounded.
+`bench/abuse.py` runs the same attacks with more bystanders.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import asyncio
 import json
 from pathlib import Path
 
-import attack_support as a
+import attackers as a
+import bystanders as by
 from e2e_support import Board, RedisServer
 
 BYSTANDERS = 5      # and the poster
@@ -27,7 +29,7 @@ def board(tmp_path, request, *args: str, name: str = "") -> Board:
     """The board, to start with `with`; `since` is where this run's lines begin in its log file."""
     label = f"{request.node.name}{name}"
     made = Board(tmp_path / f"{label}.db", name=label, args=["--trusted_proxies=127.0.0.1", *args])
-    made.since = a.file_size(made.log_path)
+    made.since = by.file_size(made.log_path)
     return made
 
 
@@ -40,13 +42,13 @@ def target(*boards: Board, post_limit=(10, 10.0)) -> a.Target:
                     post_limit)
 
 
-def attacked(name: str, tgt: a.Target, attack: a.Attack, **options) -> a.Result:
+def attacked(name: str, tgt: a.Target, attack: by.Attack, **options) -> by.Result:
     options = {"bystanders": BYSTANDERS, "interval": 0.5, "lead": 0.5, "settle": 1.0, "wait": LATENCY,
                "limit": 20.0, **options}
-    return asyncio.run(a.measure(name, tgt, attack, **options))
+    return asyncio.run(by.measure(name, tgt, attack, **options))
 
 
-def assert_unharmed(result: a.Result, *boards: Board) -> None:
+def assert_unharmed(result: by.Result, *boards: Board) -> None:
     """What the bystanders must see: no one dropped, every post within LATENCY, /healthz answering."""
     late = f"p99 {result.p99}, worst {result.worst}" if result.p99 is not None else "nothing delivered"
     assert result.dropped == 0, f"{result.dropped} of {result.bystanders} bystanders dropped ({result.outcome})"

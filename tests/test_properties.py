@@ -23,7 +23,7 @@ from tornado.httputil import HTTPHeaders
 from handlers import Hub
 from handlers.frames import FrameError, FrameParser
 from handlers.protocol import (
-    ACK, CONNECT, DISCONNECT, EVENT, Decoder, Outgoing, Packet, ProtocolError, decode_engine_packet,
+    ACK, EVENT, Decoder, Outgoing, Packet, ProtocolError, decode_engine_packet,
     decode_payload, encode_packet, encode_payload,
 )
 from handlers.recovery import RecoveryLog
@@ -297,7 +297,8 @@ async def feed_one_session(transport: str, messages: list) -> None:
                 await settle(pause=False)
             await settle()
         else:
-            attacker.receive_payload("\x1e".join(m if isinstance(m, str) else "b" + base64.b64encode(m).decode() for m in messages))
+            parts = [m if isinstance(m, str) else "b" + base64.b64encode(m).decode() for m in messages]
+            attacker.receive_payload("\x1e".join(parts))
             await settle()
         assert snapshot(hub, bystander) == before
         attacker.close("client close", notify=False)
