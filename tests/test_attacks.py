@@ -62,7 +62,9 @@ def assert_unharmed(result: by.Result, *boards: Board) -> None:
     assert result.log_bytes < LOG_BYTES, f"the log grew {result.log_bytes} bytes"
     for b in boards:
         assert b.running(), f"the board exited: {log_of(b)[-2000:]}"
-        assert "Traceback" not in log_of(b), f"a traceback in the board's log:\n{log_of(b)[:3000]}"
+        text = log_of(b)
+        at = text.find("Traceback")
+        assert at < 0, f"{text.count('Traceback')} traceback(s) in the board's log:\n{text[max(0, at - 200):at + 2500]}"
 
 
 def test_a_churn_burst_over_websocket_drops_the_attacker_alone(tmp_path, request):
