@@ -185,6 +185,16 @@ def test_a_recovery_with_any_pid_and_offset_is_refused_or_granted_never_raises(p
     assert restored is None or isinstance(restored, tuple)
 
 
+@FAST
+@given(st.one_of(st.builds(lambda a, b: f"{a}-{b}", digitish, digitish), any_text))
+def test_a_cluster_offset_the_check_lets_through_parses(text):
+    """On Redis an offset is a stream entry id: what STREAM_ID accepts, `_id` must read."""
+    from handlers.redis_adapter import STREAM_ID, _id
+    if STREAM_ID.match(text):
+        ms, seq = _id(text)
+        assert ms >= 0 and seq >= 0
+
+
 # --------------------------------------------------------------------------- the hub
 
 
