@@ -8,7 +8,7 @@
 For each attack: a fresh `board.py` (and for the cluster case a redis-server and two boards on it) on
 free loopback ports, `--trusted_proxies=127.0.0.1` so that every client says its own address in
 X-Forwarded-For; ~20 bystanders (python-socketio, half WebSocket, half long-polling) and a poster
-posting about once a second (tests/bystanders.py); then the attack, from raw sockets
+posting every 1.25 s (tests/bystanders.py); then the attack, from raw sockets
 (tests/attackers.py), and a table:
 
   dropped     bystanders disconnected (of all, the poster included)
@@ -20,6 +20,7 @@ posting about once a second (tests/bystanders.py); then the attack, from raw soc
   RSS         growth of the attacked process's VmRSS (peak during the attack, /proc/PID/status)
   log         bytes its log (stdout and stderr, in test-artifacts/abuse-*.board.log) grew by
   healthz     slowest /healthz answer (polled every 0.25 s) and how many got none within 2 s
+  poster      the poster's posts acked {ok: true} of those it made (the others' answers follow the table)
 
 Needs the test dependencies (`make deps`: python-socketio, aiohttp, pytest for tests/e2e_support.py)
 and redis-server and prlimit (util-linux) on the PATH. Bounded: each attack runs at most ~20 s.
@@ -117,7 +118,7 @@ def seconds(value: float | None) -> str:
 
 
 def table(results: list[by.Result]) -> str:
-    head = ("attack", "dropped", "p99", "lost", "attacker posts", "RSS", "log", "healthz", "poster acked")
+    head = ("attack", "dropped", "p99", "lost", "attacker posts", "RSS", "log", "healthz", "poster")
     rows = [head]
     for r in results:
         allowed = f"{r.attacker_posts} ({r.attacker_session_most}/session)" if r.attacker_posts else "0"
@@ -134,8 +135,11 @@ def table(results: list[by.Result]) -> str:
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("")
-    lines += [f"{r.attack}: {r.extra.get('what')}; {r.outcome}"
-              + ("" if r.extra.get("alive", True) else "; THE BOARD PROCESS DIED") for r in results]
+    for r in results:
+        refused = r.extra.get("poster_refused")
+        lines.append(f"{r.attack}: {r.extra.get('what')}; {r.outcome}"
+                     + (f"; the poster's unacked posts got {refused}" if refused else "")
+                     + ("" if r.extra.get("alive", True) else "; THE BOARD PROCESS DIED"))
     return "\n".join(lines)
 
 

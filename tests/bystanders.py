@@ -95,7 +95,7 @@ class Crowd:
     The poster posts every `interval` s (under the board's post limit); `sent[n]` is when post n left.
     """
 
-    def __init__(self, ports: list[int], size: int, interval: float = 1.05):
+    def __init__(self, ports: list[int], size: int, interval: float = 1.25):
         self.ports, self.interval = ports, interval
         self.bystanders = [Bystander(n, "websocket" if n % 2 == 0 else "polling") for n in range(size)]
         self.poster = Bystander(size, "websocket")
@@ -234,7 +234,7 @@ class Probe:
 Attack = Callable[[Target], Awaitable[dict]]
 
 
-async def measure(name: str, target: Target, attack: Attack, bystanders: int = 20, interval: float = 1.05,
+async def measure(name: str, target: Target, attack: Attack, bystanders: int = 20, interval: float = 1.25,
                   lead: float = 1.0, settle: float = 1.5, limit: float = 60.0, wait: float = 2.5) -> Result:
     """Bystanders connect, the poster posts; `attack` runs (at most `limit` s); then what they saw.
 
@@ -275,6 +275,7 @@ async def measure(name: str, target: Target, attack: Attack, bystanders: int = 2
         result.healthz_worst = max(answered, default=None)
         result.poster_sent = len(crowd.sent)
         result.poster_acked = sum(1 for a in crowd.acks.values() if isinstance(a, dict) and a.get("ok"))
+        result.extra["poster_refused"] = [a for a in crowd.acks.values() if not (isinstance(a, dict) and a.get("ok"))]
     finally:
         await crowd.close()
     return result

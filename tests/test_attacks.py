@@ -56,7 +56,9 @@ def assert_unharmed(result: by.Result, *boards: Board) -> None:
         f"{result.expected - result.delivered} of {result.expected} deliveries of the poster's posts lost "
         f"({late}; {result.outcome})")
     assert result.p99 is not None and result.p99 < LATENCY, f"bystanders' posts late: {late}"
-    assert result.poster_acked == result.poster_sent, f"poster acked {result.poster_acked}/{result.poster_sent}"
+    assert result.poster_acked == result.poster_sent, (
+        f"the poster's posts: {result.poster_acked} of {result.poster_sent} acked; the others got "
+        f"{result.extra.get('poster_refused')} ({result.outcome})")
     assert result.healthz_failed == 0 and (result.healthz_worst or 0) < 1.0, (
         f"/healthz: {result.healthz_failed} of {result.healthz_probes} unanswered, worst {result.healthz_worst}")
     assert result.log_bytes < LOG_BYTES, f"the log grew {result.log_bytes} bytes"
