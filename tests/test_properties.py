@@ -17,6 +17,7 @@ import json
 import logging
 import time
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from tornado.httputil import HTTPHeaders
 
@@ -28,7 +29,7 @@ from handlers.protocol import (
 )
 from handlers.recovery import RecoveryLog
 
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+FAST = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 HUB = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
 # What the wire is made of, and characters that look like it: digits that are not ASCII digits
@@ -116,7 +117,7 @@ def test_socketio_packets_decode_or_raise_protocol_error(messages):
         assert packet is None or isinstance(packet, Packet)
 
 
-@FAST
+@settings(FAST, max_examples=100)
 @given(st.sampled_from([EVENT, ACK]), st.sampled_from(["/", "/admin", "/ünï"]),
        st.one_of(st.none(), st.integers(0, 2**53 - 1)),
        st.lists(json_value, max_size=3), st.lists(st.binary(max_size=8), max_size=3))
@@ -327,6 +328,72 @@ hub_messages = st.lists(st.one_of(mutated(), shaped, st.binary(max_size=8),
                                       lambda po: "40" + json.dumps({"pid": po[0], "offset": po[1]})),
                                   st.sampled_from(["40", "41", '40{"pid":"PID","offset":"²"}'])),
                         min_size=1, max_size=6)
+
+
+board_events = st.sampled_from(["post", "sync", "private", "news", "message", "history", "disconnect"])
+board_messages = st.lists(st.one_of(
+    mutated(['42["post",{"name":"a","text":"b"}]', '421["sync",{"after":1}]', '42["private",{"msg":"x"}]',
+             '40{"after":3}', "41", "40"]),
+    st.builds(lambda event, ack, args: f"42{ack}" + json.dumps([event, *args]), board_events,
+              st.sampled_from(["", "7"]), st.lists(json_value, max_size=2)),
+    json_value.map(lambda auth: "40" + json.dumps(auth))), min_size=1, max_size=6)
+
+
+async def feed_the_board(messages: list, posts) -> None:
+    """The board's own handlers (post, sync, private, its welcome and history) on the hub; what the
+    bystander may get from the attacker's doings is the board's broadcasts (news, message) alone."""
+    from board import make_app
+
+    hub = Hub(ping_interval=60_000, ping_timeout=60_000)
+    make_app(hub, posts)
+    errors = Errors()
+    logging.getLogger("board").addHandler(errors)
+    loop_errors: list = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda loop, context: loop_errors.append(context))
+    try:
+        bystander, wire = hub.engine.open_session(environ("websocket")), Wire()
+        bystander.ws = wire
+        bystander.receive_frame(wire, "40", False)
+        await settle()
+        before = snapshot(hub, bystander)
+        seen = len(wire.written)
+        attacker = hub.engine.open_session(environ("websocket"))
+        attacker.ws = Wire()
+        for m in messages:
+            if attacker.closed:
+                break
+            attacker.receive_frame(attacker.ws, m, False)
+            await settle(pause=False)
+        await loop.run_in_executor(posts._writer, lambda: None)  # the posts being written are written
+        await settle()
+        attacker.close("client close", notify=False)
+        await settle()
+        after = snapshot(hub, bystander)
+        assert {k: after[k] for k in ("closed", "sockets")} == {k: before[k] for k in ("closed", "sockets")}
+        for packet in wire.written[seen:]:
+            assert isinstance(packet, str) and packet.startswith("42[") and \
+                json.loads(packet[2:])[0] in ("news", "message"), packet
+        assert not errors.records, [r.getMessage() for r in errors.records]
+        assert not loop_errors, loop_errors
+    finally:
+        logging.getLogger("board").removeHandler(errors)
+        hub.close()
+
+
+@pytest.fixture(scope="module")
+def board_posts():
+    from posts import Posts
+
+    made = Posts(":memory:")
+    yield made
+    made.close()
+
+
+@settings(HUB, max_examples=40)
+@given(board_messages)
+def test_any_packets_to_the_board_leave_its_other_clients_alone(board_posts, messages):
+    asyncio.run(feed_the_board(messages, board_posts))
 
 
 @HUB
