@@ -154,11 +154,12 @@ class RawWebSocket:
         future = asyncio.get_running_loop().create_future()
         watcher = (predicate, future)
         self._watchers.append(watcher)
+        closed = asyncio.ensure_future(self.closed.wait())
         try:
-            done, _ = await asyncio.wait([future, asyncio.ensure_future(self.closed.wait())], timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([future, closed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             return future.result() if future.done() else None
         finally:
+            closed.cancel()
             self._watchers.remove(watcher)
 
     async def send(self, *packets: str | bytes) -> None:
