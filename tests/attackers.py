@@ -261,7 +261,7 @@ def churn_payload(size: int = 950_000) -> bytes:
 
 
 async def churn_websocket(target: Target, bursts: int = 1, gap: float = 1.5, port: int | None = None,
-                          concurrent: int = 1) -> str:
+                          concurrent: int = 1) -> dict:
     """`bursts` rounds of `concurrent` raw WebSockets, each sending one 1 MB churn burst."""
     burst = churn_burst()
     closed = opened = refused = 0
@@ -289,7 +289,7 @@ async def churn_websocket(target: Target, bursts: int = 1, gap: float = 1.5, por
             "opened": opened, "closed": closed, "refused": refused}
 
 
-async def churn_polling(target: Target, posts: int = 1, gap: float = 1.5) -> str:
+async def churn_polling(target: Target, posts: int = 1, gap: float = 1.5) -> dict:
     """A polling session per round, one 950 KB POST of CONNECT/DISCONNECT pairs each."""
     payload = churn_payload()
     statuses = []
@@ -316,11 +316,13 @@ async def churn_polling(target: Target, posts: int = 1, gap: float = 1.5) -> str
 
 
 def post_packets(cycle: int, connection: int) -> bytes:
-    return frames("40", *(f'42{cycle * 10 + k}["post",{{"name":"attacker","text":"spam {connection} {cycle}.{k}"}}]'
-                          for k in range(10)), "41")
+    """`40`, ten posts (their text says which connection sent them), `41`."""
+    posts = (f'42{cycle * 10 + k}["post",{{"name":"attacker","text":"spam {connection} {cycle}.{k}"}}]'
+             for k in range(10))
+    return frames("40", *posts, "41")
 
 
-async def post_reset(target: Target, seconds: float = 4.0, port: int | None = None) -> str:
+async def post_reset(target: Target, seconds: float = 4.0, port: int | None = None) -> dict:
     """`40`, ten posts, `41`, again and again for `seconds`, on one connection (a new one if closed)."""
     port = port or target.ports[0]
     deadline = time.monotonic() + seconds
@@ -349,7 +351,7 @@ def huge_auth(size: int = 990_000) -> str:
     return '40{"junk":[' + ",".join(["[]"] * count) + "]}"
 
 
-async def huge_auths(target: Target, sessions: int = 10, hold: float = 2.0) -> str:
+async def huge_auths(target: Target, sessions: int = 10, hold: float = 2.0) -> dict:
     """`sessions` WebSockets, each with a 990 KB auth of tiny arrays; held open `hold` s after their answers."""
     packet = client_frame(huge_auth())
     sockets, answers = [], []
@@ -376,7 +378,7 @@ def ping_frames(size: int = 2**20) -> bytes:
     return one * (size // len(one))
 
 
-async def ping_flood(target: Target, total: int = 150 * 2**20, seconds: float = 10.0) -> str:
+async def ping_flood(target: Target, total: int = 150 * 2**20, seconds: float = 10.0) -> dict:
     """WebSocket pings from a client that never reads, up to `total` bytes or `seconds`."""
     ws = await RawWebSocket.open(target.ports[0], mode="none", rcvbuf=4096)
     chunk = ping_frames()
@@ -395,7 +397,7 @@ async def ping_flood(target: Target, total: int = 150 * 2**20, seconds: float = 
             "how": how}
 
 
-async def half_open(target: Target, count: int = 300, hold: float = 5.0) -> str:
+async def half_open(target: Target, count: int = 300, hold: float = 5.0) -> dict:
     """`count` connections that send part of a request header and never the rest, held `hold` s."""
     partial = f"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: 127.0.0.1:{target.ports[0]}\r\n"
     writers = []
@@ -441,7 +443,7 @@ BAD_OFFSETS = ["²", "³", "¹", "١٢٣", "𝟗", "99999999999999999999", "-1",
 BAD_PIDS = [12, None, "", "²", "x" * 65, ["p"], {"p": 1}, True]
 
 
-async def bad_recovery(target: Target, rounds: int = 10) -> str:
+async def bad_recovery(target: Target, rounds: int = 10) -> dict:
     """Lost sockets coming back with a superscript digit for offset ("²": isdigit() is true, int() raises)."""
     answered = 0
     for n in range(rounds):
