@@ -138,5 +138,8 @@ def test_churn_at_one_process_of_a_cluster_hurts_no_one(tmp_path, request):
         with board(tmp_path, request, *cluster, name="-a") as one, board(tmp_path, request, *cluster, name="-b") as two:
             result = attacked("cluster-churn", target(one, two),
                               lambda t: a.churn_websocket(t, bursts=1, concurrent=4))
+            for b in (one, two):  # one client's churn must not exhaust the Redis connection pool
+                exhausted = [line for line in log_of(b).splitlines() if "MaxConnectionsError" in line]
+                assert not exhausted, f"the Redis pool ran out in {b.log_path}: {exhausted[:3]}"
             assert_unharmed(result, one, two)
             assert result.extra["closed"] == 4, f"the attackers were not all closed: {result.outcome}"
