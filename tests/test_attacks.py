@@ -43,7 +43,7 @@ def target(*boards: Board, post_limit=(10, 10.0)) -> a.Target:
 
 
 def attacked(name: str, tgt: a.Target, attack: by.Attack, **options) -> by.Result:
-    options = {"bystanders": BYSTANDERS, "interval": 0.5, "lead": 0.5, "settle": 1.0, "wait": LATENCY,
+    options = {"bystanders": BYSTANDERS, "interval": 0.5, "lead": 0.3, "settle": 0.5, "wait": LATENCY,
                "limit": 20.0, **options}
     return asyncio.run(by.measure(name, tgt, attack, **options))
 

@@ -29,8 +29,8 @@ from handlers.protocol import (
 )
 from handlers.recovery import RecoveryLog
 
-FAST = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
-HUB = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+HUB = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
 
 # What the wire is made of, and characters that look like it: digits that are not ASCII digits
 # ("²".isdigit() is true, int("²") raises), separators, brackets, quotes, surrogate escapes.
