@@ -18,7 +18,8 @@ posting every 1.25 s (tests/bystanders.py); then the attack, from raw sockets
               sessions, and what the post limit per session allows over the attack (since issue 18 an
               address has a limit of its own too, `--post_limit_per_address`, 100/10 by default)
   RSS         growth of the attacked process's VmRSS (peak during the attack, /proc/PID/status)
-  log         bytes its log (stdout and stderr, in test-artifacts/abuse-*.board.log) grew by
+  log         bytes the logs grew by (stdout and stderr of every board process of the attack, in
+              test-artifacts/abuse-*.board.log), and the tracebacks in them
   healthz     slowest /healthz answer (polled every 0.25 s) and how many got none within 2 s
   poster      the poster's posts acked {ok: true} of those it made (the others' answers follow the table)
 
@@ -129,7 +130,8 @@ def table(results: list[by.Result]) -> str:
         lost = f"{r.expected - r.delivered}/{r.expected}"
         rows.append((r.attack, f"{r.dropped}/{r.bystanders}", seconds(r.p99), lost,
                      allowed, f"+{r.rss_growth_kb / 1024:.1f} MB",
-                     f"{r.log_bytes / 1e6:.2f} MB" if r.log_bytes >= 10_000 else f"{r.log_bytes} B",
+                     (f"{r.log_bytes / 1e6:.2f} MB" if r.log_bytes >= 10_000 else f"{r.log_bytes} B")
+                     + (f", {r.tracebacks} tracebacks" if r.tracebacks else ""),
                      health, f"{r.poster_acked}/{r.poster_sent}"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]

@@ -184,6 +184,7 @@ class Result:
     allowed_posts: int | None = None
     rss_growth_kb: int = 0
     log_bytes: int = 0
+    tracebacks: int = 0
     healthz_worst: float | None = None
     healthz_failed: int = 0
     healthz_probes: int = 0
@@ -229,6 +230,16 @@ class Probe:
     def log_bytes(self) -> int:
         return sum(max(0, file_size(p) - base) for p, base in zip(self.target.logs, self.base_logs))
 
+    def tracebacks(self) -> int:
+        """Tracebacks the processes logged since the probe began."""
+        count = 0
+        for path, base in zip(self.target.logs, self.base_logs):
+            with open(path, "rb") as log:
+                log.seek(base)
+                while chunk := log.read(2**20):  # the chunk edges may cut one: a count, not a proof
+                    count += chunk.count(b"Traceback (most recent call last)")
+        return count
+
 
 # An attack returns what happened to the attacker: {"summary": text, ...figures}.
 Attack = Callable[[Target], Awaitable[dict]]
@@ -268,7 +279,7 @@ async def measure(name: str, target: Target, attack: Attack, bystanders: int = 2
         if most:
             result.allowed_posts = most * math.ceil((result.seconds + settle) / window)
         result.rss_growth_kb = probe.peak_rss - probe.base_rss
-        result.log_bytes = probe.log_bytes()
+        result.log_bytes, result.tracebacks = probe.log_bytes(), probe.tracebacks()
         answered = [h for h in probe.health if h is not None]
         result.healthz_probes = len(probe.health)
         result.healthz_failed = len(probe.health) - len(answered)
