@@ -7,9 +7,10 @@ and in `EngineFront`'s sweep (handlers/front.py):
 
 - open connections per client address are counted (`Connections`): HTTP
   connections from `accept` to their close, lean WebSockets from their
-  detach to their close; past `max_connections_per_address` a new one is
-  closed at once, counted and logged as the limit `connections_per_address`
-  (a trusted proxy speaks for many clients and is not capped);
+  detach to their close; past `max_connections_per_address` (or half the
+  process's descriptor limit, if lower) a new one is closed at once,
+  counted and logged as the limit `connections_per_address` (a trusted
+  proxy speaks for many clients and is not capped);
 - `ConnectionServer` accepts with `Acceptor`, not Tornado's accept handler,
   which lets `accept`'s OSError escape on every readable event (a traceback
   each time, thousands a second): when descriptors or kernel memory run out
@@ -54,11 +55,22 @@ def peer_ip(peer: Any) -> str | None:
     return None
 
 
+def half_the_descriptors() -> int:
+    """Half of this process's descriptor limit (`ulimit -n`): what one address may hold at most."""
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # not on this platform
+        return 1 << 30
+    return 1 << 30 if soft == resource.RLIM_INFINITY else max(1, soft // 2)
+
+
 class Connections:
-    """Open TCP connections per client address, capped at accept (trusted proxies excepted)."""
+    """Open TCP connections per client address, capped at accept (trusted proxies excepted): at
+    `limit`, and at most half the process's descriptors, so that no one address can take them all."""
 
     def __init__(self, limit: int, throttled: Throttled, trusted: Iterable[str] = ()):
-        self.limit = limit
+        self.limit = min(limit, half_the_descriptors())
         self.throttled = throttled
         self.trusted = frozenset(str(ip_address(a)) for a in trusted)
         self.open: dict[str, int] = {}  # address -> open connections (only addresses that have some)
@@ -99,10 +111,11 @@ class Acceptor:
     instead of raising again at every readable event."""
 
     def __init__(self, sock: socket.socket, accepted: Callable[[socket.socket, Any], None],
-                 exhausted: Callable[[OSError, float], None]):
+                 exhausted: Callable[[OSError, float], bool]):
         self.sock = sock
         self.accepted = accepted    # (connection, address)
-        self.exhausted = exhausted  # (the error, the pause in seconds): told once per pause
+        self.exhausted = exhausted  # (the error, the pause in seconds): told once per failure; True if it
+        #                             freed descriptors (accepting goes on at once, the pause is not taken)
         self.io_loop = IOLoop.current()
         self.backoff = 0.0          # the last pause; 0 once an accept succeeds
         self.timer: object | None = None
@@ -120,16 +133,21 @@ class Acceptor:
             except OSError as exc:
                 if exc.errno in RETRY:
                     continue
-                self._pause(exc)
-                return
+                if not self._pause(exc):
+                    return
+                continue
             self.backoff = 0.0
             self.accepted(connection, address)
 
-    def _pause(self, exc: OSError) -> None:
-        self.backoff = min(BACKOFF_MAX, self.backoff * 2) if self.backoff else BACKOFF_FIRST
+    def _pause(self, exc: OSError) -> bool:
+        """Pause accepting, unless the failure was dealt with (descriptors freed): True to go on."""
+        backoff = min(BACKOFF_MAX, self.backoff * 2) if self.backoff else BACKOFF_FIRST
+        if self.exhausted(exc, backoff):
+            return True
+        self.backoff = backoff
         self.io_loop.remove_handler(self.sock)
-        self.timer = self.io_loop.call_later(self.backoff, self._resume)
-        self.exhausted(exc, self.backoff)
+        self.timer = self.io_loop.call_later(backoff, self._resume)
+        return False
 
     def _resume(self) -> None:
         self.timer = None
@@ -177,9 +195,14 @@ class ConnectionServer(HTTPServer):
         context = getattr(server_conn, "context", None)
         self.connections.release(peer_ip(getattr(context, "address", None)))
 
-    def _exhausted(self, exc: OSError, pause: float) -> None:
+    def _exhausted(self, exc: OSError, pause: float) -> bool:
         shed = getattr(self.request_callback, "shed", None)
         closed = shed() if shed is not None else 0
-        self.connections.throttled.fired(
-            "descriptors", "accept() failed (%s); closed %d connections waiting for request headers, "
-            "accepting again in %.1f s", exc.strerror or exc, closed, pause)
+        if closed:
+            self.connections.throttled.fired(
+                "descriptors", "accept() failed (%s); closed %d connections waiting for request headers",
+                exc.strerror or exc, closed)
+        else:
+            self.connections.throttled.fired(
+                "descriptors", "accept() failed (%s); accepting again in %.1f s", exc.strerror or exc, pause)
+        return closed > 0
