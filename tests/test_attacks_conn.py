@@ -32,6 +32,8 @@ from conftest import Recorder, until
 from e2e_support import ROOT, _tail, artifact, free_port, http_status, safe_name, stop_process
 from handlers import connections as conns
 from handlers.front import engine_server
+from handlers.leanws import LeanSocket
+from handlers.websocket import WebSocketTransport
 from test_frames import client_frame
 
 pytestmark = pytest.mark.gen_test(timeout=60)
@@ -344,9 +346,9 @@ async def connected(port: int) -> IOStream:
     return stream
 
 
-async def lean_websocket(port: int) -> IOStream:
+async def websocket_on(port: int, path: str = "lean") -> IOStream:
     stream = await connected(port)
-    await stream.write(HANDSHAKE.format(key=KEYS["lean"]).encode())
+    await stream.write(HANDSHAKE.format(key=KEYS[path]).encode())
     assert (await stream.read_until(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
     return stream
 
@@ -357,7 +359,7 @@ async def test_headers_not_finished_in_time_are_closed(served, hub):
     silent = await connected(port)
     partial = await connected(port)
     await partial.write(PARTIAL)
-    websocket = await lean_websocket(port)  # its headers came in time: it stays
+    websocket = await websocket_on(port)  # its headers came in time: it stays
     for stream in (silent, partial):
         await asyncio.wait_for(stream.read_until_close(), 3)
     assert not websocket.closed() and len(hub.engine.sessions) == 1
@@ -365,10 +367,13 @@ async def test_headers_not_finished_in_time_are_closed(served, hub):
 
 
 @pytest.mark.parametrize("hub_options", [{"max_connections_per_address": 3}])
-async def test_connections_per_address_are_capped(served, hub):
+@pytest.mark.parametrize("path", ["lean", "tornado"])
+async def test_connections_per_address_are_capped(served, hub, path):
     port, server = served
-    websocket = await lean_websocket(port)  # counted after it leaves the HTTP server too
+    websocket = await websocket_on(port, path)  # counted after it leaves the HTTP server too
     await until(lambda: len(hub.engine.sessions) == 1)
+    kind = type(next(iter(hub.engine.sessions.values())).ws)
+    assert kind is {"lean": LeanSocket, "tornado": WebSocketTransport}[path]  # the key picks the path
     others = [await connected(port), await connected(port)]
     await until(lambda: server.connections.open.get("127.0.0.1") == 3)
     over = await connected(port)  # accepted by the kernel, closed at once by the server
