@@ -192,6 +192,9 @@ class ConnectionServer(HTTPServer):
 
     def on_close(self, server_conn: object) -> None:
         super().on_close(server_conn)
+        front_closed = getattr(self.request_callback, "on_close", None)
+        if front_closed is not None:  # HTTPServer does not tell its delegate; the front forgets it waited
+            front_closed(server_conn)
         context = getattr(server_conn, "context", None)
         self.connections.release(peer_ip(getattr(context, "address", None)))
 

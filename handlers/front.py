@@ -108,12 +108,14 @@ class EngineFront(HTTPServerConnectionDelegate):
         if not waiting:
             return 0
         oldest = sorted(waiting, key=waiting.__getitem__)[: max(1, len(waiting) // 2)]
+        closed = 0
         for conn in oldest:
             del waiting[conn]
             stream = getattr(conn, "stream", None)
-            if stream is not None:
+            if stream is not None and not stream.closed():
                 stream.close()
-        return len(oldest)
+                closed += 1
+        return closed
 
     def lean(self, start_line: RequestStartLine, headers: HTTPHeaders,
              connection: HTTPConnection) -> HTTPMessageDelegate | None:

@@ -265,7 +265,7 @@ class LeanSocket(asyncio.Protocol):
         """Owes more than any queue may hold: cut at once (nothing more is flushed) and count it."""
         self.behind = True
         self.engine.stats.slow_clients_dropped += 1
-        log.info("a WebSocket owes its client more than %d bytes; cutting it", self.engine.max_queue_bytes)
+        log.debug("a WebSocket owes its client more than %d bytes; cutting it", self.engine.max_queue_bytes)
         session = self.session
         if session is not None and not self.probing and not session.closed:
             session.close("transport error", notify=False)  # which cuts this transport
