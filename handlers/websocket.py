@@ -115,7 +115,14 @@ class BatchedFrames(WebSocketProtocol13):
                     self._abort()
                     return
                 continue
-            handled = self._handle_message(opcode, payload)
+            try:
+                handled = self._handle_message(opcode, payload)
+            except StreamBufferFullError:
+                # A pong past the write buffer's cap (Tornado before 6.5 answers every ping; later ones
+                # keep one pong outstanding): a client that pings and never reads, cut as too slow.
+                handler.engine.stats.slow_clients_dropped += 1
+                self._abort()
+                return
             if handled is not None:
                 await handled
 
