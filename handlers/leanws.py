@@ -17,10 +17,10 @@ the transport calls `pause_writing` and nothing more is read from that
 client until it has caught up (`resume_writing`), so what it sends (pings
 above all, each answered by a pong) cannot make the server write without
 bound; past `engine.max_queue_bytes` owed, as on every other queue, the
-connection is cut and counted as a slow client. Anything else (another process's session, an unknown sid, odd
-headers, other protocol versions) goes to `WebSocketTransport`, which
-answers as it always did; `engine.lean_websocket = False` sends every
-WebSocket there.
+connection is cut and counted as a slow client. Anything else (another
+process's session, an unknown sid, odd headers, other protocol versions)
+goes to `WebSocketTransport`, which answers as it always did;
+`engine.lean_websocket = False` sends every WebSocket there.
 """
 from __future__ import annotations
 
@@ -192,7 +192,8 @@ class LeanSocket(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        transport.set_write_buffer_limits(high=min(HIGH_WATER, self.engine.max_queue_bytes))  # type: ignore[attr-defined]
+        high = min(HIGH_WATER, self.engine.max_queue_bytes)
+        transport.set_write_buffer_limits(high=high)  # type: ignore[attr-defined]
         connections = self.engine.connections
         if connections is not None:  # off Tornado's HTTP connection now: counted here until it closes
             self.address = connections.hold(transport.get_extra_info("peername"))

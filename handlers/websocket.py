@@ -180,7 +180,8 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         connections = self.engine.connections
         if connections is not None:  # off the HTTP server's connection now: counted here until it closes
             try:
-                self.address = connections.hold(self.ws_connection.stream.socket.getpeername())  # type: ignore[union-attr]
+                peer = self.ws_connection.stream.socket.getpeername()  # type: ignore[union-attr]
+                self.address = connections.hold(peer)
             except (AttributeError, OSError):  # already gone
                 pass
         if self.relayed is not None:  # another process's session: it moves here if the client upgrades
