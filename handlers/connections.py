@@ -7,8 +7,8 @@ and in `EngineFront`'s sweep (handlers/front.py):
 
 - open connections per client address are counted (`Connections`): HTTP
   connections from `accept` to their close, lean WebSockets from their
-  detach to their close; past `max_connections_per_address` (or half the
-  process's descriptor limit, if lower) a new one is closed at once,
+  detach to their close; past `max_connections_per_address` (by default
+  10,000, or half the process's descriptor limit if lower) a new one is closed at once,
   counted and logged as the limit `connections_per_address` (a trusted
   proxy speaks for many clients and is not capped);
 - `ConnectionServer` accepts with `Acceptor`, not Tornado's accept handler,
@@ -41,6 +41,7 @@ log = logging.getLogger("board.engine")
 
 BACKOFF_FIRST = 0.1  # seconds without accepting after accept() ran out of descriptors...
 BACKOFF_MAX = 1.0    # ... doubling up to this while it keeps failing
+PER_ADDRESS = 10_000  # open connections one address may hold by default: offices behind one NAT address
 ACCEPT_BATCH = 128   # connections accepted per readable event, as Tornado's handler: the loop serves the rest too
 # accept(2) on Linux passes on a pending network error of the new connection: retry, as for EAGAIN.
 RETRY = frozenset(getattr(errno, name) for name in (
@@ -67,10 +68,11 @@ def half_the_descriptors() -> int:
 
 class Connections:
     """Open TCP connections per client address, capped at accept (trusted proxies excepted): at
-    `limit`, and at most half the process's descriptors, so that no one address can take them all."""
+    `limit`; by default (None) at `PER_ADDRESS` or half the process's descriptors if fewer, so that
+    no one address can take them all."""
 
-    def __init__(self, limit: int, throttled: Throttled, trusted: Iterable[str] = ()):
-        self.limit = min(limit, half_the_descriptors())
+    def __init__(self, limit: int | None, throttled: Throttled, trusted: Iterable[str] = ()):
+        self.limit = min(PER_ADDRESS, half_the_descriptors()) if limit is None else limit
         self.throttled = throttled
         self.trusted = frozenset(str(ip_address(a)) for a in trusted)
         self.open: dict[str, int] = {}  # address -> open connections (only addresses that have some)

@@ -94,8 +94,8 @@ class EngineFront(HTTPServerConnectionDelegate):
             stream = getattr(conn, "stream", None)
             if stream is not None:
                 stream.close()
-        if late:
-            log.info("closed %d HTTP connections idle for %.0f s", len(late), self.idle_timeout)
+        if late:  # routine (idle keep-alives), and at most a line a sweep
+            log.debug("closed %d HTTP connections idle for %.0f s", len(late), self.idle_timeout)
         if self.waiting:
             self._schedule()
         else:

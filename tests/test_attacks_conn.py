@@ -33,6 +33,8 @@ from e2e_support import ROOT, _tail, artifact, free_port, http_status, safe_name
 from handlers import connections as conns
 from handlers.front import engine_server
 from handlers.leanws import LeanSocket
+from handlers.limits import Throttled
+from handlers.stats import Stats
 from handlers.websocket import WebSocketTransport
 from test_frames import client_frame
 
@@ -393,6 +395,13 @@ async def test_connections_per_address_are_capped(served, hub, path):
     for stream in others + [again]:
         stream.close()
     await until(lambda: not server.connections.open)
+
+
+def test_by_default_one_address_holds_at_most_half_the_descriptors():
+    throttled = Throttled(Stats())
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert conns.Connections(None, throttled).limit == min(10_000, soft // 2)
+    assert conns.Connections(20_000, throttled).limit == 20_000  # said outright: as said
 
 
 class Exhausted:
