@@ -223,7 +223,7 @@ def ping_frames(count: int) -> bytes:
     return client_frame(0x9, b"p" * 125) * count
 
 
-def ping_flood(port: int, key: str, total: int = 150 * MB, seconds: float = 4.0) -> dict:
+def ping_flood(port: int, key: str, total: int = 150 * MB, seconds: float = 3.0) -> dict:
     """A WebSocket that sends pings and never reads: until `total` bytes are sent, `seconds` pass,
     the server stops taking them for a second, or it cuts the connection."""
     sock = socket.socket()
@@ -257,7 +257,7 @@ def ping_flood(port: int, key: str, total: int = 150 * MB, seconds: float = 4.0)
     return {"sent": sent, "ended": ended}
 
 
-def half_open(port: int, sources: tuple[str, ...], count: int = 100, seconds: float = 3.0,
+def half_open(port: int, sources: tuple[str, ...], count: int = 100, seconds: float = 2.0,
               reopen: bool = False) -> dict:
     """From each address of `sources` (loopback has them all), up to `count` connections that sent
     part of a request's headers, held for `seconds`; with `reopen`, those the server closes are
@@ -324,7 +324,7 @@ async def test_descriptors_running_out(start_board):
 
 async def test_one_address_reconnecting_cannot_take_the_descriptors(start_board):
     board = start_board(nofile=128)
-    await attacked(board, half_open, board.port, ("127.0.0.2",), 300, 3.0, True)
+    await attacked(board, half_open, board.port, ("127.0.0.2",), 300, 2.0, True)
     assert board.metric("board_limits_total", limit="connections_per_address") >= 1
     assert board.metric("board_limits_total", limit="descriptors") == 0
 
@@ -427,8 +427,8 @@ async def test_out_of_descriptors_accepting_backs_off_then_resumes(io_loop):
     accepted: asyncio.Future = asyncio.get_running_loop().create_future()
     acceptor = conns.Acceptor(listening, lambda c, a: accepted.set_result(c), lambda exc, p: pauses.append(p))
     client = await connected(port)  # waits in the backlog: the listening socket stays readable
-    await until(lambda: len(pauses) >= 4, timeout=3)
-    assert pauses[:4] == [0.1, 0.2, 0.4, 0.8]  # one call per pause, not one per readable event
+    await until(lambda: len(pauses) >= 3, timeout=3)
+    assert pauses[:3] == [0.1, 0.2, 0.4]  # one call per pause, not one per readable event
     listening.failing = False
     connection = await asyncio.wait_for(accepted, 3)  # accepting again once the pause is over
     assert acceptor.backoff == 0.0
