@@ -200,10 +200,12 @@
     return global.btoa(s);
   }
 
+  /**
+   * An ArrayBuffer; where the browser has no typed arrays or atob (IE9), {base64: true, data: text}
+   * instead, as the official client gives: the page still gets the bytes, and the connection goes on.
+   */
   function fromBase64(text) {
-    if (!HAS_TYPED_ARRAYS || typeof global.atob !== 'function') {
-      throw new Error('binary data needs typed arrays and atob, which this browser lacks');
-    }
+    if (!HAS_TYPED_ARRAYS || typeof global.atob !== 'function') return { base64: true, data: text };
     var s = global.atob(text); // throws on bad input: treated as a parse error by the caller
     var bytes = new Uint8Array(s.length);
     for (var i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
@@ -520,11 +522,18 @@
       var body = '';
       var n = 0;
       while (n < packets.length) {
-        var add = PollingTransport.encodeForPolling(packets[n]);
-        if (n > 0 && body.length + 1 + add.length > maxPayload) break;
-        body += (n > 0 ? SEPARATOR : '') + add;
+        var add;
+        try {
+          add = PollingTransport.encodeForPolling(packets[n]);
+        } catch (e) {
+          report(e); // binary without btoa: that packet cannot go, the others can
+          add = null;
+        }
+        if (add !== null && body && body.length + 1 + add.length > maxPayload) break;
+        if (add !== null) body += (body ? SEPARATOR : '') + add;
         n++;
       }
+      if (!body) return n;
       this.writable = false;
       this._posting = true;
       this._postXhr = this._request('POST', this.url({ t: cacheBuster() }), body, function (err) {

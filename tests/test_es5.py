@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_support import NODE_DIR, Board, require  # noqa: E402
+from e2e_support import NODE_DIR, Board, FeatureApp, require  # noqa: E402
 from oldbrowser import Loop, OldBrowser, Page, duktape, fetch  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
@@ -153,3 +153,40 @@ def test_the_board_story_in_an_es5_engine_over_long_polling(board):
     assert metric(board, "board_handshakes_total", 'transport="polling"') == 2
     assert metric(board, "board_handshakes_total", 'transport="websocket"') == 0
     ann.eval("boardSocket.disconnect(); null")
+
+
+@pytest.fixture(scope="module")
+def features():
+    with FeatureApp(name="es5-features") as running:
+        yield running
+
+
+def test_binary_over_long_polling_in_old_browsers(features):
+    """IE10 (typed arrays, base64) sends and gets bytes over polling; IE9 gets them as base64, as with the official client."""
+    loop = Loop()
+    ie10 = OldBrowser(features.url, "ie10", loop, ie9=False)
+    ie9 = OldBrowser(features.url, "ie9", loop)
+    for browser in (ie10, ie9):
+        browser.open_page()
+        browser.eval("window.s = io({ forceNew: true }); window.got = {}; null")
+    loop.run_until(lambda: ie10.eval("s.connected") and ie9.eval("s.connected"), "both connected")
+
+    # IE10: bytes both ways, base64 in the polling payloads, ArrayBuffers in the page.
+    ie10.eval("""s.emit('reverse', { b: new Uint8Array([1, 2, 250]), n: 1 }, function (r) {
+        got.reversed = { arrayBuffer: r.b instanceof ArrayBuffer, bytes: Array.prototype.slice.call(new Uint8Array(r.b)), n: r.n };
+    }); null""")
+    assert loop.run_until(lambda: ie10.eval("got.reversed"), "the reversed bytes") == {
+        "arrayBuffer": True, "bytes": [250, 2, 1], "n": 1}
+
+    # IE9 has no typed arrays: bytes sent to it arrive as {base64, data}, and its connection goes on.
+    ie9.eval("s.on('room-msg', function (d) { got.msg = d; }); s.emit('join', 'old', function (r) { got.rooms = r; }); null")
+    assert loop.run_until(lambda: ie9.eval("got.rooms"), "ie9 in the room") == ["old"]
+    ie10.eval("s.emit('to-room', 'old', { b: new Uint8Array([1, 2, 3]) }, 'fence'); null")
+    assert loop.run_until(lambda: ie9.eval("got.msg"), "the bytes at ie9") == {"b": {"base64": True, "data": "AQID"}}
+    ie9.eval("s.emit('echo', 'still here', function (a) { got.echo = a; }); null")
+    assert loop.run_until(lambda: ie9.eval("got.echo"), "ie9's echo") == "still here"
+
+    for browser in (ie10, ie9):
+        assert browser.errors() == []
+        assert all("transport=polling" in u for _, u in browser.requests)
+        browser.eval("s.disconnect(); null")

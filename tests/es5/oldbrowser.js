@@ -35,8 +35,44 @@ var window = this;
     ['startsWith', 'endsWith', 'includes', 'repeat', 'codePointAt', 'normalize'].forEach(function (name) {
       delete String.prototype[name];
     });
-    return gone.filter(function (name) { return typeof g[name] !== 'undefined'; });
+    if (!ie9) {
+      g.btoa = btoa; // IE10 has typed arrays and base64, Duktape has no base64 functions
+      g.atob = atob;
+    }
+    return gone.filter(function (name) { return typeof g[name] !== 'undefined' && !(!ie9 && /^(btoa|atob)$/.test(name)); });
   };
+
+  var B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+  function btoa(s) {
+    var out = '';
+    for (var i = 0; i < s.length; i += 3) {
+      var a = s.charCodeAt(i);
+      var b = s.charCodeAt(i + 1);
+      var c = s.charCodeAt(i + 2);
+      if (a > 255 || b > 255 || c > 255) throw new Error('InvalidCharacterError');
+      out += B64.charAt(a >> 2) + B64.charAt(((a & 3) << 4) | (isNaN(b) ? 0 : b >> 4)) +
+        (isNaN(b) ? '=' : B64.charAt(((b & 15) << 2) | (isNaN(c) ? 0 : c >> 6))) + (isNaN(c) ? '=' : B64.charAt(c & 63));
+    }
+    return out;
+  }
+
+  function atob(text) {
+    var s = String(text).replace(/=+$/, '');
+    if (/[^A-Za-z0-9+\/]/.test(s) || s.length % 4 === 1) throw new Error('InvalidCharacterError');
+    var out = '';
+    var bits = 0;
+    var n = 0;
+    for (var i = 0; i < s.length; i++) {
+      bits = (bits << 6) | B64.indexOf(s.charAt(i));
+      n += 6;
+      if (n >= 8) {
+        n -= 8;
+        out += String.fromCharCode((bits >> n) & 255);
+      }
+    }
+    return out;
+  }
 
   // ---- timers, run by Python's loop ----
 
