@@ -2062,7 +2062,9 @@
             conn.send(encodePacket({ type: CONNECT, nsp: this.nsp, data: { sid: this.sid, recovered: !!missed } }));
             if (missed) missed.forEach(function (parts) { conn.send(parts); });
           } else {
-            if (this._asked(conn) === -1) this.asking.push({ conn: conn, data: packet.data });
+            var asked = this._asked(conn);
+            if (asked === -1) this.asking.push({ conn: conn, data: packet.data });
+            else this.asking[asked].data = packet.data;
             this._connect();
           }
           break;

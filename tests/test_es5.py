@@ -14,15 +14,17 @@ import re
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_support import NODE_DIR, Board, FeatureApp, require  # noqa: E402
-from oldbrowser import Loop, OldBrowser, Page, duktape, fetch  # noqa: E402
+from oldbrowser import ENV_JS, Loop, OldBrowser, Page, duktape, fetch  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
+CLIENT = Path(__file__).resolve().parent.parent / "static" / "socket.io.js"
 PING_MS = 400  # the story then runs through several heartbeats, each answered over long-polling
 
 
@@ -190,3 +192,56 @@ def test_binary_over_long_polling_in_old_browsers(features):
         assert browser.errors() == []
         assert all("transport=polling" in u for _, u in browser.requests)
         browser.eval("s.disconnect(); null")
+
+
+def test_an_old_browser_comes_back_after_a_restart(board):
+    """Reconnection with backoff over long-polling: the page says so, then shows what it missed, once."""
+    loop = Loop()
+    ann = OldBrowser(board.url, "ann", loop)
+    ann.open_page()
+    loop.run_until(lambda: ann.screen()["state"] == "connected", "ann connected")
+    ann.eval("__env.type('name', 'Ann'); __env.type('text', 'before the restart'); __env.submit()")
+    loop.run_until(lambda: ann.screen()["posts"], "ann's post")
+
+    board.stop()
+    loop.run_until(lambda: ann.screen()["state"] == "reconnecting", "ann's page says it is reconnecting")
+    board.start()
+    screen = loop.run_until(lambda: (s := ann.screen())["state"] == "connected" and s, "ann back", timeout=15)
+    assert screen["transport"] == "polling"
+
+    bob = OldBrowser(board.url, "bob", loop)
+    bob.open_page()
+    loop.run_until(lambda: bob.screen()["state"] == "connected", "bob connected")
+    bob.eval("__env.type('name', 'Bob'); __env.type('text', 'after the restart'); __env.submit()")
+    screen = loop.run_until(lambda: len((s := ann.screen())["posts"]) == 2 and s, "bob's post at ann's")
+    assert [p["text"] for p in screen["posts"]] == ["before the restart", "after the restart"]
+    assert ann.errors() == [] and bob.errors() == []
+    for person in (ann, bob):
+        person.eval("boardSocket.disconnect(); null")
+
+
+def test_uris_are_read_as_the_official_client_reads_them():
+    """parseUri without URL (IE has none): origins, namespaces and queries, in the ES5 engine."""
+    js = duktape()
+    js.evaljs(ENV_JS.read_text())
+    js.evaljs("__env.strip(true); __env.setLocation('https://board.example:8443/some/page?x=1')")
+    js.evaljs(CLIENT.read_text())
+    seen = js.evaljs("""
+        function read(uri, opts) {
+          var s = io(uri, { autoConnect: false, forceNew: true, path: opts });
+          return [s.io.uri, s.nsp, s.io.opts.path, s.io.opts.query];
+        }
+        [read(), read('/admin'), read('//other.example/chat?room=a+b&x=%C3%A9'), read('ws://Other.Example:80/'),
+         read('wss://other.example:443/nsp'), read('http://[::1]:3000/ns?k'), read('localhost:3000/admin'),
+         read('/', 'custom')]
+    """)
+    assert seen == [
+        ["https://board.example:8443", "/", "/socket.io/", {}],
+        ["https://board.example:8443", "/admin", "/socket.io/", {}],
+        ["https://other.example", "/chat", "/socket.io/", {"room": "a b", "x": "é"}],
+        ["http://other.example", "/", "/socket.io/", {}],
+        ["https://other.example", "/nsp", "/socket.io/", {}],
+        ["http://[::1]:3000", "/ns", "/socket.io/", {"k": ""}],
+        ["https://localhost:3000", "/admin", "/socket.io/", {}],
+        ["https://board.example:8443", "/", "/custom/", {}],
+    ]
