@@ -248,3 +248,14 @@ def test_uris_are_read_as_the_official_client_reads_them():
         ["https://localhost:3000", "/admin", "/socket.io/", {}],
         ["https://board.example:8443", "/", "/custom/", {}],
     ]
+
+
+def test_the_style_needs_nothing_old_browsers_lack(board):
+    """The served style: no custom properties, no grid, no gap (IE has none of them); @supports only undoes a fallback."""
+    css = fetch(board.url + "static/board.css")
+    rules = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    assert "var(" not in rules and "--" not in rules
+    assert not re.search(r"\bgrid\b", rules)
+    assert not re.search(r"(^|[;{\s])(row-|column-)?gap\s*:", rules)
+    for block in re.findall(r"@supports[^{]*\{((?:[^{}]*\{[^{}]*\})*)\s*\}", rules):
+        assert re.fullmatch(r"(\s*\.[\w-]+\s*\{\s*max-height:\s*none;\s*\})+\s*", block), block
