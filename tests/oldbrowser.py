@@ -21,6 +21,8 @@ from urllib.parse import urljoin
 ENV_JS = Path(__file__).resolve().parent / "es5" / "oldbrowser.js"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 REQUEST_TIMEOUT_S = 60
+# Sent with every request, as a browser does (the hub gives recovery offsets to browsers, not to Python's urllib).
+USER_AGENT = "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; Trident/5.0)"
 
 
 def duktape():
@@ -72,7 +74,8 @@ class Page(HTMLParser):
 
 
 def fetch(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
+    """GET as the old browser: its page, scripts and style."""
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": USER_AGENT}), timeout=10) as response:
         assert response.status == 200, (url, response.status)
         return response.read().decode("utf-8")
 
@@ -90,6 +93,7 @@ class OldBrowser:
         still_there = self.js.evaljs("__env.strip(dukpy.ie9)", ie9=ie9)
         assert not still_there, f"could not take {still_there} away from the engine"
         self.requests: list[tuple[str, str]] = []  # (method, url) of every XHR, in order
+        self.offline = False  # a dropped network: requests fail, answers in flight are lost
         loop.browsers.append(self)
 
     def open_page(self) -> list[str]:
@@ -119,8 +123,11 @@ class OldBrowser:
         threading.Thread(target=self._perform, args=(xhr_id, method, url, headers, body), daemon=True).start()
 
     def _perform(self, xhr_id, method, url, headers, body):
+        if self.offline:
+            self.loop.done.put((self, xhr_id, 0, ""))
+            return
         data = None if body is None else body.encode("utf-8")
-        request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+        request = urllib.request.Request(url, data=data, method=method, headers={"User-Agent": USER_AGENT, **(headers or {})})
         try:
             with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
                 status, text = response.status, response.read().decode("utf-8")
@@ -128,6 +135,8 @@ class OldBrowser:
             status, text = e.code, e.read().decode("utf-8", "replace")
         except OSError:
             status, text = 0, ""
+        if self.offline:
+            status, text = 0, ""  # what the server answered never reached the browser
         self.loop.done.put((self, xhr_id, status, text))
 
 

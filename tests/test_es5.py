@@ -259,3 +259,29 @@ def test_the_style_needs_nothing_old_browsers_lack(board):
     assert not re.search(r"(^|[;{\s])(row-|column-)?gap\s*:", rules)
     for block in re.findall(r"@supports[^{]*\{((?:[^{}]*\{[^{}]*\})*)\s*\}", rules):
         assert re.fullmatch(r"(\s*\.[\w-]+\s*\{\s*max-height:\s*none;\s*\})+\s*", block), block
+
+
+def test_an_old_browser_recovers_after_a_dropped_network(board):
+    """Connection state recovery over long-polling: back within the window, the page gets what it missed."""
+    loop = Loop()
+    ann = OldBrowser(board.url, "ann", loop)
+    bob = OldBrowser(board.url, "bob", loop)
+    for person in (ann, bob):
+        person.open_page()
+        loop.run_until(lambda p=person: p.screen()["state"] == "connected", f"{person.name} connected")
+    loop.run_until(lambda: ann.screen()["count"] == "2" and bob.screen()["count"] == "2", "two online")
+    first_id = ann.eval("boardSocket.id")
+
+    ann.offline = True
+    loop.run_until(lambda: ann.screen()["state"] == "reconnecting", "ann's page says it is reconnecting")
+    loop.run_until(lambda: bob.screen()["count"] == "1", "the server lets ann's session go (ping timeout)")
+    bob.eval("__env.type('name', 'Bob'); __env.type('text', 'while ann was away'); __env.submit()")
+    loop.run_until(lambda: bob.screen()["posts"], "bob's post")
+
+    ann.offline = False
+    screen = loop.run_until(lambda: (s := ann.screen())["state"] == "connected" and s["posts"] and s, "ann back", timeout=15)
+    assert ann.eval("boardSocket.recovered") is True and ann.eval("boardSocket.id") == first_id
+    assert [(p["name"], p["text"]) for p in screen["posts"]] == [("Bob", "while ann was away")]
+    assert ann.errors() == [] and bob.errors() == []
+    for person in (ann, bob):
+        person.eval("boardSocket.disconnect(); null")
