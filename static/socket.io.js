@@ -195,7 +195,12 @@
     var bytes = new Uint8Array(buffer);
     var s = '';
     for (var i = 0; i < bytes.length; i += 0x8000) {
-      s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+      var chunk = bytes.subarray(i, i + 0x8000);
+      try {
+        s += String.fromCharCode.apply(null, chunk);
+      } catch (e) {
+        s += String.fromCharCode.apply(null, Array.prototype.slice.call(chunk)); // apply() of old engines takes arrays only
+      }
     }
     return global.btoa(s);
   }
@@ -1057,10 +1062,14 @@
     return x;
   }
 
-  /** An ArrayBuffer of an ArrayBuffer or a view; a Blob is left as it is (readBlobs reads it). */
+  /** An ArrayBuffer of an ArrayBuffer or a view (copied: IE10 has no ArrayBuffer.slice); a Blob is left as it is. */
   function toArrayBuffer(x) {
     if (x instanceof ArrayBuffer) return x;
-    if (isView(x)) return x.buffer.slice(x.byteOffset, x.byteOffset + x.byteLength);
+    if (isView(x)) {
+      var copy = new Uint8Array(x.byteLength);
+      copy.set(new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+      return copy.buffer;
+    }
     return x;
   }
 

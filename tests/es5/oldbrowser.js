@@ -38,6 +38,8 @@ var window = this;
     if (!ie9) {
       g.btoa = btoa; // IE10 has typed arrays and base64, Duktape has no base64 functions
       g.atob = atob;
+      delete ArrayBuffer.isView; // but neither of these (IE11 has them)
+      delete ArrayBuffer.prototype.slice;
     }
     return gone.filter(function (name) { return typeof g[name] !== 'undefined' && !(!ie9 && /^(btoa|atob)$/.test(name)); });
   };
