@@ -9,11 +9,13 @@ session (`LeanPoll`, handlers/lean.py) and a WebSocket handshake the lean
 path takes (`LeanUpgrade`, handlers/leanws.py); everything else reaches
 `app` untouched.
 
-`engine_server` makes the `HTTPServer` with the front, and replaces the
-header timeout Tornado arms for every request (a timer, a future and their
-callbacks: a twelfth of a poll's cost) by one sweep that closes connections
-that have waited for a request's headers longer than `idle_timeout`, as that
-timeout did.
+`engine_server` makes the `HTTPServer` with the front (a `ConnectionServer`,
+handlers/connections.py: connections per address capped, accepting paused
+when descriptors run out), and replaces the header timeout Tornado arms for
+every request (a timer, a future and their callbacks: a twelfth of a poll's
+cost) by one sweep that closes connections that have waited for a request's
+headers longer than `header_timeout` (a hub option, 10 s by default; idle
+keep-alives included, as Node closes them after 5 s) or `idle_timeout`.
 """
 from __future__ import annotations
 
@@ -29,8 +31,10 @@ from tornado.httputil import (
     RequestStartLine, ResponseStartLine,
 )
 
+from .connections import Connections, ConnectionServer
 from .lean import LeanPoll, admit
 from .leanws import lean_upgrade
+from .limits import Limits, Throttled
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -56,11 +60,12 @@ class EngineFront(HTTPServerConnectionDelegate):
     """
 
     def __init__(self, app: HTTPServerConnectionDelegate, engine: "Engine", path: str = "/socket.io/",
-                 idle_timeout: float = 3600.0):
+                 idle_timeout: float = 3600.0, header_timeout: float | None = None):
         self.app = app
         self.engine = engine
         self.prefix = path.rstrip("/") + "/?"
-        self.idle_timeout = idle_timeout
+        # How long a connection may wait for a request's headers (the first, or the next on a keep-alive).
+        self.idle_timeout = idle_timeout if header_timeout is None else min(idle_timeout, header_timeout)
         self.waiting: dict[Any, float] = {}  # server connection -> since when it waits for a request's headers
         self._sweep: asyncio.TimerHandle | None = None
 
@@ -80,7 +85,8 @@ class EngineFront(HTTPServerConnectionDelegate):
 
     def sweep(self) -> None:
         """Close the connections that have waited longer than `idle_timeout` for a request's headers
-        (idle keep-alives, headers that never end): what Tornado's header timeout did."""
+        (idle keep-alives, headers that never end, half-open connections): what Tornado's header
+        timeout did."""
         due = time.monotonic() - self.idle_timeout
         late = [conn for conn, since in self.waiting.items() if since < due]
         for conn in late:
@@ -88,12 +94,28 @@ class EngineFront(HTTPServerConnectionDelegate):
             stream = getattr(conn, "stream", None)
             if stream is not None:
                 stream.close()
-        if late:
-            log.info("closed %d HTTP connections idle for %.0f s", len(late), self.idle_timeout)
+        if late:  # routine (idle keep-alives), and at most a line a sweep
+            log.debug("closed %d HTTP connections idle for %.0f s", len(late), self.idle_timeout)
         if self.waiting:
             self._schedule()
         else:
             self._sweep = None  # the next request schedules it again
+
+    def shed(self) -> int:
+        """Close the older half of the connections waiting for a request's headers (at least one):
+        descriptors ran out, and these are the ones served nothing. The number closed."""
+        waiting = self.waiting
+        if not waiting:
+            return 0
+        oldest = sorted(waiting, key=waiting.__getitem__)[: max(1, len(waiting) // 2)]
+        closed = 0
+        for conn in oldest:
+            del waiting[conn]
+            stream = getattr(conn, "stream", None)
+            if stream is not None and not stream.closed():
+                stream.close()
+                closed += 1
+        return closed
 
     def lean(self, start_line: RequestStartLine, headers: HTTPHeaders,
              connection: HTTPConnection) -> HTTPMessageDelegate | None:
@@ -170,7 +192,14 @@ class FrontDelegate(HTTPMessageDelegate):
 def engine_server(app: HTTPServerConnectionDelegate, engine: "Engine", path: str = "/socket.io/",
                   idle_timeout: float = 3600.0, **kwargs: Any) -> HTTPServer:
     """An `HTTPServer` serving `app` behind `EngineFront`; `idle_timeout` as Tornado's
-    `idle_connection_timeout` (its default), kept by the front's sweep rather than a timer per request."""
-    server = HTTPServer(EngineFront(app, engine, path, idle_timeout), **kwargs)
+    `idle_connection_timeout` (its default), kept by the front's sweep rather than a timer per request,
+    with the hub's `header_timeout` and `max_connections_per_address` (the limits at the engine's door)."""
+    gate = engine.gate
+    limits = getattr(gate, "limits", None) or Limits()
+    if engine.connections is None:
+        throttled = getattr(gate, "throttled", None) or Throttled(engine.stats)
+        engine.connections = Connections(limits.max_connections_per_address, throttled, limits.trusted_proxies)
+    server = ConnectionServer(EngineFront(app, engine, path, idle_timeout, limits.header_timeout), **kwargs)
+    server.connections = engine.connections
     server.conn_params.header_timeout = None
     return server
