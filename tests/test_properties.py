@@ -264,9 +264,17 @@ def snapshot(hub: Hub, session) -> dict:
 
 
 class Errors(logging.Handler):
+    """The ERROR records of the board's loggers during one example (their throttle made to forget
+    the earlier examples' lines first, so each example sees its own)."""
+
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
         self.records: list[logging.LogRecord] = []
+        try:
+            from handlers.logs import reset_log_throttle
+        except ImportError:  # a hub without a log throttle
+            return
+        reset_log_throttle()
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
