@@ -25,10 +25,10 @@ from tornado.options import define, options, parse_command_line
 
 from handlers import Hub, Socket
 from posts import Posts, RedisPosts
-from handlers.drain import drain
-from handlers.front import engine_server
-from handlers.ops import tune_gc
-from handlers.logs import use_json_logs
+from handlers.operations.drain import drain
+from handlers.transports.server import engine_server
+from handlers.operations.ops import tune_gc
+from handlers.operations.logs import use_json_logs
 
 log = logging.getLogger("board")
 
@@ -227,7 +227,7 @@ async def main(sockets: list | None = None) -> None:
     proxies = tuple(a.strip() for a in options.trusted_proxies.split(",") if a.strip())
     cluster: dict = {}
     if options.redis:
-        from handlers.redis_adapter import RedisAdapter
+        from handlers.cluster.redis_adapter import RedisAdapter
 
         adapter = RedisAdapter(options.redis, prefix=options.redis_prefix, window=options.recover_within)
         cluster = {"adapter": adapter}
@@ -240,7 +240,7 @@ async def main(sockets: list | None = None) -> None:
         log.error("%s", exc)
         sys.exit(1)
     if options.admin:
-        from handlers.admin import instrument
+        from handlers.socketio.admin import instrument
 
         user, _, password_hash = options.admin.partition(":")
         instrument(hub, auth={"username": user, "password": password_hash}, readonly=options.admin_readonly,
@@ -249,7 +249,7 @@ async def main(sockets: list | None = None) -> None:
     posts = RedisPosts(hub.adapter.redis, options.redis_prefix) if options.redis else Posts(options.db)
     app = make_app(hub, posts, parse_rate(options.post_limit))
     tune_gc()  # fewer garbage collections: a third of opening a connection at Python's default
-    # Polls of open sessions and WebSocket handshakes are picked in front of the application (handlers/front.py).
+    # Polls of open sessions and WebSocket handshakes are picked in front of the application (handlers/transports/server.py).
     server = engine_server(app, hub.engine, hub.path, xheaders=False)
     if sockets is None:
         server.listen(options.port, address=options.address)

@@ -8,7 +8,7 @@
 `every_ms`, then acks the count (bench/recovery.py). Connection state recovery is on
 (Board's default) unless `--recover_within=0`. `--redis=URL` makes it one process of a
 cluster on that Redis (bench/cluster.py). `--lean_ws=0` sends every WebSocket through Tornado's
-handler rather than the lean path (handlers/leanws.py); `--header_timer=1` serves without
+handler rather than the lean path (handlers/transports/websocket_connection.py); `--header_timer=1` serves without
 `engine_server`'s sweep, with Tornado's header timer per request.
 Runs on uvloop, as the board does (`--loop=asyncio` for asyncio's own loop). Binds 127.0.0.1, ping interval 25 s, prints "listening on PORT" once it accepts connections.
 """
@@ -22,8 +22,8 @@ import tornado.web  # noqa: E402
 from tornado.httpserver import HTTPServer  # noqa: E402
 
 from handlers import Hub  # noqa: E402
-from handlers.front import EngineFront, engine_server  # noqa: E402
-from handlers.ops import tune_gc  # noqa: E402
+from handlers.transports.server import EngineFront, engine_server  # noqa: E402
+from handlers.operations.ops import tune_gc  # noqa: E402
 
 def option(name, default):
     return next((a.split("=", 1)[1] for a in sys.argv[2:] if a.startswith(f"--{name}=")), default)
@@ -32,7 +32,7 @@ def option(name, default):
 RECOVER = int(option("recover_within", 120_000))
 REDIS = option("redis", "")
 if REDIS:
-    from handlers.redis_adapter import RedisAdapter  # noqa: E402
+    from handlers.cluster.redis_adapter import RedisAdapter  # noqa: E402
 
     CLUSTER = {"adapter": RedisAdapter(REDIS, prefix="bench", window=RECOVER)}
 else:

@@ -50,7 +50,7 @@ SERVERS = {
     "board-asyncio": ("Board on asyncio's loop", lambda port: [sys.executable, str(HERE / "board_app.py"),
                                                                str(port), "--loop=asyncio"]),
     # Board with every WebSocket through Tornado's handler: `--servers board,board-tornadows` measures the
-    # lean WebSocket path (handlers/leanws.py) as a lever.
+    # lean WebSocket path (handlers/transports/websocket_connection.py) as a lever.
     "board-tornadows": ("Board, WebSockets via Tornado", lambda port: [sys.executable, str(HERE / "board_app.py"),
                                                                      str(port), "--lean_ws=0"]),
     # Board with Tornado's header timer per request: `--servers board,board-timer` measures the front's sweep.

@@ -4,12 +4,12 @@
 layer alone; `protocol` is the pure codec both are built on.
 """
 
-from .engine import Engine
-from .broadcast import Broadcast
-from .hub import Hub
-from .namespace import ConnectionRefused, Namespace
-from .sockets import AckTimeout, Disconnected, Socket
-from .protocol import ProtocolError
+from .engineio.engine import Engine
+from .socketio.broadcast import Broadcast
+from .socketio.hub import Hub
+from .socketio.namespace import ConnectionRefused, Namespace
+from .socketio.sockets import AckTimeout, Disconnected, Socket
+from .wire.protocol import ProtocolError
 
 __all__ = [
     "Hub", "Namespace", "Socket", "Broadcast", "Engine",

@@ -24,7 +24,7 @@ from tornado.httpserver import HTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from handlers import Engine, Hub  # noqa: E402
-from handlers.protocol import Outgoing  # noqa: E402
+from handlers.wire.protocol import Outgoing  # noqa: E402
 
 SUITE_OPTIONS = {"ping_interval": 300, "ping_timeout": 200, "max_payload": 1_000_000, "allowed_origins": "*"}
 

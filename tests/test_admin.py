@@ -12,7 +12,7 @@ import pytest
 import socketio
 
 from conftest import until
-from handlers.admin import instrument
+from handlers.socketio.admin import instrument
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_support import NODE_DIR, Board, browser, expect, pages, require, screenshot  # noqa: E402,F401

@@ -159,7 +159,7 @@ def test_long_polling_needs_no_sticky_sessions(tmp_path, redis_server, request):
 def test_the_upgrade_to_websocket_needs_no_sticky_sessions(tmp_path, redis_server, request):
     """Official clients on the default transport behind nginx round robin over three processes: the
     WebSocket of an upgrade mostly reaches another process than the session's, the session moves
-    there (handlers/handoff.py), and every client ends on WebSocket with every post once, in order."""
+    there (handlers/cluster/handoff.py), and every client ends on WebSocket with every post once, in order."""
     posts, clients = 20, 6
     name = request.node.name
     with cluster_board(tmp_path, redis_server, f"{name}-a") as a, \

@@ -9,7 +9,7 @@ from tornado.websocket import websocket_connect
 
 from conftest import http, until
 from handlers import Engine
-from handlers.protocol import PONG, Outgoing
+from handlers.wire.protocol import PONG, Outgoing
 
 pytestmark = pytest.mark.gen_test(timeout=20)
 

@@ -5,7 +5,7 @@ import os
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from handlers.frames import (
+from handlers.wire.frames import (
     BINARY, CLOSE, PING, PONG, TEXT, FrameError, FrameParser, close_frame, control_frame, encode_frame, unmask,
 )
 

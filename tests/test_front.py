@@ -12,8 +12,8 @@ from tornado.testing import bind_unused_port
 
 from board import make_app
 from conftest import polling_session
-from handlers.front import engine_server
-from handlers.protocol import Outgoing
+from handlers.transports.server import engine_server
+from handlers.wire.protocol import Outgoing
 
 pytestmark = pytest.mark.gen_test(timeout=20)
 

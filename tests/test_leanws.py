@@ -13,10 +13,10 @@ from tornado.iostream import IOStream
 
 from board import make_app
 from conftest import http, polling_session, raw_websocket, until
-from handlers.front import EngineFront
-from handlers.leanws import LeanSocket, accept_key
-from handlers.protocol import Outgoing
-from handlers.websocket import WebSocketTransport
+from handlers.transports.server import EngineFront
+from handlers.transports.websocket_connection import LeanSocket, accept_key
+from handlers.wire.protocol import Outgoing
+from handlers.transports.websocket_handler import WebSocketTransport
 from test_frames import client_frame
 
 pytestmark = [pytest.mark.gen_test(timeout=20), pytest.mark.usefixtures("served_by")]

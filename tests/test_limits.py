@@ -8,7 +8,7 @@ import pytest
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from conftest import error_of, http, polling_session, until
-from handlers.limits import Limits, forwarded_address
+from handlers.operations.limits import Limits, forwarded_address
 
 pytestmark = pytest.mark.gen_test(timeout=30)
 
@@ -117,7 +117,7 @@ def test_limits_are_hub_options():
 
 def test_tune_gc_freezes_what_exists_and_collects_the_young_less_often():
     import gc
-    from handlers.ops import tune_gc
+    from handlers.operations.ops import tune_gc
     before = gc.get_threshold()
     try:
         tune_gc(12_345)

@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from conftest import until
-from handlers.logs import JsonFormatter
+from handlers.operations.logs import JsonFormatter
 
 pytestmark = pytest.mark.gen_test(timeout=30)
 

@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import http, until
 from handlers import Hub
-from handlers.metrics import registry_for
+from handlers.operations.metrics import registry_for
 
 pytestmark = pytest.mark.gen_test(timeout=30)
 
@@ -105,7 +105,7 @@ async def test_slow_client_dropped_is_counted(url, hub):
     from conftest import polling_session
     sid, _ = await polling_session(url)
     session = hub.engine.sessions[sid]
-    from handlers.protocol import Outgoing
+    from handlers.wire.protocol import Outgoing
     big = Outgoing(["4" + "x" * (hub.engine.max_queue_bytes + 1)])
     session.send(big)
     assert session.closed

@@ -8,7 +8,7 @@ import tornado
 
 from board import make_app
 from conftest import error_of, http, polling_session, raw_websocket, until
-from handlers.front import EngineFront
+from handlers.transports.server import EngineFront
 
 pytestmark = [pytest.mark.gen_test(timeout=20), pytest.mark.usefixtures("served_by")]
 
@@ -239,7 +239,7 @@ async def test_a_burst_reaches_the_official_polling_client_whole(url, hub, clien
     assert await client.client.call("burst", 1, timeout=5) == 1  # and it carries on
 
 
-# -- the lean path (handlers/lean.py): polls of an open session below RequestHandler ---------------
+# -- the lean path (handlers/transports/polling_connection.py): polls of an open session below RequestHandler ---------------
 
 async def raw_connection(url: str):
     """A raw keep-alive HTTP/1.1 connection to the server."""
@@ -260,7 +260,7 @@ async def raw_response(stream) -> tuple[int, dict, bytes]:
 
 
 async def test_polls_of_an_open_session_take_the_lean_path(url, hub):
-    from handlers.lean import LeanPoll
+    from handlers.transports.polling_connection import LeanPoll
     sid, _ = await polling_session(url)
     headers = {"Origin": url}
     posted = await http(url, f"{P}&sid={sid}", "POST", "40", headers=headers)
@@ -302,7 +302,7 @@ async def test_lean_polls_keep_the_connection_alive(url, hub):
 
 
 async def test_lean_poll_over_http_1_0_closes_unless_kept_alive(url, hub):
-    from handlers.session import PING_PACKET
+    from handlers.engineio.session import PING_PACKET
     sid, _ = await polling_session(url)
     hub.engine.sessions[sid].send(PING_PACKET)  # something for the GET to take at once
     stream = await raw_connection(url)
@@ -330,7 +330,7 @@ async def test_the_lean_post_bounds_what_it_buffers_whatever_the_connection_lets
     """A body that reaches the delegate bigger than maxPayload (say, decompressed) ends the session."""
     from types import SimpleNamespace
     from handlers import Engine
-    from handlers.lean import LeanPoll
+    from handlers.transports.polling_connection import LeanPoll
 
     written = []
     connection = SimpleNamespace(set_max_body_size=lambda n: None, finish=lambda: written.append("end"),
@@ -390,7 +390,7 @@ async def test_a_lean_get_whose_session_closes_while_it_is_read_gets_its_last_an
 
 async def test_the_front_takes_polls_before_the_application_and_leaves_it_the_rest(url, hub, served_by,
                                                                                     monkeypatch):
-    from handlers.lean import LeanPolling
+    from handlers.transports.polling_connection import LeanPolling
     routed = []
     find_handler = LeanPolling.find_handler
     monkeypatch.setattr(LeanPolling, "find_handler",

@@ -6,7 +6,7 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from handlers.protocol import (
+from handlers.wire.protocol import (
     ACK, BINARY_ACK, BINARY_EVENT, CLOSE, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT, MESSAGE, NOOP,
     OPEN, PING, PONG, UPGRADE, Decoder, Outgoing, Packet, ProtocolError, decode_engine_packet,
     decode_payload, encode_packet, encode_payload,

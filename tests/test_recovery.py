@@ -14,8 +14,8 @@ import time
 import pytest
 from conftest import raw_websocket, until
 
-from handlers.protocol import Outgoing
-from handlers.recovery import Recent, RecoveryLog, Saved
+from handlers.wire.protocol import Outgoing
+from handlers.socketio.recovery import Recent, RecoveryLog, Saved
 
 # --------------------------------------------------------------------------- the log, pure
 

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_support import RedisServer  # noqa: E402
 
 from handlers import Broadcast, Hub  # noqa: E402
-from handlers.redis_adapter import RedisAdapter  # noqa: E402
+from handlers.cluster.redis_adapter import RedisAdapter  # noqa: E402
 
 pytestmark = pytest.mark.gen_test(timeout=30)
 

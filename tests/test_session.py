@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from handlers import Engine
-from handlers.protocol import Outgoing
+from handlers.wire.protocol import Outgoing
 
 pytestmark = pytest.mark.gen_test(timeout=10)
 

@@ -1,5 +1,5 @@
 """The WebSocket transport, by hand: open, packets, bad input, limits; through Tornado's handler and
-through the lean path at the front (handlers/leanws.py), as the board serves."""
+through the lean path at the front (handlers/transports/websocket_connection.py), as the board serves."""
 
 import asyncio
 import json
@@ -9,7 +9,7 @@ from tornado.websocket import WebSocketClientConnection
 
 from board import make_app
 from conftest import http, raw_websocket
-from handlers.front import EngineFront
+from handlers.transports.server import EngineFront
 
 pytestmark = [pytest.mark.gen_test(timeout=20), pytest.mark.usefixtures("served_by")]
 
@@ -175,13 +175,13 @@ async def test_invalid_utf8_text_frame_is_refused(url, hub):
 # -- Tornado's private hooks ---------------------------------------------------
 
 def test_the_tornado_installed_has_every_hook_of_the_fast_path():
-    from handlers import websocket
+    from handlers.transports import websocket_handler as websocket
     assert websocket.missing_tornado_methods() == []
     assert websocket.FAST_FRAMES
 
 
 def test_a_tornado_without_the_hooks_is_named_in_a_warning(caplog):
-    from handlers import websocket
+    from handlers.transports import websocket_handler as websocket
 
     class OldProtocol:  # has some of them only
         def _handle_message(self): ...
@@ -194,7 +194,7 @@ def test_a_tornado_without_the_hooks_is_named_in_a_warning(caplog):
 
 
 def test_a_protocol_without_the_state_falls_back(caplog, monkeypatch):
-    from handlers import websocket
+    from handlers.transports import websocket_handler as websocket
     monkeypatch.setattr(websocket, "_state_warned", False)
 
     class Bare:
@@ -207,7 +207,7 @@ def test_a_protocol_without_the_state_falls_back(caplog, monkeypatch):
 @pytest.mark.parametrize("served_by", ["tornado"])
 @pytest.mark.parametrize("fast", [True, False])
 async def test_both_paths_carry_events_acks_binary_and_heartbeat(url, hub, clients, monkeypatch, fast):
-    from handlers import websocket
+    from handlers.transports import websocket_handler as websocket
     monkeypatch.setattr(websocket, "FAST_FRAMES", fast)
     hub.engine.lean_websocket = False  # (served_by given here replaces its fixture, which would set it)
 

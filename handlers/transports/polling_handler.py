@@ -12,9 +12,9 @@ import asyncio
 
 from tornado.web import RequestHandler, stream_request_body
 
-from .errors import BAD_HANDSHAKE_METHOD, BAD_REQUEST, UNKNOWN_SID
-from .request import EngineRequest
-from .session import Session
+from ..wire.errors import BAD_HANDSHAKE_METHOD, BAD_REQUEST, UNKNOWN_SID
+from .entry import EngineRequest
+from ..engineio.session import Session
 
 
 @stream_request_body
@@ -83,7 +83,7 @@ class PollingTransport(EngineRequest, RequestHandler):
             self.request.connection.set_max_body_size(self.engine.max_payload)
 
     async def _relay(self, op: str, body: str | None = None) -> None:
-        """Serve this request at the process that owns the session (handlers/relay.py)."""
+        """Serve this request at the process that owns the session (handlers/cluster/relay.py)."""
         engine = self.engine
         timeout = (engine.ping_interval + engine.ping_timeout) / 1000 if op == "get" else 10.0
         self._waiter = asyncio.ensure_future(engine.relay.request(self.relayed, op, body, timeout))

@@ -13,10 +13,10 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from .stats import Watcher
+from ..engineio.stats import Watcher
 
 if TYPE_CHECKING:
-    from .session import Session
+    from ..engineio.session import Session
 
 log = logging.getLogger("board.sessions")
 

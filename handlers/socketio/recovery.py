@@ -22,7 +22,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:
-    from .protocol import Outgoing
+    from ..wire.protocol import Outgoing
 
 log = logging.getLogger("board.recovery")
 

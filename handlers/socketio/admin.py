@@ -24,11 +24,11 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .namespace import ConnectionRefused, Namespace
-from .stats import Watcher
+from ..engineio.stats import Watcher
 
 if TYPE_CHECKING:
     from .hub import Hub
-    from .session import Session
+    from ..engineio.session import Session
     from .sockets import Socket
 
 STATS_INTERVAL = 2.0    # seconds between server_stats, as the npm package

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .broadcast import Broadcast, ack_value, names
-from .protocol import ACK, DISCONNECT, EVENT, Outgoing, Packet
+from ..wire.protocol import ACK, DISCONNECT, EVENT, Outgoing, Packet
 
 if TYPE_CHECKING:
     from .hub import Client
@@ -181,7 +181,7 @@ class Socket:
             raise RuntimeError(f"socket {self.id} has {len(acks)} acknowledgements pending")
         if ack_id is None:
             ack_id = next(self.namespace.hub._ack_ids)
-            while ack_id in acks:  # one that moved here from another process (handlers/handoff.py)
+            while ack_id in acks:  # one that moved here from another process (handlers/cluster/handoff.py)
                 ack_id = next(self.namespace.hub._ack_ids)
         acks[ack_id] = settle
         return ack_id
@@ -287,7 +287,7 @@ class Socket:
             log.info("%s emitted reserved event %r; ignored", self, event)
             return
         if not self.namespace.hub.ops.event_allowed(self, packet):
-            return  # over its rate: dropped (see handlers/limits.py)
+            return  # over its rate: dropped (see handlers/operations/limits.py)
         handler = self._handlers.get(event) if self._handlers else None
         if handler is not None:
             call_args = args[1:]

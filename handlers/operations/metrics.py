@@ -15,10 +15,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from tornado.web import RequestHandler
 
-from .stats import HANDLER_BUCKETS
+from ..engineio.stats import HANDLER_BUCKETS
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engineio.engine import Engine
 
 
 class HubCollector(Collector):

@@ -29,15 +29,15 @@ from typing import TYPE_CHECKING, Any, Coroutine
 from tornado.httputil import HTTPConnection, HTTPHeaders, HTTPMessageDelegate, HTTPServerRequest
 from tornado.routing import Router
 
-from .errors import BAD_REQUEST
-from .frames import BINARY, CLOSE, PING, PONG, TEXT, FrameError, FrameParser, close_frame, control_frame
-from .lean import write_error
-from .protocol import Outgoing
-from .request import handshake_environ
-from .session import Session
+from ..wire.errors import BAD_REQUEST
+from ..wire.frames import BINARY, CLOSE, PING, PONG, TEXT, FrameError, FrameParser, close_frame, control_frame
+from .polling_connection import write_error
+from ..wire.protocol import Outgoing
+from .entry import handshake_environ
+from ..engineio.session import Session
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engineio.engine import Engine
 
 log = logging.getLogger("board.engine")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .protocol import EVENT, Outgoing, Packet
+from ..wire.protocol import EVENT, Outgoing, Packet
 
 if TYPE_CHECKING:
     from .namespace import Namespace

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from tornado.httputil import HTTPServerRequest
 
-from .stats import Stats, Watcher
+from ..engineio.stats import Stats, Watcher
 
 if TYPE_CHECKING:
-    from .session import Session
-    from .sockets import Socket
+    from ..engineio.session import Session
+    from ..socketio.sockets import Socket
 
 log = logging.getLogger("board.limits")
 

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .protocol import (
+from ..wire.protocol import (
     CLOSE, MESSAGE, NOOP, PING, PONG, UPGRADE, Outgoing, ProtocolError, decode_engine_packet, decode_payload,
 )
 

@@ -15,7 +15,7 @@ what it held (the client sees its GET fail and reconnects).
 The upgrade to WebSocket goes over the same channels: a probe that reaches
 another process is announced to the owner (which then pauses polling, as
 for a local probe), and the client's confirmation moves the session to
-the process that holds the WebSocket (handlers/handoff.py).
+the process that holds the WebSocket (handlers/cluster/handoff.py).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .protocol import Outgoing
+from ..wire.protocol import Outgoing
 from .subscriber import Subscriber
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engineio.engine import Engine
 
 log = logging.getLogger("board.relay")
 

@@ -9,7 +9,7 @@ allowed origin, a GET, or a POST within `maxPayload` with none in flight.
 Those are served by `LeanPoll`, a bare `HTTPMessageDelegate` that writes its
 answer on the HTTP/1 connection, at once when the session delivers. Two ways
 in: `LeanPolling`, a Tornado `Router` the engine's rules ask before
-`PollingTransport`, and `EngineFront` (handlers/front.py), in front of the
+`PollingTransport`, and `EngineFront` (handlers/transports/server.py), in front of the
 whole application, which also skips the `HTTPServerRequest` and the walk
 through the rules.
 Every other request (handshakes, OPTIONS, refusals at the door, relayed
@@ -31,11 +31,11 @@ from tornado.httputil import (
 )
 from tornado.routing import Router
 
-from .errors import BAD_REQUEST, UNKNOWN_SID
-from .session import Session
+from ..wire.errors import BAD_REQUEST, UNKNOWN_SID
+from ..engineio.session import Session
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engineio.engine import Engine
 
 log = logging.getLogger("board.engine")
 

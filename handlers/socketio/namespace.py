@@ -8,7 +8,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .broadcast import Broadcast
-from .protocol import CONNECT, CONNECT_ERROR, Outgoing, Packet
+from ..wire.protocol import CONNECT, CONNECT_ERROR, Outgoing, Packet
 from .sockets import Handler, Socket, log_task_error
 
 if TYPE_CHECKING:

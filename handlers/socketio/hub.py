@@ -27,21 +27,21 @@ from tornado.web import StaticFileHandler
 
 from .adapter import Adapter, MemoryAdapter, wants_offsets
 from .broadcast import Broadcast
-from .engine import Engine
-from .limits import Limits
-from .ops import Ops
+from ..engineio.engine import Engine
+from ..operations.limits import Limits
+from ..operations.ops import Ops
 from .namespace import ConnectionRefused, Namespace
 from .recovery import RecoveryLog
-from .protocol import (
+from ..wire.protocol import (
     ACK, BINARY_ACK, BINARY_EVENT, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT,
     Decoder, Outgoing, Packet, ProtocolError,
 )
-from .session import CLIENT_CLOSE, Session
+from ..engineio.session import CLIENT_CLOSE, Session
 from .sockets import AckTimeout, Disconnected, Handler, Socket
 
 log = logging.getLogger("board.hub")
 
-STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
+STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "static")
 
 NO_NAMES: frozenset[str] = frozenset()  # shared by every client with nothing pending
 
@@ -149,7 +149,7 @@ class Hub:
         self.max_rooms = max_rooms
         self.max_pending_acks = max_pending_acks
         self.max_attachments = max_attachments
-        self.cluster: Any = None  # a cluster's cross-process operations (handlers/cluster.py), set by its adapter
+        self.cluster: Any = None  # a cluster's cross-process operations (handlers/cluster/peers.py), set by its adapter
         self.adapter = adapter or MemoryAdapter(
             RecoveryLog(recover_within, max_packets=recovery_log_packets, max_bytes=recovery_log_bytes)
             if recover_within > 0 else None)

@@ -18,9 +18,9 @@ from .limits import Admission, EventLimiter, Limits, Throttled
 from .logs import SessionLog
 
 if TYPE_CHECKING:
-    from .hub import Hub
-    from .protocol import Packet
-    from .sockets import Socket
+    from ..socketio.hub import Hub
+    from ..wire.protocol import Packet
+    from ..socketio.sockets import Socket
 
 RATE_LIMITED = {"error": "Too many events, slow down"}
 
@@ -56,7 +56,7 @@ class Ops:
         hub.engine.watchers.append(self.admission)
         hub.engine.watchers.append(SessionLog())
         self.events = EventLimiter(limits, self.throttled)
-        self.monitor: Any = None  # the Admin UI's instrumentation (handlers.admin), when on
+        self.monitor: Any = None  # the Admin UI's instrumentation (handlers.socketio.admin), when on
         # Readiness checks besides the drain: each returns None when fine, else why not.
         self.checks: list[Callable[[], str | None]] = []
 

@@ -4,7 +4,7 @@ A session opened here runs on WebSocket from its first packet; a socket
 opened with the `sid` of a polling session is an upgrade probe, which takes
 the session over once the client confirms with an UPGRADE packet. In a
 cluster, a probe for another process's session moves the session here at
-that confirmation (handlers/handoff.py). Outbound
+that confirmation (handlers/cluster/handoff.py). Outbound
 data arrives as ready frames (encoded once for every receiver) and goes
 straight to the stream, whose buffer is bounded: a client that cannot keep
 up is closed rather than allowed to grow the server's memory.
@@ -26,11 +26,11 @@ import tornado
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
 
-from .errors import BAD_REQUEST
-from .frames import TEXT, FrameError, FrameParser
-from .protocol import PING, UPGRADE, Outgoing, ProtocolError, decode_engine_packet
-from .request import EngineRequest
-from .session import PROBE_REPLY, Session
+from ..wire.errors import BAD_REQUEST
+from ..wire.frames import TEXT, FrameError, FrameParser
+from ..wire.protocol import PING, UPGRADE, Outgoing, ProtocolError, decode_engine_packet
+from .entry import EngineRequest
+from ..engineio.session import PROBE_REPLY, Session
 
 log = logging.getLogger("board.engine")
 

@@ -7,7 +7,7 @@ delivers the same emits in the same order, each encoded once per process.
 The stream's entry ids are the recovery offsets and the stream is the
 recovery log, readable from any process. Long-polling needs no sticky
 sessions: a request for another process's session is relayed to it
-(handlers/relay.py). A socket's state (id, rooms, data)
+(handlers/cluster/relay.py). A socket's state (id, rooms, data)
 is written to Redis while it is connected, not only when it leaves, so a
 process killed without warning leaves it behind for another to restore.
 
@@ -27,17 +27,17 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .adapter import deliver
-from .broadcast import Broadcast
-from .cluster import Cluster
+from ..socketio.adapter import deliver
+from ..socketio.broadcast import Broadcast
+from .peers import Cluster
 from .handoff import Handoff
-from .protocol import EVENT, Outgoing, Packet, encode_packet
-from .recovery import MAX_PID_LENGTH, RECOVERABLE, Saved
+from ..wire.protocol import EVENT, Outgoing, Packet, encode_packet
+from ..socketio.recovery import MAX_PID_LENGTH, RECOVERABLE, Saved
 from .relay import TAG_LENGTH, Relay
 
 if TYPE_CHECKING:
-    from .hub import Hub
-    from .sockets import Socket
+    from ..socketio.hub import Hub
+    from ..socketio.sockets import Socket
 
 log = logging.getLogger("board.redis")
 
@@ -304,7 +304,7 @@ class RedisAdapter:
             low = high
         return missed
 
-    # -- moving a session here (handlers/handoff.py) ------------------
+    # -- moving a session here (handlers/cluster/handoff.py) ------------------
 
     def moved_out(self, socket: "Socket") -> None:
         """A socket moved to another process with its session: its state is that one's to write now."""

@@ -17,8 +17,8 @@ import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .hub import Hub
-    from .session import Session
+    from ..socketio.hub import Hub
+    from ..engineio.session import Session
 
 log = logging.getLogger("board.drain")
 

@@ -14,11 +14,11 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
-from .broadcast import Broadcast
+from ..socketio.broadcast import Broadcast
 from .subscriber import Subscriber
 
 if TYPE_CHECKING:
-    from .hub import Hub
+    from ..socketio.hub import Hub
 
 log = logging.getLogger("board.cluster")
 

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 from tornado.httputil import HTTPServerRequest
 from tornado.web import RequestHandler
 
-from .errors import BAD_REQUEST, FORBIDDEN, UNKNOWN_SID, UNKNOWN_TRANSPORT, UNSUPPORTED_PROTOCOL_VERSION
-from .session import Session
+from ..wire.errors import BAD_REQUEST, FORBIDDEN, UNKNOWN_SID, UNKNOWN_TRANSPORT, UNSUPPORTED_PROTOCOL_VERSION
+from ..engineio.session import Session
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engineio.engine import Engine
 
 log = logging.getLogger("board.engine")
 

@@ -3,7 +3,7 @@
 Counting sits on the hot paths (every emit, every inbound packet), so it is
 an integer addition on a slotted object and nothing more: no lock, no label
 lookup, no call per delivery. A broadcast to N sessions adds N once.
-`handlers/metrics.py` turns these numbers into Prometheus families.
+`handlers/operations/metrics.py` turns these numbers into Prometheus families.
 """
 
 from __future__ import annotations

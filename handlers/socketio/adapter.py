@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from .protocol import EVENT, Outgoing, Packet
+from ..wire.protocol import EVENT, Outgoing, Packet
 from .recovery import RECOVERABLE, Recent, RecoveryLog, Saved
 
 if TYPE_CHECKING:

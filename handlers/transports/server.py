@@ -5,8 +5,8 @@ Routing a request through an `Application` builds an `HTTPServerRequest`
 `RequestHandler`. `EngineFront`, the HTTP server's delegate (made by
 ``engine_server(app, hub.engine, hub.path)``, as board.py serves),
 recognises from the request line and headers alone a poll of an open local
-session (`LeanPoll`, handlers/lean.py) and a WebSocket handshake the lean
-path takes (`LeanUpgrade`, handlers/leanws.py); everything else reaches
+session (`LeanPoll`, handlers/transports/polling_connection.py) and a WebSocket handshake the lean
+path takes (`LeanUpgrade`, handlers/transports/websocket_connection.py); everything else reaches
 `app` untouched.
 
 `engine_server` makes the `HTTPServer` with the front, and replaces the
@@ -29,11 +29,11 @@ from tornado.httputil import (
     RequestStartLine, ResponseStartLine,
 )
 
-from .lean import LeanPoll, admit
-from .leanws import lean_upgrade
+from .polling_connection import LeanPoll, admit
+from .websocket_connection import lean_upgrade
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engineio.engine import Engine
 
 log = logging.getLogger("board.engine")
 

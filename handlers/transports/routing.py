@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 from tornado.httputil import HTTPServerRequest
 from tornado.routing import AnyMatches, Matcher, PathMatches, Rule
 
-from .lean import LeanPolling
-from .leanws import LeanUpgrades
-from .polling import PollingTransport
-from .request import BadTransport
-from .websocket import WebSocketTransport
+from .polling_connection import LeanPolling
+from .websocket_connection import LeanUpgrades
+from .polling_handler import PollingTransport
+from .entry import BadTransport
+from .websocket_handler import WebSocketTransport
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engineio.engine import Engine
 
 
 class TransportMatches(Matcher):
@@ -43,7 +43,7 @@ def engine_rules(engine: "Engine", path: str) -> list[Rule]:
     path = path.rstrip("/") + "/"
     kwargs = {"engine": engine}
     return [
-        # A new session's WebSocket skips RequestHandler too (handlers/leanws.py).
+        # A new session's WebSocket skips RequestHandler too (handlers/transports/websocket_connection.py).
         Rule(TransportMatches(path, "websocket"), [
             Rule(AnyMatches(), LeanUpgrades(engine)),
             Rule(AnyMatches(), WebSocketTransport, kwargs),

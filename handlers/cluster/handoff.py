@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from tornado.httputil import HTTPHeaders
 
-from .hub import Client, Hub
-from .protocol import ACK, Packet
-from .recovery import Saved
-from .sockets import Socket, drop_ack
+from ..socketio.hub import Client, Hub
+from ..wire.protocol import ACK, Packet
+from ..socketio.recovery import Saved
+from ..socketio.sockets import Socket, drop_ack
 
 if TYPE_CHECKING:
     from .redis_adapter import RedisAdapter
-    from .session import Session
+    from ..engineio.session import Session
 
 log = logging.getLogger("board.handoff")
 

@@ -20,9 +20,9 @@ import time
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from .errors import ERROR_MESSAGES, error_body
-from .protocol import Outgoing
-from .routing import engine_rules
+from ..wire.errors import ERROR_MESSAGES, error_body
+from ..wire.protocol import Outgoing
+from ..transports.routing import engine_rules
 from .session import PING_PACKET, Session
 from .stats import Stats, Watcher
 
@@ -73,8 +73,8 @@ class Engine:
         self.on_tick = on_tick  # run at each heartbeat tick (the hub closes idle sessions there)
         self.sessions: dict[str, Session] = {}
         self.sid_prefix = ""   # a cluster's process tag: any process can tell where a session lives
-        self.relay: Any = None  # carries requests for another process's sessions (handlers/relay.py)
-        self.handoff: Any = None  # moves a session to the process that holds its WebSocket (handlers/handoff.py)
+        self.relay: Any = None  # carries requests for another process's sessions (handlers/cluster/relay.py)
+        self.handoff: Any = None  # moves a session to the process that holds its WebSocket (handlers/cluster/handoff.py)
         self.moved: dict[str, tuple[Session, int]] = {}  # sessions moved away, forwarding for a while
         self._last_answers: dict[str, tuple[str, int]] = {}  # closed polling sid -> (answer, tick)
         self._dirty: list[Session] = []
@@ -84,7 +84,7 @@ class Engine:
         self.stats = Stats()
         self.watchers: list[Watcher] = [self.stats]  # told of each session's open, upgrade and close
         self.gate: Any = None  # decides on new handshakes (limits.Admission); None lets all in
-        # WebSockets below RequestHandler where they can be (handlers/leanws.py); False: Tornado's handler.
+        # WebSockets below RequestHandler where they can be (handlers/transports/websocket_connection.py); False: Tornado's handler.
         self.lean_websocket = True
         self.extra_origins: set[str] = set()  # allowed whatever allowed_origins says (the Admin UI's)
 
