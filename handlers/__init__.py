@@ -9,9 +9,10 @@ from .socketio.broadcast import Broadcast
 from .socketio.hub import Hub
 from .socketio.namespace import ConnectionRefused, Namespace
 from .socketio.sockets import AckTimeout, Disconnected, Socket
+from .transports.routing import engine_routes
 from .wire.protocol import ProtocolError
 
 __all__ = [
-    "Hub", "Namespace", "Socket", "Broadcast", "Engine",
+    "Hub", "Namespace", "Socket", "Broadcast", "Engine", "engine_routes",
     "AckTimeout", "Disconnected", "ConnectionRefused", "ProtocolError",
 ]

@@ -8,7 +8,7 @@ maxPayload 1e6 (their READMEs give the Node server they were written against). T
 Engine.IO suite wants an echo server at /engine.io/; the Socket.IO suite wants the
 handlers below at /socket.io/, a `/custom` namespace and a 1 s connect timeout.
 Our pytest mirror of both suites (tests/test_conformance.py) serves the same two
-in one app, from `engine_rules()` and `socketio_rules()`.
+in one app, from `engine_routes()` and `socketio_rules()`.
 """
 
 from __future__ import annotations
@@ -24,18 +24,19 @@ from tornado.httpserver import HTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from handlers import Engine, Hub  # noqa: E402
+from handlers import engine_routes as routes_of  # noqa: E402
 from handlers.wire.protocol import Outgoing  # noqa: E402
 
 SUITE_OPTIONS = {"ping_interval": 300, "ping_timeout": 200, "max_payload": 1_000_000, "allowed_origins": "*"}
 
 
-def engine_rules(**options) -> tuple[list, Engine]:
+def engine_routes(**options) -> tuple[list, Engine]:
     """An Engine.IO echo server at /engine.io/: every message goes back to its sender."""
     def echo(session, data):
         session.send(Outgoing(["4" + data if isinstance(data, str) else data]))
 
     engine = Engine(on_message=echo, **{**SUITE_OPTIONS, **options})
-    return engine.routes("/engine.io/"), engine
+    return routes_of(engine, "/engine.io/"), engine
 
 
 def socketio_rules(**options) -> tuple[list, Hub]:
@@ -70,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
 
     async def serve() -> None:
-        rules, server_side = engine_rules() if args.suite == "engine.io" else socketio_rules()
+        rules, server_side = engine_routes() if args.suite == "engine.io" else socketio_rules()
         server = HTTPServer(tornado.web.Application(rules))
         server.listen(args.port, args.address)
         stop = asyncio.Event()

@@ -17,7 +17,7 @@ import tornado.web
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from conformance_server import engine_rules, socketio_rules
+from conformance_server import engine_routes, socketio_rules
 from conftest import http, until
 
 pytestmark = pytest.mark.gen_test(timeout=20)
@@ -41,7 +41,7 @@ def timing() -> dict:
 
 @pytest.fixture
 def servers(timing):
-    return engine_rules(**timing), socketio_rules(**timing)
+    return engine_routes(**timing), socketio_rules(**timing)
 
 
 @pytest.fixture

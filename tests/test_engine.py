@@ -8,7 +8,7 @@ import tornado.web
 from tornado.websocket import websocket_connect
 
 from conftest import http, until
-from handlers import Engine
+from handlers import Engine, engine_routes
 from handlers.wire.protocol import PONG, Outgoing
 
 pytestmark = pytest.mark.gen_test(timeout=20)
@@ -29,7 +29,7 @@ def app():
                     on_open=lambda session, environ: events.append(("open", environ["transport"])),
                     on_message=on_message,
                     on_close=lambda session, reason: events.append(("close", reason)))
-    return tornado.web.Application(engine.routes("/engine.io/"))
+    return tornado.web.Application(engine_routes(engine, "/engine.io/"))
 
 
 async def test_engine_alone_over_websocket(url):

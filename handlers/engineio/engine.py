@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 from ..wire.errors import ERROR_MESSAGES, error_body
 from ..wire.protocol import Outgoing
-from ..transports.routing import engine_rules
 from .session import PING_PACKET, Session
 from .stats import Stats, Watcher
 
@@ -87,12 +86,6 @@ class Engine:
         # WebSockets below RequestHandler where they can be (handlers/transports/websocket_connection.py); False: Tornado's handler.
         self.lean_websocket = True
         self.extra_origins: set[str] = set()  # allowed whatever allowed_origins says (the Admin UI's)
-
-    # -- routes --------------------------------------------------------
-
-    def routes(self, path: str = "/engine.io/") -> list:
-        """Tornado rules serving this engine at `path` (both transports on one URL)."""
-        return engine_rules(self, path)
 
     # -- sessions ------------------------------------------------------
 

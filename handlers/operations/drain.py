@@ -14,17 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ..socketio.hub import Hub
+    from ..engineio.engine import Engine
     from ..engineio.session import Session
+    from .ops import Ops
 
 log = logging.getLogger("board.drain")
 
 SERVICE_RESTART = 1012  # RFC 6455 close code registered for "service restart"
 TICK = 0.05             # seconds between batches of closes
 POLL_GRACE = 1.0        # how long a polling session with queued data may wait for its next GET
+
+
+class Drained(Protocol):
+    """What a drain needs of the hub (a layer above): its engine's sessions and its operations."""
+
+    engine: "Engine"
+    ops: "Ops"
 
 
 def close_for_restart(session: "Session") -> None:
@@ -38,7 +46,7 @@ def close_for_restart(session: "Session") -> None:
     session.close("server restart", notify=False)
 
 
-async def drain(hub: "Hub", seconds: float) -> None:
+async def drain(hub: Drained, seconds: float) -> None:
     """Refuse new sessions at once; close the open ones over `seconds`; return when all are gone."""
     hub.ops.admission.draining = True
     sessions = list(hub.engine.sessions.values())

@@ -15,7 +15,7 @@ import time
 import weakref
 from dataclasses import dataclass, fields
 from ipaddress import ip_address
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tornado.httputil import HTTPServerRequest
 
@@ -23,7 +23,6 @@ from ..engineio.stats import Stats, Watcher
 
 if TYPE_CHECKING:
     from ..engineio.session import Session
-    from ..socketio.sockets import Socket
 
 log = logging.getLogger("board.limits")
 
@@ -168,6 +167,12 @@ class Admission(Watcher):
             del self._open[address]
 
 
+class Metered(Protocol):
+    """What the event limiter needs of a socket (a layer above): to be weakly keyed, and to be cut off."""
+
+    def disconnect(self, close: bool = False) -> None: ...
+
+
 class EventLimiter:
     """A token bucket per socket for inbound events (state dies with the socket)."""
 
@@ -178,7 +183,7 @@ class EventLimiter:
         self.throttled = throttled
         self._buckets: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    def allow(self, socket: "Socket") -> bool:
+    def allow(self, socket: Metered) -> bool:
         """True if the event may go to the handlers; False if it is dropped."""
         now = time.monotonic()
         bucket = self._buckets.get(socket)

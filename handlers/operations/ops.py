@@ -10,17 +10,16 @@ engine's door and on each inbound event, holds the drain state that
 from __future__ import annotations
 
 import gc
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from tornado.web import RequestHandler
 
-from .limits import Admission, EventLimiter, Limits, Throttled
+from .limits import Admission, EventLimiter, Limits, Metered, Throttled
 from .logs import SessionLog
 
 if TYPE_CHECKING:
-    from ..socketio.hub import Hub
+    from ..engineio.engine import Engine
     from ..wire.protocol import Packet
-    from ..socketio.sockets import Socket
 
 RATE_LIMITED = {"error": "Too many events, slow down"}
 
@@ -44,10 +43,16 @@ def tune_gc(young: int = YOUNG_COLLECTION_EVERY) -> None:
     gc.set_threshold(young, middle, old)
 
 
+class Guarded(Protocol):
+    """What operations need of the hub they run: its engine (the hub is a layer above)."""
+
+    engine: "Engine"
+
+
 class Ops:
     """The operational side of one hub: limits, readiness, metrics, the Admin UI's hook."""
 
-    def __init__(self, hub: "Hub", limits: Limits):
+    def __init__(self, hub: Guarded, limits: Limits):
         self.hub = hub
         self.limits = limits
         self.throttled = Throttled(hub.engine.stats)
@@ -62,11 +67,9 @@ class Ops:
 
     # -- inbound events (called by each socket before its handlers) -----
 
-    def event_allowed(self, socket: "Socket", packet: "Packet") -> bool:
-        """False drops the event; an ack asked for gets an error instead."""
+    def event_allowed(self, socket: Metered, packet: "Packet") -> bool:
+        """False drops the event (the socket answers an ack asked for with `RATE_LIMITED`)."""
         if not self.events.allow(socket):
-            if packet.id is not None:
-                socket._ack(packet.id, RATE_LIMITED)
             return False
         monitor = self.monitor
         if monitor is not None:

@@ -30,6 +30,7 @@ from .broadcast import Broadcast
 from ..engineio.engine import Engine
 from ..operations.limits import Limits
 from ..operations.ops import Ops
+from ..transports.routing import engine_routes
 from .namespace import ConnectionRefused, Namespace
 from .recovery import RecoveryLog
 from ..wire.protocol import (
@@ -207,7 +208,7 @@ class Hub:
 
     def routes(self) -> list:
         """Tornado rules: the Engine.IO endpoint and our browser client at `<path>socket.io.js`."""
-        return self.engine.routes(self.path) + [
+        return engine_routes(self.engine, self.path) + [
             (self.path + r"(socket\.io\.js)", StaticFileHandler, {"path": STATIC_DIR}),
         ]
 

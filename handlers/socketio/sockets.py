@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .broadcast import Broadcast, ack_value, names
+from ..operations.ops import RATE_LIMITED
 from ..wire.protocol import ACK, DISCONNECT, EVENT, Outgoing, Packet
 
 if TYPE_CHECKING:
@@ -287,7 +288,9 @@ class Socket:
             log.info("%s emitted reserved event %r; ignored", self, event)
             return
         if not self.namespace.hub.ops.event_allowed(self, packet):
-            return  # over its rate: dropped (see handlers/operations/limits.py)
+            if packet.id is not None:  # over its rate: dropped (see handlers/operations/limits.py)
+                self._ack(packet.id, RATE_LIMITED)
+            return
         handler = self._handlers.get(event) if self._handlers else None
         if handler is not None:
             call_args = args[1:]

@@ -38,8 +38,11 @@ class TransportMatches(Matcher):
         return {}
 
 
-def engine_rules(engine: "Engine", path: str) -> list[Rule]:
-    """The Tornado rules for `engine` at `path`."""
+def engine_routes(engine: "Engine", path: str = "/engine.io/") -> list[Rule]:
+    """The Tornado rules serving `engine` at `path`: both transports on one URL.
+
+    An Engine.IO server on its own mounts these (`Hub.routes()` adds them for the hub).
+    """
     path = path.rstrip("/") + "/"
     kwargs = {"engine": engine}
     return [
