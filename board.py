@@ -23,7 +23,7 @@ from tornado.httputil import HTTPServerRequest
 from tornado.log import access_log
 from tornado.options import define, options, parse_command_line
 
-from handlers import Hub, Socket
+from handlers import STATIC_DIR, TEMPLATE_DIR, Hub, Socket
 from posts import Posts, RedisPosts
 from handlers.operations.drain import drain
 from handlers.transports.server import engine_server
@@ -32,7 +32,6 @@ from handlers.operations.logs import use_json_logs
 
 log = logging.getLogger("board")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_NAME, MAX_TEXT = 40, 2000
 
 define("port", default=8888, help="port to listen on", type=int)
@@ -210,8 +209,8 @@ def make_app(hub: Hub, posts: Posts | RedisPosts, post_limit: tuple[int, float] 
     return tornado.web.Application(
         hub.routes() + hub.ops.routes() + [(r"/", IndexHandler)],
         transforms=settings.pop("transforms", [GzipButNotPolls]),
-        template_path=os.path.join(HERE, "templates"),
-        static_path=os.path.join(HERE, "static"),
+        template_path=TEMPLATE_DIR,
+        static_path=STATIC_DIR,
         log_function=log_request,
         **settings,
     )
@@ -331,7 +330,8 @@ def serve_processes(count: int) -> None:
         os.waitpid(child, 0)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`board` and `python -m board`: the options from the command line, then one process or several."""
     parse_command_line()
     if options.processes > 1:
         if not options.redis:
@@ -339,3 +339,7 @@ if __name__ == "__main__":
         serve_processes(options.processes)
     else:
         run(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -6,6 +6,7 @@ layer alone; `protocol` is the pure codec both are built on.
 
 from .engineio.engine import Engine
 from .socketio.broadcast import Broadcast
+from .socketio.files import STATIC_DIR, TEMPLATE_DIR
 from .socketio.hub import Hub
 from .socketio.namespace import ConnectionRefused, Namespace
 from .socketio.sockets import AckTimeout, Disconnected, Socket
@@ -14,5 +15,5 @@ from .wire.protocol import ProtocolError
 
 __all__ = [
     "Hub", "Namespace", "Socket", "Broadcast", "Engine", "engine_routes",
-    "AckTimeout", "Disconnected", "ConnectionRefused", "ProtocolError",
+    "AckTimeout", "Disconnected", "ConnectionRefused", "ProtocolError", "STATIC_DIR", "TEMPLATE_DIR",
 ]

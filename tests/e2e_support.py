@@ -183,6 +183,7 @@ class Board:
         self.ping_timeout = ping_timeout
         self.log_path = artifact(f"{safe_name(name)}.board.log")
         self.proc = None
+        self.cwd = ROOT  # where it runs (an installed board runs anywhere)
 
     @property
     def url(self):
@@ -203,7 +204,7 @@ class Board:
             log.write(f"--- {' '.join(self.command())}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                self.command(), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                self.command(), cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
         while http_status(self.url) != 200:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import time
 from typing import Any, Iterable
 
@@ -27,6 +26,7 @@ from tornado.web import StaticFileHandler
 
 from .adapter import Adapter, MemoryAdapter, wants_offsets
 from .broadcast import Broadcast
+from .files import STATIC_DIR
 from ..engineio.engine import Engine
 from ..operations.limits import Limits
 from ..operations.ops import Ops
@@ -42,7 +42,6 @@ from .sockets import AckTimeout, Disconnected, Handler, Socket
 
 log = logging.getLogger("board.hub")
 
-STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "static")
 
 NO_NAMES: frozenset[str] = frozenset()  # shared by every client with nothing pending
 
