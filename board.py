@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from typing import Any
 
 import tornado.web
@@ -44,7 +45,11 @@ define("recover_within", default=120_000, type=int,
 define("allowed_origins", default="", help="comma-separated origins allowed besides the page's own ('*' for any)")
 define("drain_seconds", default=10.0, help="on SIGTERM/SIGINT, spread the clients' reconnections over this many s",
        type=float)
-define("post_limit", default="10/10", help="posts per socket per seconds, as N/S (0 for no limit)")
+define("post_limit", default="10/10", help="posts per client session per seconds, as N/S (0 for no limit)")
+define("post_limit_per_address", default="100/10",
+       help="posts per client address (all its sessions) per seconds, as N/S (0 for no limit)")
+define("news_every", default=0.5, type=float,
+       help="at most one 'news' of arrivals and departures per this many seconds (churn is coalesced)")
 define("admin", default="", help="USER:BCRYPT_HASH turns on the Socket.IO Admin UI's /admin namespace")
 define("admin_origin", default="https://admin.socket.io", help="origin of the Admin UI (allowed cross-origin)")
 define("admin_readonly", default=False, help="the Admin UI may look but not join, leave or disconnect", type=bool)
@@ -77,17 +82,102 @@ def parse_rate(text: str) -> tuple[int, float]:
     return int(count), float(seconds or 1)
 
 
+class PostLimit:
+    """At most `most` posts per `window` seconds per key; the refused ones do not count.
+
+    The board keys it by the client's Engine.IO session and by its address, so
+    leaving the namespace and joining it again (a new socket) starts nothing
+    afresh. Memory stays bounded: keys quiet for a window are forgotten.
+    """
+
+    def __init__(self, most: int, window: float):
+        self.most = most
+        self.window = window
+        self._times: dict[str, deque] = {}
+        self._swept = time.monotonic()
+
+    def full(self, key: str, now: float) -> bool:
+        if self.most <= 0:
+            return False
+        times = self._times.get(key)
+        return times is not None and len(times) >= self.most and now - times[0] < self.window
+
+    def count(self, key: str, now: float) -> None:
+        if self.most <= 0:
+            return
+        times = self._times.get(key)
+        if times is None:
+            times = self._times[key] = deque(maxlen=self.most)
+        times.append(now)
+        if now - self._swept > self.window:
+            self._swept = now
+            for old in [k for k, t in self._times.items() if now - t[-1] >= self.window]:
+                del self._times[old]
+
+
+class News:
+    """Arrivals and departures told to everyone, coalesced: at most one `news` per `every` seconds.
+
+    One client that joins and leaves in a loop would otherwise make the board
+    write to every other client on each packet it sends; what people need is
+    the count, and a word on who came and went.
+    """
+
+    def __init__(self, hub: Hub, every: float = 0.5):
+        self.hub = hub
+        self.every = every
+        self.arrived = self.left = 0
+        self.last = -1e9
+        self.timer: asyncio.TimerHandle | None = None
+
+    def changed(self, arrived: bool) -> None:
+        if arrived:
+            self.arrived += 1
+        else:
+            self.left += 1
+        if self.timer is None:
+            loop = asyncio.get_running_loop()
+            self.timer = loop.call_at(max(loop.time(), self.last + self.every), self._due)
+
+    def _due(self) -> None:
+        self.timer = None
+        self.last = asyncio.get_running_loop().time()
+        arrived, left, self.arrived, self.left = self.arrived, self.left, 0, 0
+        asyncio.ensure_future(self._tell(arrived, left))
+
+    async def _tell(self, arrived: int, left: int) -> None:
+        try:
+            count = await self.hub.fetch_count()  # the cluster's, whichever process this is
+        except Exception as exc:
+            log.warning("news not sent: the count could not be read (%s)", exc)
+            return
+        if (arrived, left) == (1, 0):
+            msg = "One more person is online"
+        elif (arrived, left) == (0, 1):
+            msg = "Someone went home"
+        else:
+            msg = f"{arrived} arrived, {left} went home"
+        self.hub.emit("news", {"msg": msg, "count": count})
+
+
 class Board:
     """The board's events, wired onto a hub.
 
-    `post_limit` is (posts, seconds) per socket; past it the post is refused
-    with an error ack and nothing is stored or broadcast. 0 posts: no limit.
+    `post_limit` is (posts, seconds) per client session, `address_limit` the
+    same per client address (every session from it); past either the post is
+    refused with an error ack and nothing is stored or broadcast. 0 posts: no
+    limit. Arrivals and departures are told as `news`, at most once per
+    `news_every` seconds.
     """
 
-    def __init__(self, hub: Hub, posts: Posts | RedisPosts, post_limit: tuple[int, float] = (10, 10.0)):
+    def __init__(self, hub: Hub, posts: Posts | RedisPosts, post_limit: tuple[int, float] = (10, 10.0),
+                 address_limit: tuple[int, float] = (100, 10.0), news_every: float = 0.5):
         self.hub = hub
         self.posts = posts
         self.post_limit = post_limit
+        self.per_session = PostLimit(*post_limit)
+        self.per_address = PostLimit(*address_limit)
+        self.news = News(hub, news_every)
         hub.on("connection", self.connected)
         hub.on("disconnect", self.gone)
         hub.on("private", self.private)
@@ -95,19 +185,19 @@ class Board:
         hub.on("sync", self.sync)
 
     async def connected(self, socket: Socket) -> None:
-        count = await self.hub.fetch_count()  # the cluster's, whichever process this is
-        self.hub.emit("news", {"msg": "One more person is online", "count": count})
+        self.news.changed(arrived=True)
         if socket.recovered:
             return  # back after a drop: what it missed is replayed, welcome and posts included
         after = socket.auth.get("after") if isinstance(socket.auth, dict) else None
         if type(after) is int and after >= 0:
             socket.emit("history", await self.posts.history(after))  # a page that has posts up to `after`
             return
+        count = await self.hub.fetch_count()
         socket.emit("private", {"msg": f"Welcome, you are person number {count} here"})
         socket.emit("history", await self.posts.history())
 
-    async def gone(self, socket: Socket, reason: str) -> None:
-        self.hub.emit("news", {"msg": "Someone went home", "count": await self.hub.fetch_count()})
+    def gone(self, socket: Socket, reason: str) -> None:
+        self.news.changed(arrived=False)
 
     def private(self, socket: Socket, data: Any = None) -> None:
         msg = data.get("msg") if isinstance(data, dict) else None
@@ -124,25 +214,25 @@ class Board:
         checked = check_post(data)
         if isinstance(checked, str):
             return {"error": checked}
-        if self.over_limit(socket):
-            return {"error": f"Too many posts: at most {self.post_limit[0]} every {self.post_limit[1]:g} s"}
+        refused = self.over_limit(socket)
+        if refused is not None:
+            return {"error": refused}
         message = await self.posts.save(*checked)
         self.hub.emit("message", message)
         return {"ok": True, "id": message["id"]}
 
-    def over_limit(self, socket: Socket) -> bool:
-        """True past `post_limit` posts in its window (the refused ones do not count)."""
-        most, window = self.post_limit
-        if most <= 0:
-            return False
+    def over_limit(self, socket: Socket) -> str | None:
+        """Why a post is refused, past the limit of its session or of its address; else None
+        (and the post counts: the refused ones do not)."""
         now = time.monotonic()
-        times = socket.data.setdefault("posts", [])  # a list: socket.data may be saved as JSON (Redis)
-        if len(times) >= most and now - times[-most] < window:
-            self.hub.ops.throttled.fired("posts", "%s posts too fast", socket)
-            return True
-        times.append(now)
-        del times[:-most]
-        return False
+        session, address = socket.eio_sid, socket.address
+        for limit, key in ((self.per_session, session), (self.per_address, address)):
+            if limit.full(key, now):
+                self.hub.ops.throttled.fired("posts", "%s posts too fast", socket)
+                return f"Too many posts: at most {limit.most} every {limit.window:g} s"
+        self.per_session.count(session, now)
+        self.per_address.count(address, now)
+        return None
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -202,9 +292,10 @@ class IndexHandler(PageHandler):
 
 
 def make_app(hub: Hub, posts: Posts | RedisPosts, post_limit: tuple[int, float] = (10, 10.0),
+             address_limit: tuple[int, float] = (100, 10.0), news_every: float = 0.5,
              **settings: Any) -> tornado.web.Application:
     """The board's Tornado application around `hub`: the page, the hub, /metrics, /healthz, /readyz."""
-    Board(hub, posts, post_limit)
+    Board(hub, posts, post_limit, address_limit, news_every)
     settings = {"static_handler_class": StaticFiles, **settings}
     return tornado.web.Application(
         hub.routes() + hub.ops.routes() + [(r"/", IndexHandler)],
@@ -246,7 +337,8 @@ async def main(sockets: list | None = None) -> None:
                    origins=[options.admin_origin])
         log.info("Admin UI enabled for %s at namespace /admin", options.admin_origin)
     posts = RedisPosts(hub.adapter.redis, options.redis_prefix) if options.redis else Posts(options.db)
-    app = make_app(hub, posts, parse_rate(options.post_limit))
+    app = make_app(hub, posts, parse_rate(options.post_limit), parse_rate(options.post_limit_per_address),
+                   options.news_every)
     tune_gc()  # fewer garbage collections: a third of opening a connection at Python's default
     # Polls of open sessions and WebSocket handshakes are picked in front of the application (handlers/transports/server.py).
     server = engine_server(app, hub.engine, hub.path, xheaders=False)

@@ -19,9 +19,16 @@ from tornado.websocket import websocket_connect
 
 from board import Posts, make_app
 from handlers import Hub
+from handlers.operations.logs import reset_log_throttle
 
 # Small heartbeat so that reaping is seen within a test; tests may override.
 HUB_OPTIONS = {"ping_interval": 300, "ping_timeout": 300}
+
+
+@pytest.fixture(autouse=True)
+def quiet_log():
+    """Each test starts from a quiet log: the throttle of client-triggered lines forgets the last test's."""
+    reset_log_throttle()
 
 
 @pytest.fixture

@@ -71,11 +71,16 @@ async def test_without_instrument_admin_is_an_unknown_namespace(url, admin_clien
 async def test_bad_credentials_are_refused(url, hub, admin_clients):
     instrument(hub, auth={"username": "admin", "password": HASH})
     for auth in ({"username": "admin", "password": "wrong"}, {"username": "root", "password": PASSWORD},
-                 {"username": "admin", "password": "x" * 5000}, None, {"sessionId": "guessed"}):
+                 {"username": "admin", "password": "x" * 3000}, None, {"sessionId": "guessed"}):
         admin = admin_clients()
         with pytest.raises(socketio.exceptions.ConnectionError):
             await admin.connect(url, auth)
         assert (await asyncio.wait_for(admin.refused.get(), 5))["message"] == "invalid credentials"
+    # An auth above max_auth_bytes is refused before it is parsed, as for every namespace.
+    admin = admin_clients()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await admin.connect(url, {"username": "admin", "password": "x" * 5000})
+    assert (await asyncio.wait_for(admin.refused.get(), 5))["message"] == "Auth too large"
 
 
 @pytest.mark.gen_test(timeout=30)

@@ -191,3 +191,40 @@ async def test_text_is_gzipped_but_long_poll_answers_are_not(url, hub, clients):
     poll = await AsyncHTTPClient().fetch(poll_url, decompress_response=False, headers={"Accept-Encoding": "gzip"})
     assert b'"big"' in poll.body
     assert "Content-Encoding" not in poll.headers
+
+
+async def test_the_post_limit_follows_the_session_not_the_socket(url, clients, posts):
+    """`40`, posts, `41`, again: the limit (10 per 10 s) counts them all, in every socket of the session."""
+    from conftest import raw_websocket
+    ws = await raw_websocket(url)
+    assert (await ws.read_message()).startswith("0{")
+    answers = []
+    for round_ in range(3):
+        await ws.write_message("40")
+        for n in range(6):
+            ack_id = round_ * 10 + n
+            await ws.write_message(f'42{ack_id}["post",{{"name":"m","text":"{ack_id}"}}]')
+            while not (answer := await ws.read_message()).startswith(f"43{ack_id}["):
+                pass
+            answers.append(answer)
+        await ws.write_message("41")
+    assert sum('"ok":true' in a for a in answers) == 10
+    assert sum("Too many posts: at most 10 every 10 s" in a for a in answers) == 8
+    assert len(posts.recent()) == 10
+    # Another client from the same address posts too (the per-address bound is wider).
+    other = await clients("message").connect(url, transports=["polling"])
+    assert (await other.client.call("post", {"name": "o", "text": "mine"}, timeout=3))["ok"] is True
+
+
+async def test_news_of_churn_is_coalesced(url, clients):
+    """Five arrivals and departures within a moment make a few news, not ten, ending with the right count."""
+    watcher = await clients("news").connect(url, transports=["websocket"])
+    assert (await watcher.next("news"))["count"] == 1
+    for _ in range(5):
+        other = await clients().connect(url, transports=["websocket"])
+        await other.close()
+    seen = []
+    while not seen or seen[-1]["count"] != 1 or "went home" not in seen[-1]["msg"]:
+        seen.append(await watcher.next("news"))
+    assert len(seen) <= 3, seen
+    assert seen[-1]["msg"].endswith("went home")

@@ -57,7 +57,7 @@ class LiveBoard:
         # The witness posts once per example: no rate limit here (tests/test_limits.py has them).
         self.hub = Hub(ping_interval=2000, ping_timeout=2000, event_rate=1e6, event_burst=10**6)
         self.posts = Posts(":memory:")
-        self.server = HTTPServer(make_app(self.hub, self.posts, post_limit=(0, 1)))
+        self.server = HTTPServer(make_app(self.hub, self.posts, post_limit=(0, 1), address_limit=(0, 1)))
         self.server.add_socket(sock)
         self.ready.set()
         try:

@@ -126,3 +126,99 @@ def test_tune_gc_freezes_what_exists_and_collects_the_young_less_often():
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+async def _raw_session(url: str):
+    """A raw WebSocket past the open packet."""
+    from conftest import raw_websocket
+    ws = await raw_websocket(url)
+    assert (await ws.read_message()).startswith("0{")
+    return ws
+
+
+async def _next(ws, prefix: str) -> str:
+    """The next message starting with `prefix` (the board's welcome and history come meanwhile)."""
+    while True:
+        message = await ws.read_message()
+        assert message is not None, f"closed while waiting for {prefix!r}"
+        if message.startswith(prefix):
+            return message
+
+
+async def test_namespace_churn_closes_the_sender_alone(url, clients, hub):
+    """`40`/`41` in a loop (each one makes the board tell everyone): past the connect budget the
+    sender's session is closed; the bystander stays and sees few news, not one per packet."""
+    bystander = await clients("news", "message").connect(url, transports=["websocket"])
+    await bystander.next("news")
+    ws = await _raw_session(url)
+    await ws.write_message("40")
+    await _next(ws, "40{")
+    sent = 0
+    try:
+        for _ in range(500):
+            await ws.write_message("41")
+            await ws.write_message("40")
+            sent += 2
+    except Exception:  # the server hung up mid-burst
+        pass
+    while await ws.read_message() is not None:  # read until the server hangs up
+        pass
+    assert sent < 1000 or hub.stats.limits["connects"] >= 1
+    assert hub.stats.limits["connects"] >= 1
+    assert hub.stats.disconnects.get("too many connects") == 1
+    assert bystander.client.connected and len(hub.sockets) == 1
+    poster = await clients().connect(url, transports=["polling"])
+    await poster.client.call("post", {"name": "p", "text": "still here"}, timeout=3)
+    assert (await bystander.next("message"))["text"] == "still here"
+    news = 0
+    while not bystander.queues["/news"].empty():
+        bystander.queues["/news"].get_nowait()
+        news += 1
+    assert news <= 3  # coalesced: at most one per 0.5 s, whatever the churn
+
+
+async def test_a_connect_above_max_auth_bytes_is_refused_unparsed(url, hub):
+    ws = await _raw_session(url)
+    await ws.write_message("40" + json.dumps({"junk": [[]] * 3000}))
+    assert json.loads((await ws.read_message())[2:]) == {"message": "Auth too large"}
+    await ws.write_message("40" + json.dumps({"junk": [[]] * 300}))  # small, but 300 values to hold
+    assert json.loads((await ws.read_message())[2:]) == {"message": "Auth too large"}
+    await ws.write_message("40" + json.dumps({"token": "t" * 3000}))  # under the bound: welcome
+    await _next(ws, "40{")
+    assert hub.stats.limits["auth_bytes"] == 2
+    assert [s.auth for s in hub.sockets.values()] == [{"token": "t" * 3000}]
+
+
+@pytest.mark.parametrize("hub_options", [{"ping_interval": 300, "ping_timeout": 300, "event_rate": 0.01,
+                                          "event_burst": 6}])
+async def test_the_event_budget_follows_the_session_not_the_socket(url, hub):
+    """Leaving the namespace and joining again does not refill the bucket (burst 6)."""
+    ws = await _raw_session(url)
+    for round_ in range(2):
+        await ws.write_message("40")
+        await _next(ws, "40{")
+        for n in range(3):
+            await ws.write_message(f'42{round_ * 10 + n}["private",{{"msg":"x"}}]')
+            await _next(ws, f"43{round_ * 10 + n}[")
+        await ws.write_message("41")
+    await ws.write_message("40")
+    await _next(ws, "40{")
+    await ws.write_message('4299["private",{"msg":"x"}]')
+    assert await _next(ws, "4399") == '4399[{"error":"Too many events, slow down"}]'
+
+
+@pytest.mark.parametrize("hub_options", [{"ping_interval": 300, "ping_timeout": 300, "event_rate": 1000,
+                                          "event_burst": 1000, "address_event_rate": 1,
+                                          "address_event_burst": 3}])
+async def test_sessions_of_one_address_share_an_event_budget(url, hub):
+    acks = []
+    for _ in range(2):
+        ws = await _raw_session(url)
+        await ws.write_message("40")
+        await _next(ws, "40{")
+        for n in range(3):
+            await ws.write_message(f'42{n}["private",{{"msg":"x"}}]')
+            acks.append(await _next(ws, f"43{n}["))
+    assert acks == ["430[]", "431[]", "432[]"] + [f'43{n}[{{"error":"Too many events, slow down"}}]'
+                                                 for n in range(3)]
+    assert hub.stats.limits["address_events"] == 3

@@ -31,12 +31,16 @@ def value(samples: dict, name: str, **labels: str) -> float:
 
 
 async def test_counters_follow_what_the_clients_do(url, clients, hub):
+    # Each one waits for the news of its own arrival (news is coalesced: at most one per 0.5 s).
     a = await clients(*EVENTS).connect(url, transports=["websocket"])
     await a.next("history")
+    assert (await a.next("news"))["count"] == 1
     b = await clients(*EVENTS).connect(url, transports=["polling"])
     await b.next("history")
+    assert (await b.next("news"))["count"] == 2
     c = await clients(*EVENTS).connect(url, transports=["polling", "websocket"])  # upgrades
     await c.next("history")
+    assert (await c.next("news"))["count"] == 3
     await until(lambda: hub.stats.upgrades == 1)
 
     assert await a.client.call("post", {"name": "Ann", "text": "hi"}, timeout=3) == {"ok": True, "id": 1}

@@ -12,6 +12,8 @@ import logging
 import time
 
 import pytest
+
+from handlers.operations.logs import reset_log_throttle
 from conftest import raw_websocket, until
 
 from handlers.wire.protocol import Outgoing
@@ -85,6 +87,9 @@ def test_an_offset_older_than_the_socket_replays_nothing_from_before_it():
     ("p" * 24, "x1", "malformed offset"),
     ("p" * 24, "99", "malformed offset"),       # an offset from the future
     ("p" * 24, 7, "malformed offset"),
+    ("p" * 24, "²", "malformed offset"),       # a digit to str.isdigit, not to int()
+    ("p" * 24, "١", "malformed offset"),       # an Arabic-Indic one: int() would take it
+    ("p" * 24, "1\n", "malformed offset"),
     (12, "1", "malformed pid"),
     ("q" * 200, "1", "malformed pid"),
     ("unknown-pid-0000000000", "1", "unknown pid"),
@@ -274,6 +279,7 @@ async def test_unknown_or_malformed_pids_connect_as_new(url, hub, caplog):
         assert await client.event() == ["hello", {"recovered": False}]
         assert "recovery refused" in caplog.text
         caplog.clear()
+        reset_log_throttle()  # a line per refusal here; the same kind within a second is one line (test_logs)
 
 
 @pytest.mark.parametrize("hub_options", [{"ping_interval": 300, "ping_timeout": 300, "recover_within": 1}])

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("board.redis")
 
-STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+STREAM_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}\Z")
 # Write a socket's state only if no newer connection of its pid has written it (one that recovered it
 # elsewhere): each connection writes with the time it connected, and an older one never overwrites.
 SET_IF_OWNER = """
@@ -96,6 +96,11 @@ class RedisAdapter:
         self.live: dict[str, Socket] = {}  # pid -> local socket
         self._connected_at: dict[str, int] = {}
         self._queue: deque[tuple] = deque()
+        # Coalesced writes: one "online" and one state per socket queued at a time, the newest wins.
+        self._online_queued = False
+        self._states: dict[str, tuple] = {}  # key -> (state, since, ttl) not yet written
+        self._count_running: asyncio.Future | None = None  # the count being read from Redis
+        self._count_next: asyncio.Future | None = None     # the one that starts after it
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -214,7 +219,15 @@ class RedisAdapter:
             data = None
         state = json.dumps({"sid": socket.id, "ns": socket.namespace.name, "rooms": sorted(socket.joined or ()),
                             "data": data, "start": socket._start, "since": self._since(socket)})
-        self._push(("state", self._state_key(socket.pid), state, self._since(socket), ttl_ms))
+        self._push_state(self._state_key(socket.pid), state, self._since(socket), ttl_ms)
+
+    def _push_state(self, key: str, state: str, since: int, ttl_ms: int) -> None:
+        """A socket's state to write; one queued per socket, the newest wins (a client that joins
+        and leaves rooms in a loop costs one write per batch, not one per change)."""
+        queued = key in self._states
+        self._states[key] = (state, since, ttl_ms)
+        if not queued and not self._push(("state", key)):
+            del self._states[key]
 
     def _since(self, socket: "Socket") -> int:
         """When this connection of the socket began (µs): a later connection's state wins."""
@@ -241,7 +254,7 @@ class RedisAdapter:
         if reason in RECOVERABLE:
             self._write_state(socket, self.window)
         else:
-            self._push(("state", self._state_key(socket.pid), "", self._since(socket), 0))
+            self._push_state(self._state_key(socket.pid), "", self._since(socket), 0)
         self._connected_at.pop(socket.pid, None)
 
     def _ttl(self) -> int:
@@ -253,7 +266,7 @@ class RedisAdapter:
             log.info("recovery refused: malformed pid")
             return None
         if offset is not None and (not isinstance(offset, str) or not STREAM_ID.match(offset)):
-            log.info("recovery refused for %s…: malformed offset %r", pid[:6], str(offset)[:24])
+            log.info("recovery refused for %r…: malformed offset %r", pid[:6], str(offset)[:24])
             return None
         old = self.live.get(pid)
         if old is not None:
@@ -262,20 +275,20 @@ class RedisAdapter:
             await self.flush()
             raw = await self.redis.getdel(self._state_key(pid))
             if raw is None:
-                log.info("recovery refused: unknown pid %s…", pid[:6])
+                log.info("recovery refused: unknown pid %r…", pid[:6])
                 return None
             state = json.loads(raw)
             after = offset if offset is not None and _id(offset) > _id(state["start"]) else state["start"]
             info = await self.redis.xinfo_stream(self.stream)
             deleted = info.get("max-deleted-entry-id", b"0-0")
             if _id(deleted.decode() if isinstance(deleted, bytes) else str(deleted)) > _id(after):
-                log.info("recovery refused for %s…: the log no longer holds offset %s", pid[:6], after)
+                log.info("recovery refused for %r…: the log no longer holds offset %s", pid[:6], after)
                 return None
             missed = await self._missed(state, after)
         except Exception as exc:
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            log.warning("recovery of %s… failed: %s", pid[:6], exc)
+            log.warning("recovery of %r… failed: %s", pid[:6], exc)
             return None
         if state["ns"] != namespace:
             return None
@@ -332,7 +345,24 @@ class RedisAdapter:
     # -- the cluster ---------------------------------------------------
 
     async def count(self) -> int:
-        """Sockets of the main namespace on every live process."""
+        """Sockets of the main namespace on every live process.
+
+        Coalesced: one read in flight at a time; callers that come while it runs share the next
+        one, which starts after it (so each sees at least what was written before it asked).
+        However many ask at once, this process holds at most one Redis connection for it.
+        """
+        pending = self._count_next
+        if pending is None:
+            pending = self._count_next = asyncio.ensure_future(self._count_round(self._count_running))
+        return await asyncio.shield(pending)
+
+    async def _count_round(self, running: asyncio.Future | None) -> int:
+        if running is not None:
+            await asyncio.wait([running])
+        self._count_running, self._count_next = self._count_next, None
+        return await self._read_count()
+
+    async def _read_count(self) -> int:
         await self.flush()
         counts = await self.redis.hgetall(self.online_key)
         if not counts:
@@ -351,13 +381,29 @@ class RedisAdapter:
 
     # -- the writer and the reader ------------------------------------
 
-    def _push(self, op: tuple) -> None:
+    def _push(self, op: tuple) -> bool:
+        """Queue a write; False if the queue is full (logged, at most a line a second)."""
+        if op[0] == "online":
+            if self._online_queued:
+                return True  # the one queued writes the count as it is when it is sent
         if len(self._queue) >= self.max_queue:
             log.error("Redis write queue full (%d): dropping %s", self.max_queue, op[0])
-            return
+            return False
+        if op[0] == "online":
+            self._online_queued = True
         self._queue.append(op)
         self._idle.clear()
         self._wake.set()
+        return True
+
+    def _take(self, op: tuple) -> tuple:
+        """A queued write as it is sent: a socket's newest state, the count as it is now."""
+        kind = op[0]
+        if kind == "state":
+            return ("state", op[1], *self._states.pop(op[1]))
+        if kind == "online":
+            self._online_queued = False
+        return op
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written (or given up on)."""
@@ -368,7 +414,7 @@ class RedisAdapter:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), 512))]
+                batch = [self._take(self._queue.popleft()) for _ in range(min(len(self._queue), 512))]
                 try:
                     if not self.reachable:  # the reader tells when it is back
                         self._deliver_locally(batch)

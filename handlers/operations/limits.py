@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from dataclasses import dataclass, fields
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,7 +38,12 @@ class Limits:
 
     event_rate: float = 50.0               # inbound events per socket per second, sustained
     event_burst: int = 100                 # ... and at once
-    event_strikes: int = 200               # dropped events (net of refill) before the socket is disconnected
+    event_strikes: int = 200               # dropped events (net of refill) before the session is closed
+    address_event_rate: float = 1000.0     # inbound events per client address per second, all its sessions
+    address_event_burst: int = 2000        # ... and at once
+    connect_rate: float = 2.0              # namespace CONNECT/DISCONNECT packets per session per second
+    connect_burst: int = 50                # ... and at once; past it the session is closed
+    max_auth_bytes: int = 4096             # a CONNECT packet's size on the wire (its auth payload); refused past it
     handshake_rate: float = 20.0           # new sessions per client address per second, sustained
     handshake_burst: int = 500             # ... and at once
     max_sessions_per_address: int = 5000   # open sessions from one address
@@ -167,39 +171,117 @@ class Admission(Watcher):
             del self._open[address]
 
 
+class Bucket:
+    """A token bucket: `take` spends one token and says how many are left (below 0: over the limit)."""
+
+    __slots__ = ("tokens", "stamp")
+
+    def __init__(self, burst: float):
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self, rate: float, burst: float, now: float) -> float:
+        tokens = self.tokens + (now - self.stamp) * rate
+        if tokens > burst:
+            tokens = burst
+        self.stamp = now
+        self.tokens = tokens - 1.0
+        return self.tokens
+
+    def full(self, rate: float, burst: float, now: float) -> bool:
+        return self.tokens + (now - self.stamp) * rate >= burst
+
+
+class AddressBuckets:
+    """A bucket per client address, bounded: full ones (they hold nothing) are forgotten first."""
+
+    def __init__(self, rate: float, burst: float):
+        self.rate = rate
+        self.burst = float(burst)
+        self._buckets: dict[str, Bucket] = {}
+
+    def take(self, address: str, now: float) -> float:
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            if len(self._buckets) >= MAX_TRACKED_ADDRESSES:
+                self._forget(now)
+            bucket = self._buckets[address] = Bucket(self.burst)
+        return bucket.take(self.rate, self.burst, now)
+
+    def _forget(self, now: float) -> None:
+        full = [a for a, b in self._buckets.items() if b.full(self.rate, self.burst, now)]
+        if len(full) < len(self._buckets) // 2:
+            full = list(self._buckets)[: len(self._buckets) // 2]
+        for address in full:
+            del self._buckets[address]
+
+
 class Metered(Protocol):
-    """What the event limiter needs of a socket (a layer above): to be weakly keyed, and to be cut off."""
+    """What the limiter needs of a client (a Socket.IO session, a layer above): the budgets it
+    keeps there (they die with the session), its address and its Engine.IO session."""
+
+    events: Bucket | None
+    connects: Bucket | None
+    address: str
+    session: "Session"
+
+
+class MeteredSocket(Protocol):
+    """What the limiter needs of a socket: its client, and to be cut off."""
+
+    client: Metered
 
     def disconnect(self, close: bool = False) -> None: ...
 
 
 class EventLimiter:
-    """A token bucket per socket for inbound events (state dies with the socket)."""
+    """Meters what a client sends: events per session and per address, namespace connects per session.
+
+    The budgets follow the client, not one socket: a session that leaves a
+    namespace and joins it again keeps its bucket, and every session from
+    one address (as `trusted_proxies` sees it) draws on a shared one.
+    """
 
     def __init__(self, limits: Limits, throttled: Throttled):
+        self.limits = limits
         self.rate = limits.event_rate
         self.burst = float(limits.event_burst)
         self.strikes = float(limits.event_strikes)
         self.throttled = throttled
-        self._buckets: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.addresses = AddressBuckets(limits.address_event_rate, limits.address_event_burst)
 
-    def allow(self, socket: Metered) -> bool:
-        """True if the event may go to the handlers; False if it is dropped."""
+    def allow(self, socket: MeteredSocket) -> bool:
+        """True if the event may go to the handlers; False if it is dropped (past the strikes,
+        the socket is disconnected: a Socket.IO DISCONNECT, which official clients do not retry)."""
+        client = socket.client
         now = time.monotonic()
-        bucket = self._buckets.get(socket)
+        bucket = client.events
         if bucket is None:
-            bucket = self._buckets[socket] = [self.burst, now]
-        tokens = bucket[0] + (now - bucket[1]) * self.rate
-        if tokens > self.burst:
-            tokens = self.burst
-        bucket[1] = now
-        if tokens >= 1.0:
-            bucket[0] = tokens - 1.0
-            return True
-        # Each dropped event deepens the debt: a socket that keeps going runs out of strikes.
-        bucket[0] = tokens - 1.0
-        self.throttled.fired("events", "%s sends events too fast; dropped", socket)
-        if bucket[0] < -self.strikes:
-            log.warning("%s kept flooding after %d dropped events; disconnecting", socket, int(self.strikes))
+            bucket = client.events = Bucket(self.burst)
+        left = bucket.take(self.rate, self.burst, now)
+        if left >= 0.0:
+            if self.addresses.take(client.address, now) >= 0.0:
+                return True
+            self.throttled.fired("address_events", "%s sends events too fast; dropped", client.address)
+            return False
+        # Each dropped event deepens the debt: a session that keeps going runs out of strikes.
+        self.throttled.fired("events", "session %s sends events too fast; dropped", client.session.sid[:8])
+        if left < -self.strikes:
+            self.throttled.fired("event_strikes", "session %s kept flooding after %d dropped events; "
+                                 "disconnecting", client.session.sid[:8], int(self.strikes))
             socket.disconnect()
+        return False
+
+    def connect_allowed(self, client: Metered) -> bool:
+        """A namespace CONNECT or DISCONNECT: False closes the session (a client that churns
+        namespaces makes the app announce arrivals and departures: an amplifier)."""
+        limits = self.limits
+        bucket = client.connects
+        if bucket is None:
+            bucket = client.connects = Bucket(limits.connect_burst)
+        if bucket.take(limits.connect_rate, limits.connect_burst, time.monotonic()) >= 0.0:
+            return True
+        self.throttled.fired("connects", "session %s connects and disconnects namespaces too fast; closing",
+                             client.session.sid[:8])
+        client.session.close("too many connects")
         return False

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from tornado.web import RequestHandler
 
-from .limits import Admission, EventLimiter, Limits, Metered, Throttled
-from .logs import SessionLog
+from .limits import Admission, EventLimiter, Limits, MeteredSocket, Throttled
+from .logs import SessionLog, throttle_logs
 
 if TYPE_CHECKING:
     from ..engineio.engine import Engine
@@ -56,6 +56,7 @@ class Ops:
         self.hub = hub
         self.limits = limits
         self.throttled = Throttled(hub.engine.stats)
+        throttle_logs()  # what a client can make the server log is bounded
         self.admission = Admission(limits, hub.engine.stats, self.throttled)
         hub.engine.gate = self.admission
         hub.engine.watchers.append(self.admission)
@@ -67,7 +68,7 @@ class Ops:
 
     # -- inbound events (called by each socket before its handlers) -----
 
-    def event_allowed(self, socket: Metered, packet: "Packet") -> bool:
+    def event_allowed(self, socket: MeteredSocket, packet: "Packet") -> bool:
         """False drops the event (the socket answers an ack asked for with `RATE_LIMITED`)."""
         if not self.events.allow(socket):
             return False

@@ -28,20 +28,22 @@ from .adapter import Adapter, MemoryAdapter, wants_offsets
 from .broadcast import Broadcast
 from .files import STATIC_DIR
 from ..engineio.engine import Engine
-from ..operations.limits import Limits
+from ..operations.limits import Bucket, Limits
 from ..operations.ops import Ops
 from ..transports.routing import engine_routes
 from .namespace import ConnectionRefused, Namespace
 from .recovery import RecoveryLog
 from ..wire.protocol import (
     ACK, BINARY_ACK, BINARY_EVENT, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT,
-    Decoder, Outgoing, Packet, ProtocolError,
+    MAX_NAMESPACE_LENGTH, Decoder, Outgoing, Packet, ProtocolError,
 )
 from ..engineio.session import CLIENT_CLOSE, Session
 from .sockets import AckTimeout, Disconnected, Handler, Socket
 
 log = logging.getLogger("board.hub")
 
+
+MAX_AUTH_VALUES = 256  # values in a CONNECT's auth (with max_auth_bytes: held at a few times its wire size)
 
 NO_NAMES: frozenset[str] = frozenset()  # shared by every client with nothing pending
 
@@ -51,18 +53,25 @@ __all__ = ["Hub", "Client", "Namespace", "Socket", "Broadcast", "AckTimeout", "D
 class Client:
     """One Engine.IO session seen from the hub: its namespaces and its decoder."""
 
-    __slots__ = ("hub", "session", "environ", "decoder", "sockets", "pending", "offsets")
+    __slots__ = ("hub", "session", "environ", "decoder", "sockets", "pending", "offsets", "address",
+                 "events", "connects")
 
     def __init__(self, hub: "Hub", session: Session, environ: dict):
         self.hub = hub
         self.session = session
         self.environ = environ
+        self.address: str = environ.get("remote_ip") or ""  # as the limits see it (trusted proxies)
+        self.events: Bucket | None = None     # its event budget (handlers/limits.py), made on first event
+        self.connects: Bucket | None = None   # its namespace CONNECT/DISCONNECT budget
         self.decoder = Decoder(hub.max_attachments)
         self.sockets: dict[str, Socket] = {}
         self.pending: frozenset[str] = NO_NAMES  # namespaces whose middleware is still running
         self.offsets = hub.adapter.recovering and wants_offsets(environ)  # its events carry offsets
 
     def on_message(self, data: str | bytes) -> None:
+        if data[:1] == "0" and len(data) > self.hub.ops.limits.max_auth_bytes:
+            self._refuse_large_connect(data)  # not parsed: its auth would be held for the socket's life
+            return
         packet = self.decoder.feed(data)
         if packet is None:
             return
@@ -79,16 +88,40 @@ class Client:
             if socket is not None:
                 socket._on_ack(packet)
         elif kind == CONNECT:
-            self._connect(packet)
+            if self.hub.ops.events.connect_allowed(self):
+                self._connect(packet)
         elif kind == DISCONNECT:
+            if not self.hub.ops.events.connect_allowed(self):
+                return
             socket = self.sockets.get(packet.namespace)
             if socket is not None:
                 socket._gone("client namespace disconnect")
         else:
             raise ProtocolError("CONNECT_ERROR from a client")
 
+    def _refuse_large_connect(self, data: str) -> None:
+        """A CONNECT above `max_auth_bytes`: CONNECT_ERROR for its namespace, and nothing kept."""
+        if not self.hub.ops.events.connect_allowed(self):
+            return
+        name = "/"
+        if data[1:2] == "/":
+            comma = data.find(",", 1, MAX_NAMESPACE_LENGTH + 2)
+            if comma < 0:
+                raise ProtocolError("namespace too long")
+            name = data[1:comma]
+        self.hub.stats.packets_received += 1
+        self._refuse_auth(name, len(data))
+
+    def _refuse_auth(self, name: str, size: int) -> None:
+        self.hub.ops.throttled.fired("auth_bytes", "session %s sent a CONNECT auth too large (%d bytes); refused",
+                                     self.session.sid[:8], size)
+        self.session.send(Outgoing.of(Packet(CONNECT_ERROR, name, {"message": "Auth too large"})))
+
     def _connect(self, packet: Packet) -> None:
         name = packet.namespace
+        if packet.data is not None and _too_many_values(packet.data, MAX_AUTH_VALUES):
+            self._refuse_auth(name, len(str(packet.data)))
+            return
         existing = self.sockets.get(name)
         if existing is not None:
             self.session.send(Outgoing.of(Packet(CONNECT, name, {"sid": existing.id})))
@@ -97,7 +130,7 @@ class Client:
             return
         namespace = self.hub.namespaces.get(name)
         if namespace is None:
-            log.info("connect to unknown namespace %r refused", name)
+            log.info("connect to unknown namespace %r refused", name[:64])
             self.session.send(Outgoing.of(Packet(CONNECT_ERROR, name, {"message": "Invalid namespace"})))
             return
         if len(self.sockets) + len(self.pending) >= self.hub.max_namespaces:
@@ -108,6 +141,22 @@ class Client:
     def closed(self, reason: str) -> None:
         for socket in list(self.sockets.values()):
             socket._gone(reason)
+
+
+def _too_many_values(data: Any, most: int) -> bool:
+    """True if `data` (parsed JSON) holds more than `most` values: a few KiB of `[[],[],…]` would
+    otherwise be held as thousands of Python objects, many times their size on the wire."""
+    stack, seen = [data], 0
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > most:
+            return True
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 # ---------------------------------------------------------------------------

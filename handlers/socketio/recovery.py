@@ -105,7 +105,7 @@ class RecoveryLog:
         return str(offset)
 
     def parse(self, text: Any) -> int | None:
-        if not isinstance(text, str) or not 0 < len(text) <= MAX_OFFSET_LENGTH or not text.isdigit():
+        if not isinstance(text, str) or not 0 < len(text) <= MAX_OFFSET_LENGTH or not (text.isascii() and text.isdigit()):
             return None
         value = int(text)
         return value if value <= self.offset else None
@@ -138,23 +138,23 @@ class RecoveryLog:
             return None
         state = self.saved.get(pid)
         if state is None or state.namespace != namespace:
-            log.info("recovery refused: unknown pid %s…", pid[:6])
+            log.info("recovery refused: unknown pid %r…", pid[:6])
             return None
         if offset is None:
             after = state.start        # it got no packet before the drop
         else:
             after = self.parse(offset)
             if after is None:
-                log.info("recovery refused for %s…: malformed offset %r", pid[:6], str(offset)[:24])
+                log.info("recovery refused for %r…: malformed offset %r", pid[:6], str(offset)[:24])
                 return None
             after = max(after, state.start)
         del self.saved[pid]
         if state.expires < time.monotonic():
-            log.info("recovery refused for %s…: window passed", pid[:6])
+            log.info("recovery refused for %r…: window passed", pid[:6])
             return None
         recent = state.recent
         if self.dropped > after or (recent is not None and recent.dropped > after):
-            log.info("recovery refused for %s…: log no longer holds offset %d", pid[:6], after)
+            log.info("recovery refused for %r…: log no longer holds offset %d", pid[:6], after)
             return None
         missed = self._missed(state, after)
         return state, missed

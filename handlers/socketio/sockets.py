@@ -106,6 +106,16 @@ class Socket:
         return {self.id, *(self.joined or ())}
 
     @property
+    def eio_sid(self) -> str:
+        """The Engine.IO session's id: the connection, whatever namespaces it joins and leaves."""
+        return self.client.session.sid
+
+    @property
+    def address(self) -> str:
+        """The client's address (from X-Forwarded-For when the peer is one of `trusted_proxies`)."""
+        return self.client.address
+
+    @property
     def handshake(self) -> dict:
         return self.client.environ
 
@@ -284,12 +294,12 @@ class Socket:
     def _on_event(self, packet: Packet) -> None:
         args = packet.data
         event = args[0]
-        if event in RESERVED_EVENTS:
-            log.info("%s emitted reserved event %r; ignored", self, event)
-            return
         if not self.namespace.hub.ops.event_allowed(self, packet):
             if packet.id is not None:  # over its rate: dropped (see handlers/operations/limits.py)
                 self._ack(packet.id, RATE_LIMITED)
+            return
+        if event in RESERVED_EVENTS:
+            log.info("%s emitted reserved event %r; ignored", self, event)
             return
         handler = self._handlers.get(event) if self._handlers else None
         if handler is not None:

@@ -78,7 +78,7 @@ def admit(engine: "Engine", method: str, sid: str, headers: HTTPHeaders,
         if session.posting:
             return None
         length = headers.get("Content-Length")
-        if length is not None and (not length.isdigit() or int(length) > engine.max_payload):
+        if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > engine.max_payload):
             return None
     return session, origin
 

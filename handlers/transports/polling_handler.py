@@ -64,7 +64,7 @@ class PollingTransport(EngineRequest, RequestHandler):
                 session.close("transport error", notify=False)
                 return
             length = self.request.headers.get("Content-Length")
-            if length is not None and (not length.isdigit() or int(length) > self.engine.max_payload):
+            if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > self.engine.max_payload):
                 self.fail(BAD_REQUEST, 413, "Payload too large")
                 session.close("transport error", notify=False)
                 return
@@ -77,7 +77,7 @@ class PollingTransport(EngineRequest, RequestHandler):
             self.fail(BAD_REQUEST, 400, f"{method} is not a method of this endpoint")
         elif method == "POST":
             length = self.request.headers.get("Content-Length")
-            if length is not None and (not length.isdigit() or int(length) > self.engine.max_payload):
+            if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > self.engine.max_payload):
                 self.fail(BAD_REQUEST, 413, "Payload too large")
                 return
             self.request.connection.set_max_body_size(self.engine.max_payload)

@@ -267,7 +267,7 @@ class Decoder:
         attachments = 0
         if kind in (BINARY_EVENT, BINARY_ACK):
             dash = text.find("-", 1, 12)
-            if dash < 0 or not text[1:dash].isdigit():
+            if dash < 0 or not (text[1:dash].isascii() and text[1:dash].isdigit()):
                 raise ProtocolError("binary packet without attachment count")
             attachments = int(text[1:dash])
             if not 1 <= attachments <= self.max_attachments:
