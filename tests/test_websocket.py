@@ -175,13 +175,13 @@ async def test_invalid_utf8_text_frame_is_refused(url, hub):
 # -- Tornado's private hooks ---------------------------------------------------
 
 def test_the_tornado_installed_has_every_hook_of_the_fast_path():
-    from handlers.transports import websocket_handler as websocket
+    from handlers.transports import tornado_frames as websocket
     assert websocket.missing_tornado_methods() == []
     assert websocket.FAST_FRAMES
 
 
 def test_a_tornado_without_the_hooks_is_named_in_a_warning(caplog):
-    from handlers.transports import websocket_handler as websocket
+    from handlers.transports import tornado_frames as websocket
 
     class OldProtocol:  # has some of them only
         def _handle_message(self): ...
@@ -194,7 +194,7 @@ def test_a_tornado_without_the_hooks_is_named_in_a_warning(caplog):
 
 
 def test_a_protocol_without_the_state_falls_back(caplog, monkeypatch):
-    from handlers.transports import websocket_handler as websocket
+    from handlers.transports import tornado_frames as websocket
     monkeypatch.setattr(websocket, "_state_warned", False)
 
     class Bare:

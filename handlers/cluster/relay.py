@@ -168,13 +168,9 @@ class Relay(Subscriber):
             refused = session.receive_payload(message["body"])
             self._answer(reply, rid, 400 if refused else 200, refused or "ok")
         elif op == "probe":
-            if session.upgrading:
+            if not session.probed_elsewhere():  # polling pauses, as for a probe here
                 self._answer(reply, rid, 400, "Upgrade already in progress")
                 return
-            session.upgrading = session.probed = True  # polling pauses, as for a probe here
-            poller, session.poller = session.poller, None
-            if poller is not None:
-                poller.deliver("6")
             self._answer(reply, rid, 200, "ok")
             # If the other process dies before the client confirms, polling must not stay paused.
             engine = self.engine
@@ -205,7 +201,7 @@ class Relay(Subscriber):
     def _unpause(session: Any) -> None:
         if session.probed and session.ws is None and not session.closed \
                 and session.engine.sessions.get(session.sid) is session:
-            session.upgrading = session.probed = False
+            session.end_probe()
 
     # -- moving a session to the WebSocket that reached this process ----
 

@@ -134,7 +134,7 @@ class Engine:
         if session.timer is not None:
             session.timer.cancel()
             session.timer = None
-        session.upgrading = session.probed = False
+        session.end_probe()
         poller, session.poller = session.poller, None
         if poller is not None:
             poller.deliver("6")

@@ -187,6 +187,16 @@ class Session:
         else:
             raise ProtocolError("open packet from a client")
 
+    # -- long-polling: one POST at a time ------------------------------------------------------
+
+    def start_post(self) -> None:
+        """A POST of the client's packets is being read (a second one meanwhile is refused)."""
+        self.posting = True
+
+    def end_post(self) -> None:
+        """That POST is read, refused or gone."""
+        self.posting = False
+
     # -- the upgrade: a WebSocket with this session's sid probes, then takes over ----------------
 
     @property
@@ -240,8 +250,20 @@ class Session:
         return probing
 
     def end_probe(self) -> None:
-        """The probing WebSocket failed or closed before the upgrade: polling carries on."""
+        """The probing WebSocket failed or closed before the upgrade (or the session moved away
+        with it): polling carries on."""
         self.upgrading = self.probed = False
+
+    def probed_elsewhere(self) -> bool:
+        """A WebSocket of this client answered a probe at another process: polling pauses as for
+        a probe here (the GET in flight ends); False if an upgrade is already under way."""
+        if self.upgrading:
+            return False
+        self.upgrading = self.probed = True
+        poller, self.poller = self.poller, None
+        if poller is not None:
+            poller.deliver("6")
+        return True
 
     def websocket_closed(self, ws: Writer, probing: bool) -> None:
         """`ws` closed: a probe that ends (polling carries on), or the transport of this session."""

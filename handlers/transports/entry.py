@@ -7,7 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from tornado.httputil import HTTPServerRequest
+from tornado.httputil import HTTPHeaders, HTTPServerRequest
 from tornado.web import RequestHandler
 
 from ..wire.errors import BAD_REQUEST, FORBIDDEN, UNKNOWN_SID, UNKNOWN_TRANSPORT, UNSUPPORTED_PROTOCOL_VERSION
@@ -17,6 +17,19 @@ if TYPE_CHECKING:
     from ..engineio.engine import Engine
 
 log = logging.getLogger("board.engine")
+
+EIO = "4"  # the Engine.IO version spoken here; every way in checks it with `right_version`
+
+
+def right_version(args: dict[str, list[bytes]]) -> bool:
+    """The query asks for Engine.IO 4 (once)."""
+    return args.get("EIO") == [b"4"]
+
+
+def body_too_large(headers: HTTPHeaders, max_payload: int) -> bool:
+    """A Content-Length that is not a plain number, or announces more than `max_payload` bytes."""
+    length = headers.get("Content-Length")
+    return length is not None and (not (length.isascii() and length.isdigit()) or int(length) > max_payload)
 
 
 def handshake_environ(engine: "Engine", request: HTTPServerRequest, transport: str) -> dict:
@@ -54,7 +67,7 @@ class EngineRequest:
     def check_request(self) -> tuple[bool, Session | None]:
         """(ok, session): validates the query; on failure the answer is already sent."""
         args = self.request.query_arguments
-        if args.get("EIO") != [b"4"]:
+        if not right_version(args):
             self.fail(UNSUPPORTED_PROTOCOL_VERSION)
             return False, None
         if not self.engine.origin_allowed(self.request.headers.get("Origin"), self.request.host):
@@ -91,7 +104,7 @@ class BadTransport(EngineRequest, RequestHandler):
     """Whatever reaches the engine's path without a known transport."""
 
     def prepare(self) -> None:
-        if self.request.query_arguments.get("EIO") != [b"4"]:
+        if not right_version(self.request.query_arguments):
             self.fail(UNSUPPORTED_PROTOCOL_VERSION)
         else:
             self.fail(UNKNOWN_TRANSPORT)

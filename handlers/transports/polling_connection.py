@@ -31,15 +31,15 @@ from tornado.httputil import (
 )
 from tornado.routing import Router
 
-from ..wire.errors import BAD_REQUEST, UNKNOWN_SID
 from ..engineio.session import Session
+from .entry import right_version
+from .polling import Refusal, answer_get, body_overflow, receive_post, would_refuse
 
 if TYPE_CHECKING:
     from ..engineio.engine import Engine
 
 log = logging.getLogger("board.engine")
 
-EIO4 = [b"4"]
 OK = ResponseStartLine("HTTP/1.1", 200, "OK")
 STATUS = {400: ResponseStartLine("HTTP/1.1", 400, "Bad Request"),
           413: ResponseStartLine("HTTP/1.1", 413, "Payload Too Large"),
@@ -66,20 +66,14 @@ def admit(engine: "Engine", method: str, sid: str, headers: HTTPHeaders,
 
     The query is already known to be `EIO=4&transport=polling` with one `sid`.
     """
-    if method != "GET" and method != "POST":
-        return None
     session = engine.sessions.get(sid)
-    if session is None or session.ws is not None or "polling" not in engine.transports:
+    if session is None or "polling" not in engine.transports:
         return None
     origin = headers.get("Origin")
     if origin and not engine.origin_allowed(origin, host):
         return None
-    if method == "POST":
-        if session.posting:
-            return None
-        length = headers.get("Content-Length")
-        if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > engine.max_payload):
-            return None
+    if would_refuse(engine, session, method, headers):
+        return None  # PollingTransport refuses it, with its effects
     return session, origin
 
 
@@ -92,7 +86,7 @@ class LeanPolling(Router):
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> HTTPMessageDelegate | None:
         args = request.query_arguments
         sid = args.get("sid")
-        if sid is None or len(sid) != 1 or args.get("EIO") != EIO4:
+        if sid is None or len(sid) != 1 or not right_version(args):
             return None
         admitted = admit(self.engine, request.method, sid[0].decode("latin-1"),  # type: ignore[arg-type]
                          request.headers, request.host)
@@ -121,7 +115,7 @@ class LeanPoll(HTTPMessageDelegate):
 
     def headers_received(self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders) -> None:
         if self.method == "POST":
-            self.session.posting = True  # type: ignore[union-attr]
+            self.session.start_post()  # type: ignore[union-attr]
             self.connection.set_max_body_size(self.engine.max_payload)  # type: ignore[attr-defined]
 
     def data_received(self, chunk: bytes) -> None:
@@ -129,11 +123,10 @@ class LeanPoll(HTTPMessageDelegate):
         if self.done or session is None:
             return
         self.size += len(chunk)
-        if self.size > self.engine.max_payload:
-            session.posting = False
-            session.close("transport error", notify=False)
+        refused = body_overflow(self.engine, session, self.size)
+        if refused is not None:
             self.session = None
-            self.fail(BAD_REQUEST, 413, "Payload too large")
+            self.fail(*refused)
             return
         self.chunks.append(chunk)
 
@@ -146,18 +139,10 @@ class LeanPoll(HTTPMessageDelegate):
             self._post(self.session)
 
     def _get(self, session: Session) -> None:
-        if session.closed:  # closed while this request was read
-            last = self.engine.last_answer(session.sid)
-            if last is not None:
-                self.answer(last)
-            else:
-                self.fail(UNKNOWN_SID)
+        payload = answer_get(self.engine, session)
+        if isinstance(payload, Refusal):
+            self.fail(*payload)
             return
-        if session.poller is not None:
-            self.fail(BAD_REQUEST, 400, "Overlapping GET requests")
-            session.close("transport error")  # the first GET gets the close packet
-            return
-        payload = session.poll()
         if payload is None:
             session.poller = self
             self.connection.set_close_callback(self.on_connection_close)  # type: ignore[attr-defined]
@@ -165,11 +150,10 @@ class LeanPoll(HTTPMessageDelegate):
         self.answer(payload)
 
     def _post(self, session: Session) -> None:
-        session.posting = False
         body, self.chunks = b"".join(self.chunks), []
-        refused = session.receive_body(body)
-        if refused:
-            self.fail(BAD_REQUEST, 400, refused)
+        refused = receive_post(session, body)
+        if refused is not None:
+            self.fail(*refused)
             return
         self.answer("ok", HTML)
 
@@ -185,7 +169,7 @@ class LeanPoll(HTTPMessageDelegate):
             if session.poller is self:
                 session.poller = None
             if self.method == "POST":
-                session.posting = False
+                session.end_post()
 
     # -- answers -------------------------------------------------------
 

@@ -13,8 +13,9 @@ import asyncio
 from tornado.web import RequestHandler, stream_request_body
 
 from ..wire.errors import BAD_HANDSHAKE_METHOD, BAD_REQUEST, UNKNOWN_SID
-from .entry import EngineRequest
+from .entry import EngineRequest, body_too_large
 from ..engineio.session import Session
+from .polling import METHODS, Refusal, answer_get, body_overflow, receive_post, refuse_request
 
 
 @stream_request_body
@@ -47,37 +48,29 @@ class PollingTransport(EngineRequest, RequestHandler):
         if self.relayed is not None:
             self._prepare_relayed(method)
             return
-        if method not in ("GET", "POST"):
-            self.fail(BAD_HANDSHAKE_METHOD if session is None else BAD_REQUEST, 400,
-                      f"{method} is not a method of this endpoint")
-            return
         if session is None:
-            if method != "GET":
+            if method not in METHODS:
+                self.fail(BAD_HANDSHAKE_METHOD, 400, f"{method} is not a method of this endpoint")
+            elif method != "GET":
                 self.fail(BAD_HANDSHAKE_METHOD, 400, "A handshake is a GET; other requests need a session id")
             return
-        if session.ws is not None:
-            self.fail(BAD_REQUEST, 400, "Session upgraded to WebSocket")
+        refused = refuse_request(self.engine, session, method, self.request.headers)
+        if refused is not None:
+            self.refuse(refused)
             return
         if method == "POST":
-            if session.posting:
-                self.fail(BAD_REQUEST, 400, "Overlapping POST requests")
-                session.close("transport error", notify=False)
-                return
-            length = self.request.headers.get("Content-Length")
-            if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > self.engine.max_payload):
-                self.fail(BAD_REQUEST, 413, "Payload too large")
-                session.close("transport error", notify=False)
-                return
-            session.posting = True
+            session.start_post()
             self.request.connection.set_max_body_size(self.engine.max_payload)
         self.session = session
 
+    def refuse(self, refusal: Refusal) -> None:
+        self.fail(*refusal)
+
     def _prepare_relayed(self, method: str) -> None:
-        if method not in ("GET", "POST"):
+        if method not in METHODS:
             self.fail(BAD_REQUEST, 400, f"{method} is not a method of this endpoint")
         elif method == "POST":
-            length = self.request.headers.get("Content-Length")
-            if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > self.engine.max_payload):
+            if body_too_large(self.request.headers, self.engine.max_payload):
                 self.fail(BAD_REQUEST, 413, "Payload too large")
                 return
             self.request.connection.set_max_body_size(self.engine.max_payload)
@@ -118,11 +111,10 @@ class PollingTransport(EngineRequest, RequestHandler):
         if self._finished or self.session is None:
             return
         self._size += len(chunk)
-        if self._size > self.engine.max_payload:
-            self.session.posting = False
-            self.session.close("transport error", notify=False)
+        refused = body_overflow(self.engine, self.session, self._size)
+        if refused is not None:
             self.session = None
-            self.fail(BAD_REQUEST, 413, "Payload too large")
+            self.refuse(refused)
             return
         self._chunks.append(chunk)
 
@@ -141,14 +133,10 @@ class PollingTransport(EngineRequest, RequestHandler):
             upgrades = ["websocket"] if "websocket" in self.engine.transports else []
             self.finish(self.engine.open_packet(session, upgrades))
             return
-        if session.closed:  # closed while this request was read (a POST with a close packet, say)
-            self.unknown_session(session.sid)
+        payload = answer_get(self.engine, session)
+        if isinstance(payload, Refusal):
+            self.refuse(payload)
             return
-        if session.poller is not None:
-            self.fail(BAD_REQUEST, 400, "Overlapping GET requests")
-            session.close("transport error")  # the first GET gets the close packet
-            return
-        payload = session.poll()
         if payload is None:
             self._waiter = asyncio.get_running_loop().create_future()
             session.poller = self
@@ -170,10 +158,9 @@ class PollingTransport(EngineRequest, RequestHandler):
         session = self.session
         if session is None:
             return
-        session.posting = False
-        refused = session.receive_body(b"".join(self._chunks))
-        if refused:
-            self.fail(BAD_REQUEST, 400, refused)
+        refused = receive_post(session, b"".join(self._chunks))
+        if refused is not None:
+            self.refuse(refused)
             return
         self.set_header("Content-Type", "text/html")
         self.finish("ok")
@@ -195,10 +182,10 @@ class PollingTransport(EngineRequest, RequestHandler):
             if session.poller is self:
                 session.poller = None
             if self.request.method == "POST":
-                session.posting = False
+                session.end_post()
         self.deliver(None)  # type: ignore[arg-type]
 
     def on_finish(self) -> None:
         session = self.session
         if session is not None and self.request.method == "POST":
-            session.posting = False
+            session.end_post()

@@ -29,6 +29,7 @@ from tornado.httputil import (
     RequestStartLine, ResponseStartLine,
 )
 
+from .entry import EIO
 from .polling_connection import LeanPoll, admit
 from .websocket_connection import lean_upgrade
 
@@ -119,7 +120,7 @@ class EngineFront(HTTPServerConnectionDelegate):
                 if transport is not None:
                     return None
                 transport = value
-        if eio != "4":
+        if eio != EIO:
             return None
         host = headers.get("Host")
         if host is None or "," in host or not SIMPLE_HOST.fullmatch(host):

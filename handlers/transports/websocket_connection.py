@@ -33,7 +33,7 @@ from ..wire.errors import BAD_REQUEST
 from ..wire.frames import BINARY, CLOSE, PING, PONG, TEXT, FrameError, FrameParser, close_frame, control_frame
 from .polling_connection import write_error
 from ..wire.protocol import Outgoing
-from .entry import handshake_environ
+from .entry import handshake_environ, right_version
 from ..engineio.session import Session
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ class LeanUpgrades(Router):
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> HTTPMessageDelegate | None:
         args = request.query_arguments
         sid = args.get("sid")
-        if args.get("EIO") != [b"4"] or (sid is not None and len(sid) != 1):
+        if not right_version(args) or (sid is not None and len(sid) != 1):
             return None
         return lean_upgrade(self.engine, request, sid[0].decode("latin-1") if sid else None)
 
