@@ -25,7 +25,7 @@ from tornado.log import access_log
 from tornado.options import define, options, parse_command_line
 
 from handlers import STATIC_DIR, TEMPLATE_DIR, Hub, Socket
-from posts import Posts, RedisPosts
+from posts import MAX_KEY, PgPosts, Posts, RedisPosts
 from handlers.operations.drain import drain
 from handlers.transports.server import engine_server
 from handlers.operations.ops import tune_gc
@@ -55,6 +55,8 @@ define("admin_origin", default="https://admin.socket.io", help="origin of the Ad
 define("admin_readonly", default=False, help="the Admin UI may look but not join, leave or disconnect", type=bool)
 define("trusted_proxies", default="", help="comma-separated proxy addresses whose X-Forwarded-For is believed")
 define("redis", default="", help="redis://HOST:PORT/DB: one process of a cluster sharing that Redis")
+define("database", default="",
+       help="postgresql://USER@HOST:PORT/DB: the posts in PostgreSQL, for any number of processes (else --db)")
 define("loop", default="uvloop", help="event loop: uvloop (when installed: faster acks and polls) or asyncio")
 define("processes", default=1, type=int, help="processes serving one port (more than 1 needs --redis)")
 define("redis_prefix", default="board", help="prefix of every Redis key and stream of the board")
@@ -170,7 +172,7 @@ class Board:
     `news_every` seconds.
     """
 
-    def __init__(self, hub: Hub, posts: Posts | RedisPosts, post_limit: tuple[int, float] = (10, 10.0),
+    def __init__(self, hub: Hub, posts: Posts | PgPosts | RedisPosts, post_limit: tuple[int, float] = (10, 10.0),
                  address_limit: tuple[int, float] = (100, 10.0), news_every: float = 0.5):
         self.hub = hub
         self.posts = posts
@@ -211,14 +213,24 @@ class Board:
         return {"posts": posts, "count": await self.hub.fetch_count()}
 
     async def post(self, socket: Socket, data: Any = None) -> dict:
+        """Store and broadcast a post; a post with a `key` the board has seen gets the first answer
+        again and is not broadcast again (a page resending a post whose ack it lost)."""
         checked = check_post(data)
         if isinstance(checked, str):
             return {"error": checked}
+        key = data.get("key")
+        if key is not None and not (isinstance(key, str) and 1 <= len(key) <= MAX_KEY):
+            return {"error": f"A post's key must be a string of 1 to {MAX_KEY} characters"}
         refused = self.over_limit(socket)
         if refused is not None:
             return {"error": refused}
-        message = await self.posts.save(*checked)
-        self.hub.emit("message", message)
+        try:
+            message, created = await self.posts.save(*checked, key=key)
+        except Exception as exc:
+            log.error("a post could not be stored: %s", exc)
+            return {"error": "The post could not be stored; try again"}
+        if created:
+            self.hub.emit("message", message)
         return {"ok": True, "id": message["id"]}
 
     def over_limit(self, socket: Socket) -> str | None:
@@ -291,11 +303,12 @@ class IndexHandler(PageHandler):
         self.render("index.html", client_url=f"/socket.io/socket.io.js?v={version}")
 
 
-def make_app(hub: Hub, posts: Posts | RedisPosts, post_limit: tuple[int, float] = (10, 10.0),
+def make_app(hub: Hub, posts: Posts | PgPosts | RedisPosts, post_limit: tuple[int, float] = (10, 10.0),
              address_limit: tuple[int, float] = (100, 10.0), news_every: float = 0.5,
              **settings: Any) -> tornado.web.Application:
     """The board's Tornado application around `hub`: the page, the hub, /metrics, /healthz, /readyz."""
     Board(hub, posts, post_limit, address_limit, news_every)
+    hub.ops.checks.append(posts.not_ready)  # /readyz: 503 while the posts cannot be stored
     settings = {"static_handler_class": StaticFiles, **settings}
     return tornado.web.Application(
         hub.routes() + hub.ops.routes() + [(r"/", IndexHandler)],
@@ -336,7 +349,20 @@ async def main(sockets: list | None = None) -> None:
         instrument(hub, auth={"username": user, "password": password_hash}, readonly=options.admin_readonly,
                    origins=[options.admin_origin])
         log.info("Admin UI enabled for %s at namespace /admin", options.admin_origin)
-    posts = RedisPosts(hub.adapter.redis, options.redis_prefix) if options.redis else Posts(options.db)
+    if options.database:
+        posts: Posts | PgPosts | RedisPosts = PgPosts(options.database)
+    elif options.redis:
+        log.warning("a cluster without --database keeps its posts in Redis: the newest 10,000, and only as "
+                    "long as Redis keeps them")
+        posts = RedisPosts(hub.adapter.redis, options.redis_prefix)
+    else:
+        posts = Posts(options.db)
+    try:
+        await posts.start()
+    except RuntimeError as exc:
+        log.error("%s", exc)
+        await hub.stop()
+        sys.exit(1)
     app = make_app(hub, posts, parse_rate(options.post_limit), parse_rate(options.post_limit_per_address),
                    options.news_every)
     tune_gc()  # fewer garbage collections: a third of opening a connection at Python's default
@@ -367,6 +393,8 @@ async def main(sockets: list | None = None) -> None:
     hub.close()
     await asyncio.sleep(0)  # let the close packets leave
     posts.close()
+    if isinstance(posts, PgPosts):
+        await posts.aclose()
     await hub.stop()
 
 

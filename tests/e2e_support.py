@@ -7,10 +7,13 @@ the test (never skips it) with a message naming what to install: see require().
 """
 
 import os
+import getpass
+import glob
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.error
@@ -611,6 +614,69 @@ def _accepts(port):
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def _pg_bin():
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    return os.path.dirname(found[-1]) if found else None
+
+
+COMPONENTS["postgresql"] = (_pg_bin, "install Debian package postgresql (sudo apt-get install postgresql)")
+
+
+class PostgresServer:
+    """Debian's PostgreSQL in a temporary folder on a free loopback port, stopped by `pg_ctl stop`.
+
+    PostgreSQL refuses to run as root: as root, the cluster is the `postgres` user's. `stop()` then
+    `start()` is a restart on the same port with the same data.
+    """
+
+    def __init__(self, port=None):
+        self.bin = require("postgresql")["postgresql"]
+        # Its own folder under the system's temp dir: pytest's are the test user's alone (mode 700).
+        self.home = tempfile.mkdtemp(prefix="board-pg-")
+        self.dir = os.path.join(self.home, "data")
+        self.port = port or free_port()
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.user = "postgres" if os.geteuid() == 0 else getpass.getuser()
+        self.running = False
+
+    @property
+    def url(self):
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args, timeout=60):
+        done = subprocess.run(self.as_user + list(args), capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            pytest.fail(f"{os.path.basename(args[0])} failed: {done.stdout[-1500:]} {done.stderr[-1500:]}",
+                        pytrace=False)
+
+    def start(self):
+        if not os.path.exists(self.dir):
+            os.makedirs(self.dir)
+            if self.as_user:
+                shutil.chown(self.home, "postgres", "postgres")
+                shutil.chown(self.dir, "postgres", "postgres")
+            self._run(f"{self.bin}/initdb", "-D", self.dir, "-A", "trust", "-U", self.user, "--no-sync")
+        self._run(f"{self.bin}/pg_ctl", "-D", self.dir, "-w", "-l", os.path.join(self.dir, "log"), "-o",
+                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        self.running = True
+        return self
+
+    def stop(self):
+        if self.running:
+            self.running = False
+            self._run(f"{self.bin}/pg_ctl", "-D", self.dir, "-w", "-m", "fast", "stop")
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- client options, nginx reload

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Installs the Debian packages the tests drive (Chromium, nginx, Redis) when missing.
+# Installs the Debian packages the tests drive (Chromium, nginx, Redis, PostgreSQL) when missing.
 # As root it installs them; otherwise it says what to install. Under CI a
 # component that stays missing fails the tests that need it, with this message.
 missing=""
@@ -7,6 +7,7 @@ command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$mis
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
 command -v node >/dev/null 2>&1 || missing="$missing nodejs npm"
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing="$missing redis-server"
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$missing postgresql"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian packages:$missing"

@@ -124,10 +124,10 @@ async def test_a_slow_disk_does_not_stall_the_other_clients(url, clients, posts)
     writers = []
     insert = posts._insert
 
-    def slow_insert(name, text):
+    def slow_insert(name, text, key):
         writers.append(threading.get_ident())
         time.sleep(0.5)  # a slow disk
-        return insert(name, text)
+        return insert(name, text, key)
     posts._insert = slow_insert
     a = await clients(*EVENTS).connect(url, transports=["websocket"])
     b = await clients(*EVENTS).connect(url, transports=["websocket"])
@@ -228,3 +228,20 @@ async def test_news_of_churn_is_coalesced(url, clients):
         seen.append(await watcher.next("news"))
     assert len(seen) <= 3, seen
     assert seen[-1]["msg"].endswith("went home")
+
+
+async def test_a_resent_post_with_its_key_is_stored_and_shown_once(url, clients, posts):
+    """A page that lost the ack resends the post with the same key: the first answer again, one broadcast."""
+    a = await clients(*EVENTS).connect(url, transports=["websocket"])
+    b = await clients(*EVENTS).connect(url, transports=["polling"])
+    post = {"name": "Ann", "text": "once", "key": "tab-1:1"}
+    first = await a.client.call("post", post, timeout=3)
+    assert first == {"ok": True, "id": 1}
+    assert await b.client.call("post", post, timeout=3) == first  # even from another connection
+    assert await a.client.call("post", {"name": "Ann", "text": "next", "key": "tab-1:2"}, timeout=3) == \
+        {"ok": True, "id": 2}
+    assert [(await b.next("message"))["text"] for _ in range(2)] == ["once", "next"]
+    assert [p["text"] for p in posts.recent()] == ["once", "next"]
+    for bad in (7, "", "k" * 65):
+        assert await a.client.call("post", {"name": "Ann", "text": "x", "key": bad}, timeout=3) == \
+            {"error": "A post's key must be a string of 1 to 64 characters"}
