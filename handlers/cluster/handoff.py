@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any
 from tornado.httputil import HTTPHeaders
 
 from ..socketio.hub import Client, Hub
-from ..wire.protocol import ACK, Packet
 from ..socketio.recovery import Saved
-from ..socketio.sockets import Socket, drop_ack
+from ..socketio.sockets import Socket
 
 if TYPE_CHECKING:
     from .redis_adapter import RedisAdapter
@@ -59,12 +58,10 @@ class Handoff:
             return None  # a namespace's middleware is still running here
         sockets = []
         for socket in client.sockets.values():
-            sockets.append({
-                "ns": socket.namespace.name, "id": socket.id, "pid": socket.pid,
-                "rooms": sorted(socket.joined or ()), "data": _json(socket._data, f"{socket!r}'s data"),
-                "auth": _json(socket.auth, f"{socket!r}'s auth"), "start": socket._start,
-                "acks": sorted(socket._acks or ()),
-            })
+            state = socket.state()
+            state["data"] = _json(state["data"], f"{socket!r}'s data")
+            state["auth"] = _json(state["auth"], f"{socket!r}'s auth")
+            sockets.append(state)
             self._detach(socket)
         environ = client.environ
         headers = environ.get("headers")
@@ -89,7 +86,7 @@ class Handoff:
         """The client acknowledged, at the new owner, a request made here before the move."""
         socket = session.context.sockets.get(namespace) if session.context is not None else None
         if socket is not None:
-            socket._on_ack(Packet(ACK, namespace, data, ack_id))
+            socket.acknowledged(ack_id, data)
 
     def release(self, session: "Session") -> None:
         """The forwarding time is over: what still waits for an ack here gives up."""
@@ -98,9 +95,7 @@ class Handoff:
             return
         for socket in client.sockets.values():
             socket.connected = False
-            acks, socket._acks = socket._acks, None
-            for settle in (acks or {}).values():
-                drop_ack(settle)
+            socket.give_up_acks()
         client.sockets.clear()
 
     # -- at the new owner ----------------------------------------------
@@ -139,7 +134,7 @@ class Handoff:
             if saved.rooms:
                 socket.join(saved.rooms)
             for ack_id in entry["acks"]:
-                socket._expect_ack(_forwarding(forward_ack, namespace.name, ack_id), ack_id)
+                socket.expect_ack(_forwarding(forward_ack, namespace.name, ack_id), ack_id)
             self.adapter.connected(socket)
             for out in lost:
                 session.send(out)

@@ -128,11 +128,12 @@ class RedisAdapter:
         self.reachable = True
         # Long-polling without sticky sessions: session ids say which process owns them.
         tag = self.process[:TAG_LENGTH]
-        hub.engine.sid_prefix = tag
-        hub.engine.relay = self.relay = Relay(self.redis, self.prefix, tag, hub.engine)
+        self.relay = Relay(self.redis, self.prefix, tag, hub.engine)
         await self.relay.start()
-        hub.engine.handoff = Handoff(hub, self)  # an upgrade that lands here moves its session here
-        hub.cluster = self.cluster = Cluster(self.redis, self.prefix, tag, hub)
+        # An upgrade that lands here moves its session here.
+        hub.engine.join_cluster(tag, self.relay, Handoff(hub, self))
+        self.cluster = Cluster(self.redis, self.prefix, tag, hub)
+        hub.join_cluster(self.cluster)
         await self.cluster.start()
         hub.ops.checks.append(lambda: None if self.reachable else "Redis unreachable")  # /readyz
         self._push(("alive",))
@@ -344,8 +345,8 @@ class RedisAdapter:
 
     # -- the cluster ---------------------------------------------------
 
-    async def count(self) -> int:
-        """Sockets of the main namespace on every live process.
+    async def count(self, local: int = 0) -> int:
+        """Sockets of the main namespace on every live process (`local`, this process's, is among them).
 
         Coalesced: one read in flight at a time; callers that come while it runs share the next
         one, which starts after it (so each sees at least what was written before it asked).

@@ -17,13 +17,16 @@ import json
 import logging
 import secrets
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 from urllib.parse import urlsplit
 
 from ..wire.errors import ERROR_MESSAGES, error_body
 from ..wire.protocol import Outgoing
 from .session import PING_PACKET, Session
 from .stats import Stats, Watcher
+
+if TYPE_CHECKING:
+    from tornado.httputil import HTTPServerRequest
 
 log = logging.getLogger("board.engine")
 
@@ -33,6 +36,56 @@ FIRST_PING = -1  # Session.awaiting_pong while its first ping waits for a pong
 
 def _noop(*args: Any) -> None:
     return None
+
+
+class Gate(Protocol):
+    """Decides on new handshakes (the operations layer's `Admission`), plugged in with `guard`."""
+
+    draining: bool
+
+    def admit(self, request: "HTTPServerRequest") -> tuple[int, str] | None:
+        """None lets the handshake in; else (HTTP status, message)."""
+
+    def address(self, request: "HTTPServerRequest") -> str:
+        """The client's address, as the limits see it (through trusted proxies)."""
+
+
+class Relay(Protocol):
+    """Carries requests for another process's sessions (the cluster's relay), plugged in with `join_cluster`."""
+
+    def owner(self, sid: str) -> str | None:
+        """The tag of the process that holds `sid`, if another one does."""
+
+    async def request(self, sid: str, op: str, body: str | None, timeout: float) -> tuple[int, str]:
+        """A polling GET or POST served by the owner of `sid`: (HTTP status, body)."""
+
+    async def probe(self, sid: str) -> bool:
+        """A WebSocket of `sid`'s client probes here: the owner pauses its polling; False if it cannot."""
+
+    def unprobe(self, sid: str) -> None:
+        """That probe's WebSocket closed before the upgrade."""
+
+    async def move_here(self, sid: str, ws: Any) -> "Session | None":
+        """The client confirmed the upgrade here: the session moves to this process and `ws`."""
+
+
+class Handoff(Protocol):
+    """Moves the layer above's state of a session between processes (the cluster's handoff)."""
+
+    def export(self, session: Session) -> dict | None:
+        """The state to move, taken out of this process; None if it cannot move now."""
+
+    def environ(self, context: dict) -> dict:
+        """The handshake's environ, rebuilt from a moved `context`."""
+
+    async def adopt(self, session: Session, context: dict, environ: dict, forward_ack: Any) -> None:
+        """Install the moved state on `session`, here."""
+
+    def ack(self, session: Session, namespace: str, ack_id: int, data: list) -> None:
+        """An ack for a request made here before `session` moved away."""
+
+    def release(self, session: Session) -> None:
+        """Forwarding for a moved session is over: what still waits for it gives up."""
 
 
 class Engine:
@@ -72,8 +125,8 @@ class Engine:
         self.on_tick = on_tick  # run at each heartbeat tick (the hub closes idle sessions there)
         self.sessions: dict[str, Session] = {}
         self.sid_prefix = ""   # a cluster's process tag: any process can tell where a session lives
-        self.relay: Any = None  # carries requests for another process's sessions (handlers/cluster/relay.py)
-        self.handoff: Any = None  # moves a session to the process that holds its WebSocket (handlers/cluster/handoff.py)
+        self.relay: Relay | None = None  # carries requests for another process's sessions (join_cluster)
+        self.handoff: Handoff | None = None  # moves a session to the process that holds its WebSocket
         self.moved: dict[str, tuple[Session, int]] = {}  # sessions moved away, forwarding for a while
         self._last_answers: dict[str, tuple[str, int]] = {}  # closed polling sid -> (answer, tick)
         self._dirty: list[Session] = []
@@ -82,10 +135,24 @@ class Engine:
         self._ticks = 0
         self.stats = Stats()
         self.watchers: list[Watcher] = [self.stats]  # told of each session's open, upgrade and close
-        self.gate: Any = None  # decides on new handshakes (limits.Admission); None lets all in
+        self.gate: Gate | None = None  # decides on new handshakes (see guard); None lets all in
         # WebSockets below RequestHandler where they can be (handlers/transports/websocket_connection.py); False: Tornado's handler.
         self.lean_websocket = True
         self.extra_origins: set[str] = set()  # allowed whatever allowed_origins says (the Admin UI's)
+
+    # -- what the layers above plug in, once ----------------------------
+
+    def guard(self, gate: Gate) -> None:
+        """Let `gate` decide on every new handshake from now on (and watch the sessions it lets in)."""
+        self.gate = gate
+
+    def join_cluster(self, sid_prefix: str, relay: Relay, handoff: Handoff) -> None:
+        """Run as one process of a cluster: session ids start with `sid_prefix` (so any process can
+        tell where a session lives), other processes' sessions are served through `relay`, and a
+        session whose WebSocket lands elsewhere moves there through `handoff`."""
+        self.sid_prefix = sid_prefix
+        self.relay = relay
+        self.handoff = handoff
 
     # -- sessions ------------------------------------------------------
 

@@ -23,6 +23,7 @@ from .recovery import RECOVERABLE, Recent, RecoveryLog, Saved
 
 if TYPE_CHECKING:
     from .broadcast import Broadcast
+    from .hub import Hub
     from .sockets import Socket
 
 # HTTP clients of Python libraries: python-socketio's client ignores recovery,
@@ -43,9 +44,17 @@ def wants_offsets(environ: dict) -> bool:
 
 
 class Adapter(Protocol):
-    """What the hub asks of any adapter (MemoryAdapter here, RedisAdapter for a cluster)."""
+    """What the hub asks of any adapter (MemoryAdapter here, RedisAdapter for a cluster).
+
+    The whole interface: `Hub.start` and `Hub.stop` call `start` and `stop`,
+    `Hub.fetch_count` calls `count`; the rest is the emit and recovery path.
+    """
 
     recovering: bool
+
+    async def start(self, hub: "Hub") -> None: ...
+    async def stop(self) -> None: ...
+    async def count(self, local: int) -> int: ...
 
     def start_offset(self) -> Any: ...
     def new_pid(self) -> str: ...
@@ -68,6 +77,16 @@ class MemoryAdapter:
 
     def __init__(self, recovery: RecoveryLog | None = None):
         self.recovery = recovery
+
+    async def start(self, hub: "Hub") -> None:
+        """Nothing to connect to."""
+
+    async def stop(self) -> None:
+        """Nothing queued anywhere else."""
+
+    async def count(self, local: int) -> int:
+        """Sockets of the main namespace in the cluster, given `local`, this process's: the same here."""
+        return local
 
     @property
     def recovering(self) -> bool:

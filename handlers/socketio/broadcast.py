@@ -7,13 +7,26 @@ encodes the packet once and hands it to every receiver's session.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 from ..wire.protocol import EVENT, Outgoing, Packet
 
 if TYPE_CHECKING:
     from .namespace import Namespace
     from .sockets import Socket
+
+
+class Peers(Protocol):
+    """The other processes of a cluster, as a group sees them (`hub.cluster`, from the cluster layer)."""
+
+    async def call(self, group: "Broadcast", event: str, args: list, timeout: float) -> list:
+        """`group.call` on every process: the replies that came in time."""
+
+    async def fetch_sockets(self, group: "Broadcast", timeout: float = 5.0) -> list[dict]:
+        """The group's sockets on every process."""
+
+    async def tell(self, op: str, group: "Broadcast", **extra: Any) -> None:
+        """`op` (join, leave, disconnect) for the group's sockets on the other processes."""
 
 
 def names(rooms: tuple) -> list[str]:
@@ -112,10 +125,9 @@ class Broadcast:
             replies.append(ack_value(data))
             give_up()
 
-        settle.fail = give_up  # type: ignore[attr-defined]
         out = Outgoing.of(Packet(EVENT, self.namespace.name, [event, *args], ack_id))
         for socket in targets:
-            socket._expect_ack(settle, ack_id)
+            socket.expect_ack(settle, ack_id, fail=give_up)
             socket.client.session.send(out)
         self.namespace.hub.stats.broadcast(len(targets))
         try:
@@ -124,8 +136,7 @@ class Broadcast:
             self.namespace.hub.stats.ack_timeouts += waiting
         finally:
             for socket in targets:
-                if socket._acks:
-                    socket._acks.pop(ack_id, None)
+                socket.forget_ack(ack_id)
         return replies
 
     # -- what a cluster does on every process ---------------------------

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 from tornado.web import StaticFileHandler
 
 from .adapter import Adapter, MemoryAdapter, wants_offsets
-from .broadcast import Broadcast
+from .broadcast import Broadcast, Peers
 from .files import STATIC_DIR
 from ..engineio.engine import Engine
 from ..operations.limits import Bucket, Limits
@@ -198,7 +198,7 @@ class Hub:
         self.max_rooms = max_rooms
         self.max_pending_acks = max_pending_acks
         self.max_attachments = max_attachments
-        self.cluster: Any = None  # a cluster's cross-process operations (handlers/cluster/peers.py), set by its adapter
+        self.cluster: Peers | None = None  # the other processes of a cluster (join_cluster)
         self.adapter = adapter or MemoryAdapter(
             RecoveryLog(recover_within, max_packets=recovery_log_packets, max_bytes=recovery_log_bytes)
             if recover_within > 0 else None)
@@ -264,22 +264,21 @@ class Hub:
         """Disconnect everyone (the server is stopping)."""
         self.engine.close()
 
+    def join_cluster(self, peers: Peers) -> None:
+        """Run as one process of a cluster: group operations reach `peers` too (its adapter calls this)."""
+        self.cluster = peers
+
     async def start(self) -> None:
         """Start the adapter (a cluster adapter connects to Redis here; a clear error if it cannot)."""
-        start = getattr(self.adapter, "start", None)
-        if start is not None:
-            await start(self)
+        await self.adapter.start(self)
 
     async def stop(self) -> None:
         """Stop the adapter, once what it has queued is written."""
-        stop = getattr(self.adapter, "stop", None)
-        if stop is not None:
-            await stop()
+        await self.adapter.stop()
 
     async def fetch_count(self) -> int:
         """Sockets of the main namespace in the whole cluster (this process alone in memory)."""
-        count = getattr(self.adapter, "count", None)
-        return await count() if count is not None else self.count
+        return await self.adapter.count(self.count)
 
     # -- engine callbacks ---------------------------------------------
 

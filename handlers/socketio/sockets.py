@@ -71,7 +71,7 @@ class Socket:
         self.joined: set[str] | None = None   # rooms beyond its own, made on first join
         self.connected = False
         self._handlers: dict[str, Handler] | None = None
-        self._acks: dict[int, Callable[[list], None]] | None = None
+        self._acks: dict[int, PendingAck] | None = None
         self.recovered = saved is not None    # it came back with its state after a drop
         if saved is not None:
             self.id, self.pid, self._data = saved.sid, saved.pid, saved.data
@@ -174,8 +174,7 @@ class Socket:
             if not future.done():
                 future.set_exception(Disconnected(f"socket {self.id} left before acknowledging {event!r}"))
 
-        settle.fail = fail  # type: ignore[attr-defined]
-        ack_id = self._expect_ack(settle)
+        ack_id = self._expect_ack(settle, fail=fail)
         self.namespace.hub.stats.packets_sent += 1
         self.client.session.send(Outgoing.of(Packet(EVENT, self.namespace.name, [event, *args], ack_id)))
         timer = loop.call_later(timeout, self._expire_ack, ack_id, future, event, timeout)
@@ -184,7 +183,8 @@ class Socket:
         finally:
             timer.cancel()
 
-    def _expect_ack(self, settle: Callable[[list], None], ack_id: int | None = None) -> int:
+    def _expect_ack(self, settle: Callable[[list], None], ack_id: int | None = None,
+                    fail: Callable[[], None] | None = None) -> int:
         acks = self._acks
         if acks is None:
             acks = self._acks = {}
@@ -194,8 +194,40 @@ class Socket:
             ack_id = next(self.namespace.hub._ack_ids)
             while ack_id in acks:  # one that moved here from another process (handlers/cluster/handoff.py)
                 ack_id = next(self.namespace.hub._ack_ids)
-        acks[ack_id] = settle
+        acks[ack_id] = PendingAck(settle, fail)
         return ack_id
+
+    # -- what the hub's own parts ask of a socket (a group's call, a move to another process) --
+
+    def expect_ack(self, settle: Callable[[list], None], ack_id: int | None = None,
+                   fail: Callable[[], None] | None = None) -> int:
+        """Wait for the client's ack `ack_id` (a new id if None): `settle(data)` when it comes,
+        `fail()` if the socket leaves first. Bounded by the hub's `max_pending_acks`."""
+        return self._expect_ack(settle, ack_id, fail)
+
+    def forget_ack(self, ack_id: int) -> None:
+        """Stop waiting for the ack `ack_id` (its caller gave up)."""
+        if self._acks:
+            self._acks.pop(ack_id, None)
+
+    def pending_acks(self) -> list[int]:
+        """The ids of the acks this socket waits for, in order."""
+        return sorted(self._acks or ())
+
+    def give_up_acks(self) -> None:
+        """Every ack still awaited fails now (callers waiting with `call` get `Disconnected`)."""
+        acks, self._acks = self._acks, None
+        for ack in (acks or {}).values():
+            ack.give_up()
+
+    def acknowledged(self, ack_id: int, data: list) -> None:
+        """The client's ack `ack_id` with `data` (read here, or forwarded from another process)."""
+        self._on_ack(Packet(ACK, self.namespace.name, data, ack_id))
+
+    def state(self) -> dict:
+        """What moves with this socket to another process (JSON-able but for `data` and `auth`)."""
+        return {"ns": self.namespace.name, "id": self.id, "pid": self.pid, "rooms": sorted(self.joined or ()),
+                "data": self._data, "auth": self.auth, "start": self._start, "acks": self.pending_acks()}
 
     def _expire_ack(self, ack_id: int, future: asyncio.Future, event: str, timeout: float) -> None:
         if self._acks:
@@ -271,10 +303,7 @@ class Socket:
             self.leave(list(self.joined))
         self.namespace.sockets.pop(self.id, None)
         self.client.sockets.pop(self.namespace.name, None)
-        acks, self._acks = self._acks, None
-        if acks:
-            for settle in acks.values():
-                drop_ack(settle)
+        self.give_up_acks()
         self._run_lifecycle(handlers.get("disconnect"), reason)
         for handler in self.namespace.disconnect_handlers:
             self._run_lifecycle(handler, self, reason)
@@ -337,19 +366,31 @@ class Socket:
             self.client.session.send(Outgoing.of(Packet(ACK, self.namespace.name, _ack_args(result), ack_id)))
 
     def _on_ack(self, packet: Packet) -> None:
-        settle = self._acks.pop(packet.id, None) if self._acks else None
-        if settle is None:
+        ack = self._acks.pop(packet.id, None) if self._acks else None
+        if ack is None:
             log.debug("%s: unexpected ack %s", self, packet.id)
             return
         try:
-            settle(packet.data)
+            ack.settle(packet.data)
         except Exception:
             log.exception("error in ack callback of %s", self)
 
 
-def drop_ack(settle: Callable[[list], None]) -> None:
-    """A pending ack whose socket left: futures fail with Disconnected, callbacks are dropped."""
-    fail = getattr(settle, "fail", None)
-    if fail is not None:
-        fail()
+class PendingAck:
+    """An acknowledgement a socket waits for: what its answer does, and what happens if none comes.
+
+    An emit's callback is simply dropped when the socket leaves; a `call`
+    (one socket or a group) has a `fail` that ends its wait at once.
+    """
+
+    __slots__ = ("settle", "fail")
+
+    def __init__(self, settle: Callable[[list], None], fail: Callable[[], None] | None = None):
+        self.settle = settle
+        self.fail = fail
+
+    def give_up(self) -> None:
+        """The socket left (or moved away and stopped forwarding) before the client answered."""
+        if self.fail is not None:
+            self.fail()
 
