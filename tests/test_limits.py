@@ -8,7 +8,8 @@ import pytest
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from conftest import error_of, http, polling_session, until
-from handlers.operations.limits import Limits, forwarded_address
+from handlers import Hub, Limits
+from handlers.operations.limits import forwarded_address
 
 pytestmark = pytest.mark.gen_test(timeout=30)
 
@@ -111,8 +112,19 @@ async def test_behind_a_trusted_proxy_each_forwarded_address_has_its_own_share(u
 
 def test_limits_are_hub_options():
     options = {"event_rate": 5, "ping_interval": 100}
-    assert Limits.take(options) == Limits(event_rate=5)
+    assert Limits.take(True, options) == Limits(event_rate=5)
     assert options == {"ping_interval": 100}
+
+
+def test_one_switch_turns_every_limit_off_or_sets_them_all():
+    """`Hub(limits=False)` for a load test; a `Limits` object to set them together; a named option wins."""
+    off = Hub(limits=False).ops.limits
+    assert off == Limits.off() and off.event_rate >= 10**9 and off.max_sessions >= 10**9
+    assert off.trusted_proxies == ()
+    mine = Limits(event_rate=7, max_sessions=3)
+    assert Hub(limits=mine).ops.limits is mine
+    assert Hub(limits=mine, max_sessions=4).ops.limits == Limits(event_rate=7, max_sessions=4)
+    assert Hub().ops.limits == Limits()
 
 
 def test_tune_gc_freezes_what_exists_and_collects_the_young_less_often():

@@ -113,11 +113,13 @@ class RedisAdapter:
 
     @property
     def recovering(self) -> bool:
+        """Whether group emits are kept for connection state recovery (a window above 0)."""
         return self.window > 0
 
     # -- life cycle ----------------------------------------------------
 
     async def start(self, hub: "Hub") -> None:
+        """Connect to Redis (a clear RuntimeError if it cannot) and join the cluster: relay, handoff, peers."""
         self.hub = hub
         try:
             await self.redis.ping()
@@ -140,6 +142,7 @@ class RedisAdapter:
         self._tasks = [asyncio.ensure_future(self._read()), asyncio.ensure_future(self._write())]
 
     async def stop(self) -> None:
+        """Write what is queued (for up to 5 s), leave the cluster and close the connections."""
         try:
             await asyncio.wait_for(self.flush(), 5)
         except asyncio.TimeoutError:
@@ -159,10 +162,12 @@ class RedisAdapter:
     # -- emits ---------------------------------------------------------
 
     def start_offset(self) -> str:
+        """The stream id before the next emit: where a socket connecting now starts."""
         return self.last_id
 
     @staticmethod
     def new_pid() -> str:
+        """A new private session id, for a socket that may come back."""
         return secrets.token_urlsafe(18)
 
     def broadcast(self, group: Broadcast, data: list) -> int:
@@ -235,6 +240,7 @@ class RedisAdapter:
         return self._connected_at.get(socket.pid, 0)
 
     def connected(self, socket: "Socket") -> None:
+        """A socket connected (or came back): its state is written for recovery."""
         if socket.namespace.name == "/":
             self._push(("online",))
         if socket.pid is not None:
@@ -243,9 +249,11 @@ class RedisAdapter:
             self._write_state(socket, self._ttl())
 
     def rooms_changed(self, socket: "Socket") -> None:
+        """A socket's rooms changed: its saved state follows."""
         self._write_state(socket, self._ttl())
 
     def lost(self, socket: "Socket", reason: str) -> None:
+        """A socket left: its state is kept for the recovery window if it may come back."""
         if socket.namespace.name == "/":
             self._push(("online",))
         if socket.pid is None:
@@ -263,6 +271,7 @@ class RedisAdapter:
         return self.window + 2 * self.hub.engine.ping_interval
 
     async def restore(self, namespace: str, pid: Any, offset: Any) -> tuple[Saved, list[Outgoing]] | None:
+        """A returning socket's saved state and what it missed since `offset`, or None."""
         if not isinstance(pid, str) or len(pid) > MAX_PID_LENGTH:
             log.info("recovery refused: malformed pid")
             return None

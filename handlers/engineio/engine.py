@@ -169,6 +169,7 @@ class Engine:
         return session
 
     def open_packet(self, session: Session, upgrades: list[str]) -> str:
+        """The OPEN packet of `session`: its sid, the upgrades offered, the heartbeat and maxPayload."""
         return "0" + json.dumps({
             "sid": session.sid,
             "upgrades": upgrades,
@@ -358,6 +359,7 @@ class Engine:
             session.close("ping timeout", notify=False)
 
     def error_body(self, code: int, message: str | None = None) -> str:
+        """Socket.IO's JSON error body for Engine.IO error `code`."""
         return error_body(code, message)
 
 

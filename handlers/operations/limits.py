@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("board.limits")
 
+OUT_OF_REACH = 10**9  # a rate or a bound no client reaches: `Limits.off()`
 MAX_TRACKED_ADDRESSES = 100_000  # handshake buckets kept; full ones are forgotten first
 
 
@@ -51,9 +52,17 @@ class Limits:
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed
 
     @classmethod
-    def take(cls, options: dict[str, Any]) -> "Limits":
-        """The limits named in `options`, removed from it (the rest goes to the engine)."""
-        return cls(**{f.name: options.pop(f.name) for f in fields(cls) if f.name in options})
+    def off(cls) -> "Limits":
+        """No abuse limits (a load test, a benchmark): every rate and bound out of reach."""
+        return cls(**{f.name: OUT_OF_REACH for f in fields(cls) if f.name != "trusted_proxies"})
+
+    @classmethod
+    def take(cls, limits: "Limits | bool", options: dict[str, Any]) -> "Limits":
+        """`Hub(limits=...)`: True for the defaults, False for none, or a `Limits`; a limit also
+        named among the hub's `options` (taken out of them) replaces its value."""
+        base = cls() if limits is True else cls.off() if limits is False else limits
+        named = {f.name: options.pop(f.name) for f in fields(cls) if f.name in options}
+        return replace(base, **named) if named else base
 
 
 class Throttled:

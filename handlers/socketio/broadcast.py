@@ -56,11 +56,13 @@ class Broadcast:
         self.exclude = exclude or set()
 
     def to(self, *rooms: str | Iterable[str]) -> "Broadcast":
+        """This group narrowed to the sockets also in any of `rooms`."""
         return Broadcast(self.namespace, self.include | set(names(rooms)), self.exclude)
 
     in_ = to
 
     def except_(self, *rooms: str | Iterable[str]) -> "Broadcast":
+        """This group without the sockets in `rooms`."""
         return Broadcast(self.namespace, self.include, self.exclude | set(names(rooms)))
 
     def sockets(self) -> list[Socket]:
@@ -164,14 +166,17 @@ class Broadcast:
         self._tell("disconnect", close=close)
 
     def sockets_join_local(self, rooms: list[str]) -> None:
+        """`socketsJoin` for the receivers of this process only."""
         for socket in self.sockets():
             socket.join(rooms)
 
     def sockets_leave_local(self, rooms: list[str]) -> None:
+        """`socketsLeave` for the receivers of this process only."""
         for socket in self.sockets():
             socket.leave(rooms)
 
     def disconnect_local(self, close: bool = False) -> None:
+        """`disconnect` for the receivers of this process only."""
         for socket in self.sockets():
             socket.disconnect(close)
 

@@ -29,7 +29,9 @@ from .broadcast import Broadcast, Peers
 from .files import STATIC_DIR
 from ..engineio.engine import Engine
 from ..operations.limits import Bucket, Limits
+from ..operations.drain import drain
 from ..operations.ops import Ops
+from ..transports.server import engine_server
 from ..transports.routing import engine_routes
 from .namespace import ConnectionRefused, Namespace
 from .recovery import RecoveryLog
@@ -174,7 +176,9 @@ class Hub:
     `recover_within` (how long a lost socket may come back with its state
     and what it missed; 0 turns recovery off), `recovery_log_packets` and
     `recovery_log_bytes` (the bounds of the log of group emits kept for it),
-    `adapter` (where group emits go; in this process by default).
+    `adapter` (where group emits go; in this process by default),
+    `limits` (the abuse limits: True for the defaults, False for none, or a
+    `Limits`; each limit may also be given as an option of its own name).
     """
 
     def __init__(
@@ -190,6 +194,7 @@ class Hub:
         recovery_log_packets: int = 10_000,
         recovery_log_bytes: int = 32 * 2**20,
         adapter: Adapter | None = None,
+        limits: Limits | bool = True,
         **engine_options: Any,
     ):
         self.path = path.rstrip("/") + "/"
@@ -202,7 +207,7 @@ class Hub:
         self.adapter = adapter or MemoryAdapter(
             RecoveryLog(recover_within, max_packets=recovery_log_packets, max_bytes=recovery_log_bytes)
             if recover_within > 0 else None)
-        limits = Limits.take(engine_options)  # the abuse limits among the options
+        limits = Limits.take(limits, engine_options)  # the one switch, and any limit named as an option
         self.engine = Engine(on_open=self._open, on_message=self._message, on_close=self._close,
                              on_tick=self._tick, **engine_options)
         self.namespaces: dict[str, Namespace] = {"/": Namespace(self, "/")}
@@ -223,9 +228,17 @@ class Hub:
         return namespace
 
     def on(self, event: str, handler: Handler | None = None) -> Any:
+        """Register `handler` for `event` of the main namespace (or use as a decorator).
+
+        "connection" gets each new socket, "disconnect" the socket and the
+        reason; any other event gets the socket then the client's arguments,
+        and what the handler returns (a tuple for several values) is the ack.
+        """
         return self.main.on(event, handler)
 
     def use(self, middleware: Handler) -> Handler:
+        """Run `middleware(socket, auth)` before each socket of the main namespace connects;
+        raising `ConnectionRefused` refuses it. May be async."""
         return self.main.use(middleware)
 
     def emit(self, event: str, *args: Any, to: Any = None, skip: Any = None,
@@ -235,14 +248,17 @@ class Hub:
 
     async def call(self, event: str, *args: Any, to: Any = None, skip: Any = None,
                    namespace: str = "/", timeout: float = 60.0) -> list:
+        """Emit with acks to everyone (or `to`, minus `skip`): the replies that came within `timeout` s."""
         return await self.of(namespace).call(event, *args, to=to, skip=skip, timeout=timeout)
 
     def to(self, *rooms: str | Iterable[str]) -> Broadcast:
+        """The sockets of the main namespace in any of `rooms`: a group to emit to, call, or disconnect."""
         return self.main.to(*rooms)
 
     in_ = to
 
     def except_(self, *rooms: str | Iterable[str]) -> Broadcast:
+        """Every socket of the main namespace but those in `rooms`."""
         return self.main.except_(*rooms)
 
     @property
@@ -252,6 +268,7 @@ class Hub:
 
     @property
     def sockets(self) -> dict[str, Socket]:
+        """The main namespace's sockets of this process, by id."""
         return self.main.sockets
 
     def routes(self) -> list:
@@ -259,6 +276,17 @@ class Hub:
         return engine_routes(self.engine, self.path) + [
             (self.path + r"(socket\.io\.js)", StaticFileHandler, {"path": STATIC_DIR}),
         ]
+
+    def server(self, app: Any, **options: Any) -> Any:
+        """The fast way to serve `app` with this hub: a Tornado `HTTPServer` (call `listen(port)` or
+        `add_sockets`) that answers polls and WebSocket handshakes of the hub below Tornado's
+        RequestHandler and hands every other request to `app`. `options` go to `HTTPServer`."""
+        return engine_server(app, self.engine, self.path, **options)
+
+    async def drain(self, seconds: float) -> None:
+        """Refuse new sessions at once (`/readyz` answers 503) and make every client reconnect
+        elsewhere, spread over `seconds`; returns when all are gone."""
+        await drain(self, seconds)
 
     def close(self) -> None:
         """Disconnect everyone (the server is stopping)."""

@@ -44,6 +44,7 @@ class Namespace:
 
     @property
     def count(self) -> int:
+        """Sockets connected to this namespace in this process."""
         return len(self.sockets)
 
     def on(self, event: str, handler: Handler | None = None) -> Any:
@@ -81,14 +82,17 @@ class Namespace:
         return await self._broadcast(to, skip).call(event, *args, timeout=timeout)
 
     def to(self, *rooms: str | Iterable[str]) -> Broadcast:
+        """The sockets of this namespace in any of `rooms`: a group to emit to, call, or disconnect."""
         return Broadcast(self).to(*rooms)
 
     in_ = to
 
     def except_(self, *rooms: str | Iterable[str]) -> Broadcast:
+        """Every socket of this namespace but those in `rooms`."""
         return Broadcast(self).except_(*rooms)
 
     def disconnect_sockets(self, room: str | None = None, close: bool = False) -> None:
+        """Disconnect every socket of this namespace (`close`: their whole sessions too)."""
         (Broadcast(self).to(room) if room else Broadcast(self)).disconnect(close)
 
     def _broadcast(self, to: Any, skip: Any) -> Broadcast:

@@ -117,6 +117,7 @@ class Socket:
 
     @property
     def handshake(self) -> dict:
+        """The handshake as socket.io gives it: headers, address, time, url, query, auth."""
         return self.client.environ
 
     # -- handlers ------------------------------------------------------
@@ -136,6 +137,7 @@ class Socket:
         return register(handler) if handler is not None else register
 
     def off(self, event: str) -> None:
+        """Remove this socket's handler of `event`."""
         if self._handlers:
             self._handlers.pop(event, None)
 
@@ -248,6 +250,7 @@ class Socket:
     # -- rooms ---------------------------------------------------------
 
     def join(self, *rooms: str | Iterable[str]) -> None:
+        """Put this socket in `rooms` (bounded by the hub's `max_rooms`)."""
         joined = self.joined
         if joined is None:
             joined = self.joined = set()
@@ -265,6 +268,7 @@ class Socket:
             self.namespace.hub.adapter.rooms_changed(self)
 
     def leave(self, *rooms: str | Iterable[str]) -> None:
+        """Take this socket out of `rooms`."""
         if not self.joined:
             return
         for room in names(rooms):
