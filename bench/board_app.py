@@ -39,8 +39,7 @@ else:
     CLUSTER = {}
 # The load generator is one address opening many clients and flooding on purpose: no abuse limits here.
 hub = Hub(ping_interval=25000, ping_timeout=20000, max_payload=1_000_000, recover_within=RECOVER,
-          event_rate=1e9, event_burst=10**9, handshake_rate=1e9, handshake_burst=10**9,
-          max_sessions_per_address=10**9, max_sessions=10**9, **CLUSTER)
+          limits=False, **CLUSTER)
 
 
 @hub.on("bcast")

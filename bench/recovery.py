@@ -7,7 +7,7 @@
     python bench/recovery.py --clients 50 --ticks 200 --modes websocket
 
 For each transport mode: Board's hub (bench/board_app.py, recovery on by default), our
-fault proxy (tests/faultproxy.py, its own process, RSTs both ways), and the official
+fault proxy (tests/e2e/faultproxy.py, its own process, RSTs both ways), and the official
 socket.io-client 4.8 (tests/node/recovery.js) with N sockets through the proxy. A
 python-socketio client connected directly asks the hub for the ticks. Prints, per mode,
 what every client received: delivered %, duplicates, out of order, the unluckiest client,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Any
 
 import pytest
@@ -151,3 +152,21 @@ async def until(predicate, timeout: float = 3.0) -> None:
 
 async def raw_websocket(url: str, query: str = "EIO=4&transport=websocket"):
     return await websocket_connect(url.replace("http", "ws", 1) + "/socket.io/?" + query)
+
+
+def client_frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = None,
+                 masked: bool = True, rsv: int = 0) -> bytes:
+    """A frame as a browser sends it (masked)."""
+    first = (0x80 if fin else 0) | rsv | opcode
+    n = len(payload)
+    bit = 0x80 if masked else 0
+    if n < 126:
+        header = bytes((first, bit | n))
+    elif n < 65536:
+        header = bytes((first, bit | 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((first, bit | 127)) + n.to_bytes(8, "big")
+    if not masked:
+        return header + payload
+    mask = mask or os.urandom(4)
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))

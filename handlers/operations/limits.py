@@ -190,7 +190,7 @@ class Bucket:
         self.stamp = time.monotonic()
 
     def take(self, rate: float, burst: float, now: float) -> float:
-        tokens = self.tokens + (now - self.stamp) * rate
+        tokens = self.tokens + max(0.0, now - self.stamp) * rate  # `now` may precede a new bucket
         if tokens > burst:
             tokens = burst
         self.stamp = now

@@ -158,7 +158,7 @@ async def test_a_client_that_does_not_read_is_dropped_not_buffered(url, hub, cli
 async def test_invalid_utf8_text_frame_is_refused(url, hub):
     import socket as so
     from tornado.iostream import IOStream
-    from test_frames import client_frame
+    from conftest import client_frame
     stream = IOStream(so.socket())
     await stream.connect(("127.0.0.1", int(url.rsplit(":", 1)[1])))
     await stream.write(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n"

@@ -1,10 +1,10 @@
 """A small Tornado app on Board's Hub, for the end-to-end feature tests.
 
-    python tests/feature_app.py --port=N
+    python tests/e2e/feature_app.py --port=N
 
 Binds 127.0.0.1, serves a blank test page at / (it loads /socket.io/socket.io.js and
 nothing else) and the hub, with the whole Socket.IO feature set behind a few events.
-The tests (tests/test_socketio_js.py with our browser client, tests/test_node_features.py
+The tests (tests/e2e/test_socketio_js.py with our browser client, tests/e2e/test_node_features.py
 with the official socket.io-client) drive it; what the server saw is asked back through
 events, keyed by a `tag` each test makes up, so one app serves a whole test module.
 
@@ -41,7 +41,7 @@ from collections import defaultdict
 import tornado.web
 from tornado.options import define, options, parse_command_line
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from handlers import AckTimeout, ConnectionRefused, Disconnected, Hub  # noqa: E402
 
 log = logging.getLogger("feature_app")

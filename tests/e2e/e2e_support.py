@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent  # the checkout
 ARTIFACTS = ROOT / "test-artifacts"
 NODE_DIR = ROOT / "tests" / "node"
 
@@ -509,13 +509,13 @@ def run_node(scenario, url, timeout=40):
 
 
 class FeatureApp(Board):
-    """tests/feature_app.py (Board's Hub with the whole Socket.IO feature set) as a subprocess."""
+    """tests/e2e/feature_app.py (Board's Hub with the whole Socket.IO feature set) as a subprocess."""
 
     def __init__(self, name="feature-app", port=None):
         super().__init__(db=":memory:", port=port, name=name)
 
     def command(self):
-        return [sys.executable, str(ROOT / "tests" / "feature_app.py"), f"--port={self.port}", "--address=127.0.0.1"]
+        return [sys.executable, str(ROOT / "tests" / "e2e" / "feature_app.py"), f"--port={self.port}", "--address=127.0.0.1"]
 
 
 def run_node_script(script, args, timeout=40):

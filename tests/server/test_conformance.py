@@ -1,10 +1,10 @@
 """The official protocol test suites, mirrored: every check of the `test-suite/` of
 socketio/engine.io-protocol (24) and socketio/socket.io-protocol (32), against Board
-set up as they expect (tests/conformance_server.py), with raw HTTP and WebSocket
+set up as they expect (tests/server/conformance_server.py), with raw HTTP and WebSocket
 clients as the suites use.
 
 The suites themselves (Node, mocha) are run by hand against
-`python tests/conformance_server.py engine.io|socket.io`; `make test` has no network
+`python tests/server/conformance_server.py engine.io|socket.io`; `make test` has no network
 to fetch them, so their checks live here. The Engine.IO checks run on both paths,
 as the Socket.IO suite repeats them on /socket.io/.
 """

@@ -232,7 +232,7 @@ def test_without_shared_worker_each_tab_connects_itself(pages, app):
 
 
 class ThreadedFaultProxy:
-    """tests/faultproxy.py's proxy on a loop of its own thread (the browser tests are synchronous)."""
+    """tests/e2e/faultproxy.py's proxy on a loop of its own thread (the browser tests are synchronous)."""
 
     def __init__(self, port):
         from faultproxy import FaultProxy

@@ -1,13 +1,13 @@
 """Board configured as the official protocol test suites expect it.
 
-    python tests/conformance_server.py engine.io   # for socketio/engine.io-protocol's test-suite/
-    python tests/conformance_server.py socket.io   # for socketio/socket.io-protocol's test-suite/
+    python tests/server/conformance_server.py engine.io   # for socketio/engine.io-protocol's test-suite/
+    python tests/server/conformance_server.py socket.io   # for socketio/socket.io-protocol's test-suite/
 
 Both suites talk to http://localhost:3000 with pingInterval 300, pingTimeout 200 and
 maxPayload 1e6 (their READMEs give the Node server they were written against). The
 Engine.IO suite wants an echo server at /engine.io/; the Socket.IO suite wants the
 handlers below at /socket.io/, a `/custom` namespace and a 1 s connect timeout.
-Our pytest mirror of both suites (tests/test_conformance.py) serves the same two
+Our pytest mirror of both suites (tests/server/test_conformance.py) serves the same two
 in one app, from `engine_routes()` and `socketio_rules()`.
 """
 
@@ -22,7 +22,7 @@ import sys
 import tornado.web
 from tornado.httpserver import HTTPServer
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from handlers import Engine, Hub  # noqa: E402
 from handlers import engine_routes as routes_of  # noqa: E402
 from handlers.wire.protocol import Outgoing  # noqa: E402
@@ -43,8 +43,7 @@ def socketio_rules(**options) -> tuple[list, Hub]:
     """The Socket.IO server of the suite's README: auth echo, message-back, acks, /custom."""
     # As the suite's reference server: no connection state recovery (no pid, no offsets), and the
     # suite's client opens and floods from one address.
-    hub = Hub(connect_timeout=1000, recover_within=0, event_rate=1e9, event_burst=10**9, handshake_rate=1e9,
-              handshake_burst=10**9, **{**SUITE_OPTIONS, **options})
+    hub = Hub(connect_timeout=1000, recover_within=0, limits=False, **{**SUITE_OPTIONS, **options})
 
     def greet(socket):
         socket.emit("auth", socket.auth if socket.auth is not None else {})

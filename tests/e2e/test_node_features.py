@@ -1,6 +1,6 @@
 """The official socket.io-client (Node, tests/node/features.js) against Board's Hub, feature by feature.
 
-The server is tests/feature_app.py (one per module, on a free port); each scenario runs in
+The server is tests/e2e/feature_app.py (one per module, on a free port); each scenario runs in
 its own Node process over one transport alone (websocket, or polling), and the upgrade from
 polling to websocket has its own test.
 """

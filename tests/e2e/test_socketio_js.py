@@ -1,6 +1,6 @@
 """Our browser client (static/socket.io.js) in headless Chromium against Board's Hub, feature by feature.
 
-The server is tests/feature_app.py (one per module): a blank page that loads
+The server is tests/e2e/feature_app.py (one per module): a blank page that loads
 /socket.io/socket.io.js, and the hub's features behind events. Each test opens a fresh
 browser context and runs one scenario in the page (page.evaluate), over WebSocket or, with
 window.WebSocket deleted as in an old browser, over long-polling; what the client saw and

@@ -54,7 +54,7 @@ class LiveBoard:
     def _run(self):
         asyncio.set_event_loop(self.loop)
         sock, self.port = bind_unused_port()
-        # The witness posts once per example: no rate limit here (tests/test_limits.py has them).
+        # The witness posts once per example: no rate limit here (tests/server/operations/test_limits.py has them).
         self.hub = Hub(ping_interval=2000, ping_timeout=2000, event_rate=1e6, event_burst=10**6)
         self.posts = Posts(":memory:")
         self.server = HTTPServer(make_app(self.hub, self.posts, post_limit=(0, 1), address_limit=(0, 1)))

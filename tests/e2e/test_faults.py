@@ -1,7 +1,7 @@
 """Nothing lost under real network faults: connections reset mid-stream, clients come back.
 
 The official socket.io-client (tests/node/recovery.js) runs many sockets through
-a TCP proxy of ours (tests/faultproxy.py) that resets live connections with an
+a TCP proxy of ours (tests/e2e/faultproxy.py) that resets live connections with an
 RST while the hub broadcasts numbered ticks. Every client must end with every
 tick exactly once, in order, over each transport mode.
 """

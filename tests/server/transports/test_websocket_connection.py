@@ -17,7 +17,7 @@ from handlers.transports.server import EngineFront
 from handlers.transports.websocket_connection import LeanSocket, accept_key
 from handlers.wire.protocol import Outgoing
 from handlers.transports.websocket_handler import WebSocketTransport
-from test_frames import client_frame
+from conftest import client_frame
 
 pytestmark = [pytest.mark.gen_test(timeout=20), pytest.mark.usefixtures("served_by")]
 

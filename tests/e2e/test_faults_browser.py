@@ -1,6 +1,6 @@
 """The board page through a network that goes away: every post once, in order, when it comes back.
 
-Page A reaches the board through our fault proxy (tests/faultproxy.py, its own
+Page A reaches the board through our fault proxy (tests/e2e/faultproxy.py, its own
 process): SIGUSR1 resets every connection and refuses new ones, SIGUSR2 lets
 them through again. Page B posts directly while A is cut off.
 """

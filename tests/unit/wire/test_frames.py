@@ -5,27 +5,13 @@ import os
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from conftest import client_frame
+
 from handlers.wire.frames import (
     BINARY, CLOSE, PING, PONG, TEXT, FrameError, FrameParser, close_frame, control_frame, encode_frame, unmask,
 )
 
 
-def client_frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = None,
-                 masked: bool = True, rsv: int = 0) -> bytes:
-    """A frame as a browser sends it (masked)."""
-    first = (0x80 if fin else 0) | rsv | opcode
-    n = len(payload)
-    bit = 0x80 if masked else 0
-    if n < 126:
-        header = bytes((first, bit | n))
-    elif n < 65536:
-        header = bytes((first, bit | 126)) + n.to_bytes(2, "big")
-    else:
-        header = bytes((first, bit | 127)) + n.to_bytes(8, "big")
-    if not masked:
-        return header + payload
-    mask = mask or os.urandom(4)
-    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 @pytest.mark.parametrize("size, header", [(5, b"\x81\x05"), (200, b"\x81\x7e\x00\xc8"),
