@@ -8,9 +8,19 @@ the asker's (as Centrifugo's and Phoenix's long-polling do over their
 brokers). The owner treats a relayed GET like its own: it waits for packets
 (a heartbeat ping comes at least every ping interval), then publishes them.
 
-A relayed GET whose HTTP client went away is cancelled at the owner; if its
-answer was already on its way, the client's recovery offset brings back
-what it held (the client sees its GET fail and reconnects).
+Nothing waits on a process that is gone: PUBLISH says when no process
+listens on the owner's channel, and while requests wait, the channels of
+their owners are counted (PUBSUB NUMSUB) every quarter of a second, so a
+request to an owner that dies meanwhile fails within a second, 400 as for
+an unknown session, and the client reconnects at once.
+
+Nothing is lost in transit either. The owner keeps each answer that carries
+packets until the relaying process says it wrote it to its HTTP client, and
+holds the session's next answer meanwhile. If the relaying process dies
+first (its channel counts no listener), its HTTP client went away, or it
+says nothing for `KEEP_SECONDS`, the packets go back to the head of the
+session's queue: the client's next GET (the balancer's retry of the same
+one, or any other), wherever it lands, gets them, in order.
 
 The upgrade to WebSocket goes over the same channels: a probe that reaches
 another process is announced to the owner (which then pauses polling, as
@@ -36,20 +46,40 @@ if TYPE_CHECKING:
 log = logging.getLogger("board.relay")
 
 TAG_LENGTH = 8
+GONE = (400, "Session ID unknown")  # what a request for a session of no live process gets
+WATCH_SECONDS = 0.25  # how often the owners that requests wait on are counted alive
+KEEP_SECONDS = 5.0    # how long an answer waits for word that it was written before it is sent again
 
 
 class RemotePoller:
     """A GET waiting at another process: what the session delivers goes back over Redis."""
 
-    __slots__ = ("relay", "reply", "rid")
+    __slots__ = ("relay", "session", "reply", "rid", "via")
 
-    def __init__(self, relay: "Relay", reply: str, rid: int):
+    def __init__(self, relay: "Relay", session: Any, reply: str, rid: int, via: str):
         self.relay = relay
+        self.session = session
         self.reply = reply
         self.rid = rid
+        self.via = via
 
     def deliver(self, payload: str | None) -> None:
-        self.relay._answer(self.reply, self.rid, 200, payload if payload is not None else "6")
+        self.relay._answer_get(self.session, self.reply, self.rid, self.via, payload)
+
+
+class Kept:
+    """An answer handed to a relaying process, kept until it says it wrote it."""
+
+    __slots__ = ("session", "payload", "via", "rid", "since")
+
+    def __init__(self, session: Any, payload: str, via: str, rid: int, since: float):
+        self.session, self.payload, self.via, self.rid, self.since = session, payload, via, rid, since
+
+
+def payload_packets(payload: str) -> Outgoing:
+    """A polling payload back into the packets it was made of (binary ones from base64)."""
+    return Outgoing([base64.b64decode(p[1:]) if p[:1] == "b" else p for p in payload.split("\x1e")],
+                    checked=True)
 
 
 def pack(queue: list[Outgoing]) -> list:
@@ -92,7 +122,15 @@ class Relay(Subscriber):
         self.channel = self._channel(tag)
         self.channels = (self.channel,)
         self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future] = {}
+        self._waiting: dict[int, tuple[asyncio.Future, str]] = {}  # rid -> (its answer, the owner's tag)
+        self._kept: dict[str, Kept] = {}          # sid -> an answer not yet known to be written
+        self._unwritten: dict[str, tuple[str, int]] = {}  # sid -> (owner, rid) of an answer being written here
+        self._watching: asyncio.Task | None = None
+
+    async def stop(self) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
+        await super().stop()
 
     def _channel(self, tag: str) -> str:
         return f"{self.prefix}:relay:{tag}"
@@ -106,28 +144,45 @@ class Relay(Subscriber):
 
     # -- asking --------------------------------------------------------
 
-    async def request(self, sid: str, op: str, body: str | None, timeout: float) -> tuple[int, str]:
-        """Send a GET or POST of session `sid` to its owner; (status, body) of its answer."""
+    async def request(self, sid: str, op: str, body: str | None, timeout: float,
+                      key: str | None = None) -> tuple[int, str]:
+        """Send a GET or POST of session `sid` to its owner; (status, body) of its answer.
+
+        A GET answered with packets must be followed by `written(sid, ok)` once its HTTP answer
+        is written (or not): until then the owner keeps the packets.
+        """
         owner = self.owner(sid)
         rid = next(self._ids)
         future = asyncio.get_running_loop().create_future()
-        self._waiting[rid] = future
+        self._waiting[rid] = (future, owner)
+        self._watch()
         message = {"op": op, "sid": sid, "rid": rid, "reply": self.channel, "from": self.tag, "body": body}
         try:
             if not await self.redis.publish(self._channel(owner), json.dumps(message)):
-                return 400, "Session ID unknown"   # no process listens there: it is gone
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+                return GONE   # no process listens there: it is gone
+            answer = await asyncio.wait_for(asyncio.shield(future), timeout)
+            if answer.get("keep"):
+                self._unwritten[sid] = (owner, rid)
+            return answer["status"], answer["body"]
         except asyncio.TimeoutError:
-            return 400, "Session ID unknown"
+            return GONE
         except asyncio.CancelledError:
             if op == "get":  # the HTTP client went away: stop the owner from answering into the void
                 await self._publish(owner, {"op": "cancel", "sid": sid, "rid": rid, "reply": self.channel})
             raise
         except Exception as exc:
             log.warning("relaying a polling %s for %s… failed: %s", op, sid[:8], exc)
-            return 400, "Session ID unknown"
+            return GONE
         finally:
             self._waiting.pop(rid, None)
+
+    def written(self, sid: str, ok: bool) -> None:
+        """The answer `request` gave for a GET of `sid` was written to its HTTP client (or not, `ok`
+        False): the owner forgets it, or sends it again with the session's next answer."""
+        unwritten = self._unwritten.pop(sid, None)
+        if unwritten is not None:
+            owner, rid = unwritten
+            self.tell(owner, {"op": "written", "sid": sid, "rid": rid, "ok": ok})
 
     def tell(self, tag: str, message: dict) -> None:
         """Send `message` to the process `tag`, expecting no answer."""
@@ -144,11 +199,17 @@ class Relay(Subscriber):
     def _on_message(self, message: dict) -> None:
         op = message["op"]
         if op == "answer":
-            future = self._waiting.get(message["rid"])
-            if future is not None and not future.done():
-                future.set_result((message["status"], message["body"]))
+            waiting = self._waiting.get(message["rid"])
+            if waiting is not None and not waiting[0].done():
+                waiting[0].set_result(message)
+            elif message.get("keep"):  # its HTTP client went away: the owner sends it again
+                self.tell(message["sid"][:TAG_LENGTH], {"op": "written", "sid": message["sid"],
+                                                        "rid": message["rid"], "ok": False})
             return
         sid = message["sid"]
+        if op == "written":
+            self._settle(sid, message["rid"], message["ok"])
+            return
         session = self.engine.sessions.get(sid)
         if op in ("write", "ack", "unprobe"):
             self._moving(op, sid, session, message)
@@ -163,7 +224,7 @@ class Relay(Subscriber):
         elif session.ws is not None:
             self._answer(reply, rid, 400, "Session upgraded to WebSocket")
         elif op == "get":
-            self._get(session, reply, rid)
+            self._get(session, reply, rid, message.get("from", ""))
         elif op == "post":
             refused = session.receive_payload(message["body"])
             self._answer(reply, rid, 400 if refused else 200, refused or "ok")
@@ -177,6 +238,9 @@ class Relay(Subscriber):
             asyncio.get_running_loop().call_later(
                 (engine.ping_interval + engine.ping_timeout) / 1000 + 5, self._unpause, session)
         elif op == "move":
+            if sid in self._kept:  # an answer in transit: where it went is not known yet
+                self._answer(reply, rid, 400, "Session cannot move now")
+                return
             moved = self.engine.move_out(session, Forwarder(self, message["from"], sid))
             if moved is None:
                 self._answer(reply, rid, 400, "Session cannot move now")
@@ -231,16 +295,79 @@ class Relay(Subscriber):
         log.info("session %s… moved here from %s with its WebSocket", sid[:8], owner)
         return session
 
-    def _get(self, session: Any, reply: str, rid: int) -> None:
+    def _get(self, session: Any, reply: str, rid: int, via: str) -> None:
         if session.poller is not None:
             self._answer(reply, rid, 400, "Overlapping GET requests")
             session.close("transport error", notify=False)
             return
         payload = session.poll()
         if payload is not None:
-            self._answer(reply, rid, 200, payload)
+            self._answer_get(session, reply, rid, via, payload)
         else:
-            session.poller = RemotePoller(self, reply, rid)
+            session.poller = RemotePoller(self, session, reply, rid, via)
+
+    # -- answers in transit: kept until written ---------------------------
+
+    def _answer_get(self, session: Any, reply: str, rid: int, via: str, payload: str | None) -> None:
+        """A relayed GET's answer; one with packets is kept (and the session held) until written."""
+        if payload is None:
+            payload = "6"
+        keep = payload != "6" and not session.closed and via != ""
+        if keep:
+            self._kept[session.sid] = Kept(session, payload, via, rid, asyncio.get_running_loop().time())
+            session.held = True  # the next answer waits: it must not overtake this one
+            self._watch()
+        message = {"op": "answer", "rid": rid, "status": 200, "body": payload}
+        if keep:
+            message.update(keep=True, sid=session.sid)
+        asyncio.ensure_future(self._send_answer(reply, json.dumps(message)))
+
+    def _settle(self, sid: str, rid: int, written: bool) -> None:
+        kept = self._kept.get(sid)
+        if kept is not None and kept.rid == rid:
+            self._release(sid, written)
+
+    def _release(self, sid: str, written: bool) -> None:
+        """The kept answer of `sid` was written, or is sent again ahead of what came since."""
+        kept = self._kept.pop(sid)
+        session = kept.session
+        session.held = False
+        if session.closed or self.engine.sessions.get(sid) is not session:
+            return
+        if not written:
+            log.info("session %s…: its answer through %s was not written; sent again", sid[:8], kept.via)
+            out = payload_packets(kept.payload)
+            session.queue.insert(0, out)
+            session.queued_bytes += out.size
+        if session.queue:
+            session.flush()
+
+    def _watch(self) -> None:
+        if self._watching is None or self._watching.done():
+            self._watching = asyncio.ensure_future(self._watch_loop())
+
+    async def _watch_loop(self) -> None:
+        """While requests wait or answers are in transit: are the processes at the other end alive?"""
+        loop = asyncio.get_running_loop()
+        while self._waiting or self._kept:
+            await asyncio.sleep(WATCH_SECONDS)
+            tags = {owner for _, owner in self._waiting.values()} | {k.via for k in self._kept.values()}
+            try:
+                counts = await asyncio.wait_for(self.redis.pubsub_numsub(*[self._channel(t) for t in tags]), 2)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("relay: counting the listeners failed: %s", exc)
+                continue
+            gone = {(c.decode() if isinstance(c, bytes) else c) for c, n in counts if not n}
+            for future, owner in list(self._waiting.values()):
+                if self._channel(owner) in gone and not future.done():
+                    log.info("relay: process %s is gone; its request fails", owner)
+                    future.set_result({"status": GONE[0], "body": GONE[1]})
+            now = loop.time()
+            for sid, kept in list(self._kept.items()):
+                if self._channel(kept.via) in gone or now - kept.since > KEEP_SECONDS:
+                    self._release(sid, False)
 
     def _answer(self, reply: str, rid: int, status: int, body: str) -> None:
         message = json.dumps({"op": "answer", "rid": rid, "status": status, "body": body})

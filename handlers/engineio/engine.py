@@ -59,6 +59,9 @@ class Relay(Protocol):
     async def request(self, sid: str, op: str, body: str | None, timeout: float) -> tuple[int, str]:
         """A polling GET or POST served by the owner of `sid`: (HTTP status, body)."""
 
+    def written(self, sid: str, ok: bool) -> None:
+        """The answer to the last relayed GET of `sid` was written to its HTTP client (or not)."""
+
     async def probe(self, sid: str) -> bool:
         """A WebSocket of `sid`'s client probes here: the owner pauses its polling; False if it cannot."""
 

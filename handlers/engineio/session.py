@@ -70,7 +70,7 @@ class Session:
         self.posting = False
         self.created = created
         self.context: Any = None             # the layer above (the hub's client) keeps its state here
-        self.held = False                    # see write_apart
+        self.held = False                    # see write_apart; on polling, an answer in transit (relay.py)
         self.timer: asyncio.TimerHandle | None = None  # its first ping, then that ping's deadline
 
     @property
@@ -132,6 +132,8 @@ class Session:
 
     def poll(self) -> str | None:
         """What a GET gets at once, whichever process or path serves it; None: it waits."""
+        if self.held:  # the last answer is still in transit through another process
+            return "6" if self.probed else None
         payload = self.take_payload()
         if payload is None and self.probed:
             return "6"  # mid-upgrade: let the client pause polling and confirm on the WebSocket

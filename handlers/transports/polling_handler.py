@@ -89,7 +89,14 @@ class PollingTransport(EngineRequest, RequestHandler):
         if status == 200:
             if op == "post":
                 self.set_header("Content-Type", "text/html")
-            self.finish(text)
+                self.finish(text)
+                return
+            try:  # the owner keeps what it answered until it hears it was written
+                await self.finish(text)
+                written = True
+            except Exception:
+                written = False
+            engine.relay.written(self.relayed, written)
         else:
             self.fail(UNKNOWN_SID if text == "Session ID unknown" else BAD_REQUEST, status, text)
 

@@ -7,6 +7,7 @@ elsewhere pauses its polling as one here would.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -54,3 +55,61 @@ async def test_a_probe_from_another_process_pauses_polling_once(cluster):
     assert not await b.hub.engine.relay.probe(sid)  # one upgrade at a time
     b.hub.engine.relay.unprobe(sid)                  # its WebSocket closed before the upgrade
     await until(lambda: not session.probed and not session.upgrading)
+
+
+async def gone(node: Node) -> None:
+    """The process `node` is gone as far as Redis can tell: nothing listens on its relay channel."""
+    await node.hub.engine.relay.stop()
+
+
+async def test_a_request_waiting_on_an_owner_that_dies_fails_within_a_second(cluster, io_loop):
+    a, b = cluster
+    sid = await polling_session_on(a)
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    first = await http(b.url, path)   # the owner's first ping, or nothing yet: whatever it has
+    assert first.code == 200
+    waiting = asyncio.ensure_future(http(b.url, path))   # through b, held at a: a has nothing to send
+    await until(lambda: a.hub.engine.sessions[sid].poller is not None)
+    await gone(a)
+    began = io_loop.time()
+    answer = await asyncio.wait_for(waiting, 5)
+    assert answer.code == 400 and json.loads(answer.body)["message"] == "Session ID unknown"
+    assert io_loop.time() - began < 1.0
+    # ... and so do a probe and a handoff aimed at it, at once.
+    began = io_loop.time()
+    assert not await b.hub.engine.relay.probe(sid)
+    assert await b.hub.engine.relay.move_here(sid, None) is None
+    assert io_loop.time() - began < 1.0
+
+
+async def test_an_answer_whose_relaying_process_dies_in_transit_goes_to_the_next_get(cluster):
+    a, b = cluster
+    sid = await polling_session_on(a)
+    session = a.hub.engine.sessions[sid]
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(b.url, path, method="POST", body="40")).code == 200
+    assert (await http(b.url, path)).body.startswith(b"40")
+    waiting = asyncio.ensure_future(http(b.url, path))   # through b, held at a
+    await until(lambda: session.poller is not None)
+    await gone(b)                    # b dies with the GET it relays: its answer never reaches the client
+    a.hub.emit("news", "in transit")
+    await until(lambda: sid in a.hub.engine.relay._kept or session.queue)  # a kept it, or already gave it back
+    again = await http(a.url, path)  # the client's next GET, here at the owner
+    assert again.code == 200 and again.body.startswith(b'42["news","in transit",')  # once, with its offset
+    waiting.cancel()
+
+
+async def test_an_answer_written_by_the_relaying_process_is_not_sent_twice(cluster):
+    a, b = cluster
+    sid = await polling_session_on(a)
+    session = a.hub.engine.sessions[sid]
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(b.url, path, method="POST", body="40")).code == 200
+    assert (await http(b.url, path)).body.startswith(b"40")
+    waiting = asyncio.ensure_future(http(b.url, path))
+    await until(lambda: session.poller is not None)
+    a.hub.emit("news", 1)
+    assert (await waiting).body.startswith(b'42["news",1,')
+    await until(lambda: not a.hub.engine.relay._kept and not session.held)  # b said it wrote it
+    a.hub.emit("news", 2)
+    assert (await http(a.url, path)).body.startswith(b'42["news",2,')
