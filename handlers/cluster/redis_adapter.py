@@ -27,13 +27,14 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..socketio.adapter import deliver
 from ..socketio.broadcast import Broadcast
 from .peers import Cluster
 from .handoff import Handoff
 from ..wire.protocol import EVENT, Outgoing, Packet, encode_packet
 from ..socketio.recovery import MAX_PID_LENGTH, RECOVERABLE, Saved
 from .relay import TAG_LENGTH, Relay
+from .stream import StreamReader, deliver_entries, head, outgoing, text_fields
+from .watchdog import Watchdog
 
 if TYPE_CHECKING:
     from ..socketio.hub import Hub
@@ -57,22 +58,17 @@ def _id(text: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def _head(namespace: str, attachments: int) -> str:
-    """The Socket.IO packet text before its JSON: type, attachments, namespace."""
-    head = f"45{attachments}-" if attachments else "42"
-    return head + (namespace + "," if namespace != "/" else "")
-
-
 class RedisAdapter:
     """Group emits and recovery state on Redis, shared by every process with the same `prefix`.
 
     `await adapter.start(hub)` connects (a clear error if Redis cannot be
     reached) and starts the reader and writer; `window` is the recovery
-    window in ms (0: off); `max_packets` bounds the stream.
+    window in ms (0: off); `max_packets` bounds the stream. A reader or listener
+    that hears nothing for `stall_seconds` is restarted (handlers/cluster/watchdog.py).
     """
 
     def __init__(self, url: str, *, prefix: str = "board", window: int = 120_000,
-                 max_packets: int = 10_000, max_queue: int = 100_000):
+                 max_packets: int = 10_000, max_queue: int = 100_000, stall_seconds: float = 5.0):
         import redis.asyncio as redis  # only a cluster needs it
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -109,6 +105,9 @@ class RedisAdapter:
         self.reachable = False
         self.relay: Relay | None = None
         self.cluster: Cluster | None = None
+        self.reader: StreamReader | None = None
+        self.watchdog: Watchdog | None = None
+        self.stall_seconds = stall_seconds
         self._set_if_owner = self.redis.register_script(SET_IF_OWNER)
 
     @property
@@ -139,7 +138,15 @@ class RedisAdapter:
         await self.cluster.start()
         hub.ops.checks.append(lambda: None if self.reachable else "Redis unreachable")  # /readyz
         self._push(("alive",))
-        self._tasks = [asyncio.ensure_future(self._read()), asyncio.ensure_future(self._write())]
+        self.reader = StreamReader(self.redis, self.stream, lambda: self.last_id, self._delivered,
+                                   self._unreachable, self._read_succeeded,
+                                   block_ms=int(min(2000, self.stall_seconds * 1000)))
+        self.reader.start()
+        self.watchdog = Watchdog(self.reader, {"relay listener": self.relay, "cluster listener": self.cluster},
+                                 limit=self.stall_seconds, every=min(1.0, self.stall_seconds / 2),
+                                 reachable=lambda: self.reachable)
+        hub.ops.checks.append(self.watchdog.check)  # /readyz
+        self._tasks = [asyncio.ensure_future(self._write()), asyncio.ensure_future(self.watchdog.run())]
 
     async def stop(self) -> None:
         """Write what is queued (for up to 5 s), leave the cluster and close the connections."""
@@ -150,6 +157,8 @@ class RedisAdapter:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.reader is not None:
+            await self.reader.stop()
         for part in (self.relay, self.cluster):
             if part is not None:
                 await part.stop()
@@ -174,8 +183,8 @@ class RedisAdapter:
         """Append the emit to the stream; every process delivers it when it reads it back."""
         namespace = group.namespace.name
         text, *buffers = encode_packet(Packet(EVENT, namespace, data))
-        head = _head(namespace, len(buffers))
-        fields: dict[str, Any] = {"n": namespace, "h": head, "b": text[len(head):],
+        h = head(namespace, len(buffers))
+        fields: dict[str, Any] = {"n": namespace, "h": h, "b": text[len(h):],
                                   "i": json.dumps(sorted(group.include)), "x": json.dumps(sorted(group.exclude))}
         for k, buffer in enumerate(buffers):
             fields[f"a{k}"] = buffer
@@ -185,31 +194,6 @@ class RedisAdapter:
     def send_own(self, socket: "Socket", data: list) -> None:
         """A socket's own emit travels as an emit to its room, so that it is in the log too."""
         self.broadcast(Broadcast(socket.namespace, {socket.id}), data)
-
-    def _deliver(self, offset: str, fields: dict) -> None:
-        """An entry of the stream (`fields` as `_text` gives them) to this process's sockets."""
-        namespace = self.hub.namespaces.get(fields["n"])
-        if namespace is None:
-            return
-        group = Broadcast(namespace, set(json.loads(fields["i"])), set(json.loads(fields["x"])))
-        targets = group.sockets()
-        if targets:
-            self.hub.stats.broadcast(len(targets))
-            out, plain = self._outgoing(offset, fields)
-            deliver(targets, out, lambda: plain)
-
-    @staticmethod
-    def _text(raw: dict) -> dict:
-        """A stream entry as read (bytes) in the form it was written: text fields, binary attachments."""
-        return {k.decode(): (v if k.startswith(b"a") else v.decode()) for k, v in raw.items()}
-
-    @staticmethod
-    def _outgoing(offset: str, fields: dict) -> tuple[Outgoing, Outgoing]:
-        """The entry's packet with `offset` appended, and without it."""
-        head, body = fields["h"], fields["b"]
-        buffers = [fields[f"a{k}"] for k in range(len(fields) - 5)]
-        with_offset = Outgoing([f'{head}{body[:-1]},"{offset}"]', *buffers])
-        return with_offset, Outgoing([head + body, *buffers])
 
     # -- recovery ------------------------------------------------------
 
@@ -316,14 +300,14 @@ class RedisAdapter:
         while _id(low) < _id(self.last_id):
             high = self.last_id
             for entry_id, fields in await self.redis.xrange(self.stream, "(" + low, high):
-                fields = self._text(fields)
+                fields = text_fields(fields)
                 include, exclude = set(json.loads(fields["i"])), set(json.loads(fields["x"]))
                 for found, (namespace, rooms) in zip(missed, sockets):
                     if fields["n"] != namespace:
                         continue
                     if (include and include.isdisjoint(rooms)) or (exclude and not exclude.isdisjoint(rooms)):
                         continue
-                    found.append(self._outgoing(entry_id.decode(), fields)[0 if offsets else 1])
+                    found.append(outgoing(entry_id.decode(), fields)[0 if offsets else 1])
             low = high
         return missed
 
@@ -457,12 +441,13 @@ class RedisAdapter:
 
     async def _send_retrying(self, batch: list[tuple]) -> None:
         """Once more on a fresh connection if the first fails: after a Redis restart the pool
-        still holds connections the old server closed."""
+        still holds connections the old server closed; a connection gone quiet holds a write
+        forever, so a write gets `stall_seconds` (then its connection is dropped)."""
         try:
-            await self._send(batch)
-        except (ConnectionError, OSError, self._redis_errors) as exc:
-            log.debug("Redis write failed (%s); once more", exc)
-            await self._send(batch)
+            await asyncio.wait_for(self._send(batch), self.stall_seconds)
+        except (ConnectionError, OSError, asyncio.TimeoutError, self._redis_errors) as exc:
+            log.debug("Redis write failed (%s); once more", exc or "timed out")
+            await asyncio.wait_for(self._send(batch), self.stall_seconds)
 
     async def _send(self, batch: list[tuple]) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -486,33 +471,15 @@ class RedisAdapter:
         Clients that expect an offset get the last one they can rely on: what these emits would
         have had is unknown, and leaving it out would make them take an argument for it.
         """
-        for op in batch:
-            if op[0] == "xadd":
-                self._deliver(self.last_id, op[1])
+        deliver_entries(self.hub, [(self.last_id, op[1]) for op in batch if op[0] == "xadd"])
 
-    async def _read(self) -> None:
-        delay = 0.1
-        while True:
-            try:
-                found = await self.redis.xread({self.stream: self.last_id}, count=1000, block=2000)
-                delay = 0.1
-                if not self.reachable:
-                    self._reachable_again()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._unreachable(exc)
-                log.debug("reading the Redis stream failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                continue
-            for _, entries in found or ():
-                for entry_id, fields in entries:
-                    self.last_id = entry_id.decode()
-                    try:
-                        self._deliver(self.last_id, self._text(fields))
-                    except Exception:
-                        log.exception("a stream entry that does not parse was dropped: %s", self.last_id)
-            if found:
-                advanced, self._advanced = self._advanced, asyncio.Event()
-                advanced.set()
+    def _delivered(self, last_id: str, entries: list) -> None:
+        """A batch read from the stream, to this process's sockets."""
+        self.last_id = last_id
+        deliver_entries(self.hub, entries)
+        advanced, self._advanced = self._advanced, asyncio.Event()
+        advanced.set()
+
+    def _read_succeeded(self) -> None:
+        if not self.reachable:
+            self._reachable_again()

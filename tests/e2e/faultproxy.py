@@ -28,7 +28,9 @@ class FaultProxy:
     """`await FaultProxy(port).start()`; `proxy.port`; `proxy.reset(fraction)`; `await proxy.stop()`.
 
     `proxy.down = True` also resets every new connection: the network is gone
-    until it is set back to False.
+    until it is set back to False. `proxy.blackhole()` silently drops whatever the
+    live connections carry from then on, both ways, and closes none of them (as a
+    NAT that forgot them would): new connections still go through.
     """
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
@@ -36,6 +38,7 @@ class FaultProxy:
         self.links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self.resets = 0
         self.down = False
+        self.holes: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
 
@@ -56,7 +59,7 @@ class FaultProxy:
         link = (writer, up_writer)
         self.links.add(link)
         try:
-            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+            await asyncio.gather(self._pump(reader, up_writer, link), self._pump(up_reader, writer, link))
         except asyncio.CancelledError:
             pass  # the proxy is stopping
         finally:
@@ -65,10 +68,11 @@ class FaultProxy:
                 if not w.is_closing():
                     w.close()
 
-    @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: tuple) -> None:
         try:
             while data := await reader.read(65536):
+                if link in self.holes:
+                    continue  # dropped on the floor
                 writer.write(data)
                 await writer.drain()
             if writer.can_write_eof():
@@ -88,6 +92,11 @@ class FaultProxy:
                 _reset(writer)
         self.resets += len(chosen)
         return len(chosen)
+
+    def blackhole(self) -> int:
+        """Drop, from now on, all the live connections carry; how many there are."""
+        self.holes |= self.links
+        return len(self.links)
 
     async def stop(self) -> None:
         if self.server is not None:

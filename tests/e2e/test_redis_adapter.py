@@ -37,8 +37,8 @@ def redis_server(tmp_path):
 class Node:
     """One process of the cluster: a hub on its own port with a Redis adapter."""
 
-    def __init__(self, url: str, prefix: str = "test"):
-        self.hub = Hub(ping_interval=300, ping_timeout=300, adapter=RedisAdapter(url, prefix=prefix))
+    def __init__(self, url: str, prefix: str = "test", **options):
+        self.hub = Hub(ping_interval=300, ping_timeout=300, adapter=RedisAdapter(url, prefix=prefix, **options))
         hub = self.hub
 
         @hub.on("join")
@@ -55,7 +55,7 @@ class Node:
     async def start(self) -> "Node":
         await self.hub.start()
         sock, port = bind_unused_port()
-        self.server = HTTPServer(tornado.web.Application(self.hub.routes()))
+        self.server = HTTPServer(tornado.web.Application(self.hub.routes() + self.hub.ops.routes()))
         self.server.add_sockets([sock])
         self.url = f"http://127.0.0.1:{port}"
         return self
