@@ -32,11 +32,13 @@ PYTHON_AGENTS = ("aiohttp", "python-requests", "python-urllib", "python/")
 
 
 def wants_offsets(environ: dict) -> bool:
-    """Whether this client's events should carry recovery offsets.
+    """Whether this client's events should carry recovery offsets, until it says (the default).
 
     Every Socket.IO client that supports recovery (JavaScript's, ours) gets
     them; python-socketio's client, which does not, is recognised by its
-    HTTP library's User-Agent and spared the extra argument.
+    HTTP library's User-Agent and spared the extra argument. A client may
+    say otherwise in its CONNECT auth (`{"recovery": true}` or `false`, or a
+    `pid` it comes back with): see `Namespace._connect`.
     """
     headers = environ.get("headers")
     agent = (headers.get("User-Agent", "") if headers is not None else "").lower()

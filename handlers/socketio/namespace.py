@@ -108,6 +108,11 @@ class Namespace:
     # -- connecting ----------------------------------------------------
 
     def _connect(self, client: "Client", auth: Any) -> None:
+        if isinstance(auth, dict) and ("recovery" in auth or "pid" in auth):
+            auth = dict(auth)
+            stated = auth.pop("recovery", True)  # coming back with a pid says it recovers
+            if type(stated) is bool:  # what a client says of itself wins over its User-Agent
+                client.offsets = self.hub.adapter.recovering and stated
         if client.offsets and isinstance(auth, dict) and "pid" in auth:
             client.pending = client.pending | {self.name}
             asyncio.ensure_future(self._recover(client, dict(auth))).add_done_callback(log_task_error)

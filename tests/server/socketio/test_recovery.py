@@ -323,3 +323,68 @@ async def test_the_python_client_gets_no_offsets_its_handlers_see_only_their_arg
     hub.emit("news", {"n": 1})
     assert await client.next("news") == {"n": 1}  # one argument, not (data, offset)
     assert not hub.sockets[client.client.get_sid()].pid
+
+
+class RecoveringPythonClient:
+    """The official python-socketio client (a Python User-Agent) with recovery added as socket.io-client
+    does it: it says so in its CONNECT auth, keeps the pid of the CONNECT answer and the offset that
+    ends each event, and comes back with both."""
+
+    def __init__(self):
+        import socketio
+
+        owner = self
+
+        class Client(socketio.AsyncClient):
+            async def _handle_connect(self, namespace, data):
+                if isinstance(data, dict) and data.get("pid"):
+                    owner.pid = data["pid"]
+                await super()._handle_connect(namespace, data)
+
+        self.sio = Client(reconnection_delay=0.05, reconnection_delay_max=0.1, randomization_factor=0)
+        self.pid = self.offset = None
+        self.events: list = []
+        self.hellos: list = []
+
+        @self.sio.on("news")
+        def news(*args):
+            *data, self.offset = args
+            self.events.append(data)
+
+        @self.sio.on("hello")
+        def hello(*args):
+            *data, self.offset = args if len(args) > 1 else (*args, self.offset)
+            self.hellos.append(data[0])
+
+    def auth(self) -> dict:  # asked at each connect
+        return {"recovery": True, **({"pid": self.pid, "offset": self.offset} if self.pid else {})}
+
+
+@wire
+async def test_a_python_client_that_says_it_recovers_gets_recovery_whatever_its_library(url, hub):
+    client = RecoveringPythonClient()
+    await client.sio.connect(url, transports=["websocket"], auth=client.auth, wait_timeout=5)
+    try:
+        await until(lambda: client.hellos == [{"recovered": False}])
+        assert client.pid  # given a pid, though its User-Agent is Python's
+        sid = client.sio.get_sid()
+        hub.emit("news", 1)
+        await until(lambda: client.events == [[1]])
+        session = hub.sockets[sid].client.session
+        session.ws.close_transport(1006, "network gone")   # the connection is lost, not closed
+        await until(lambda: hub.sockets.get(sid) is None)
+        hub.emit("news", 2)                                # missed while it was away
+        await until(lambda: client.hellos == [{"recovered": False}, {"recovered": True}], 5)
+        await until(lambda: client.events == [[1], [2]])
+        assert client.sio.get_sid() == sid                 # itself again: same id, nothing missed
+    finally:
+        await client.sio.disconnect()
+
+
+@wire
+async def test_a_client_that_says_it_does_not_recover_gets_no_offsets(url, hub):
+    client = RawClient(url)
+    assert "pid" not in await client.connect({"recovery": False})
+    assert await client.event() == ["hello", {"recovered": False}]
+    hub.emit("news", 1)
+    assert await client.next_packet() == '42["news",1]'
