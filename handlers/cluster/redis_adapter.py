@@ -32,6 +32,7 @@ from .peers import Cluster
 from .handoff import Handoff
 from ..wire.protocol import EVENT, Outgoing, Packet, encode_packet
 from ..socketio.recovery import MAX_PID_LENGTH, RECOVERABLE, Saved
+from .moves import MOVED_TTL_MS
 from .relay import TAG_LENGTH, Relay
 from .stream import StreamReader, deliver_entries, head, outgoing, text_fields
 from .watchdog import Watchdog
@@ -372,6 +373,9 @@ class RedisAdapter:
         self._push(("alive",))
         for socket in self.live.values():
             self._push(("touch", self._state_key(socket.pid), self._ttl()))
+        if self.relay is not None:  # where the sessions a drain moved here can be found
+            for key in self.relay.moved_keys():
+                self._push(("touch", key, MOVED_TTL_MS))
 
     # -- the writer and the reader ------------------------------------
 

@@ -22,10 +22,8 @@ says nothing for `KEEP_SECONDS`, the packets go back to the head of the
 session's queue: the client's next GET (the balancer's retry of the same
 one, or any other), wherever it lands, gets them, in order.
 
-The upgrade to WebSocket goes over the same channels: a probe that reaches
-another process is announced to the owner (which then pauses polling, as
-for a local probe), and the client's confirmation moves the session to
-the process that holds the WebSocket (handlers/cluster/handoff.py).
+Sessions that change process (an upgrade landing elsewhere, a drain handing
+its polling sessions on) go over the same channels: handlers/cluster/moves.py.
 """
 
 from __future__ import annotations
@@ -38,6 +36,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..wire.protocol import Outgoing
+from .moves import Moves, unpack  # noqa: F401 (unpack: the cluster's tests use it from here)
 from .subscriber import Subscriber
 
 if TYPE_CHECKING:
@@ -47,6 +46,11 @@ log = logging.getLogger("board.relay")
 
 TAG_LENGTH = 8
 GONE = (400, "Session ID unknown")  # what a request for a session of no live process gets
+
+
+def gone() -> dict:
+    """The answer of a process that is not there."""
+    return {"status": GONE[0], "body": GONE[1], "gone": True}
 WATCH_SECONDS = 0.25  # how often the owners that requests wait on are counted alive
 KEEP_SECONDS = 5.0    # how long an answer waits for word that it was written before it is sent again
 
@@ -82,34 +86,7 @@ def payload_packets(payload: str) -> Outgoing:
                     checked=True)
 
 
-def pack(queue: list[Outgoing]) -> list:
-    """Encoded packets as JSON can carry them: text as is, binary attachments in base64."""
-    return [[p if isinstance(p, str) else {"b": base64.b64encode(p).decode()} for p in out.packets]
-            for out in queue]
-
-
-def unpack(items: Any) -> list[Outgoing]:
-    return [Outgoing([p if isinstance(p, str) else base64.b64decode(p["b"]) for p in packets])
-            for packets in items]
-
-
-class Forwarder:
-    """The old owner's end of a session that moved: what is still written there goes to the new owner."""
-
-    __slots__ = ("relay", "tag", "sid")
-
-    def __init__(self, relay: "Relay", tag: str, sid: str):
-        self.relay, self.tag, self.sid = relay, tag, sid
-
-    def send_packets(self, queue: list[Outgoing]) -> bool:
-        self.relay.tell(self.tag, {"op": "write", "sid": self.sid, "packets": pack(queue)})
-        return True
-
-    def close_transport(self, code: int, reason: str) -> None:
-        pass  # the WebSocket is the new owner's
-
-
-class Relay(Subscriber):
+class Relay(Moves, Subscriber):
     """Carries polling requests between processes; `tag` prefixes the ids of this process's sessions."""
 
     log = log
@@ -126,6 +103,7 @@ class Relay(Subscriber):
         self._kept: dict[str, Kept] = {}          # sid -> an answer not yet known to be written
         self._unwritten: dict[str, tuple[str, int]] = {}  # sid -> (owner, rid) of an answer being written here
         self._watching: asyncio.Task | None = None
+        self._init_moves()
 
     async def stop(self) -> None:
         if self._watching is not None:
@@ -137,6 +115,9 @@ class Relay(Subscriber):
 
     def owner(self, sid: str) -> str | None:
         """The tag of the process that owns `sid`, if another one does."""
+        moved = self.moved_to.get(sid)
+        if moved is not None:
+            return moved if moved != self.tag else None
         tag = sid[:TAG_LENGTH]
         if len(sid) > TAG_LENGTH and tag != self.tag and all(c in "0123456789abcdef" for c in tag):
             return tag
@@ -144,14 +125,37 @@ class Relay(Subscriber):
 
     # -- asking --------------------------------------------------------
 
-    async def request(self, sid: str, op: str, body: str | None, timeout: float,
-                      key: str | None = None) -> tuple[int, str]:
+    async def request(self, sid: str, op: str, body: str | None, timeout: float) -> tuple[int, str]:
         """Send a GET or POST of session `sid` to its owner; (status, body) of its answer.
 
         A GET answered with packets must be followed by `written(sid, ok)` once its HTTP answer
         is written (or not): until then the owner keeps the packets.
         """
-        owner = self.owner(sid)
+        return await self.request_to(self.owner(sid), sid, op, body, timeout)
+
+    async def request_to(self, owner: str, sid: str, op: str, body: str | None,
+                         timeout: float) -> tuple[int, str]:
+        """`request`, to the process `owner`; followed once to where a drain moved the session."""
+        if op != "adopt" and sid in self._handing:
+            await self.handed_over(sid)
+            moved = self.owner(sid)
+            if moved is None:
+                return GONE  # no process took it: the client reconnects
+            owner = moved
+        for _ in range(3):
+            answer = await self._ask(owner, sid, op, body, timeout)
+            moved = answer.get("moved")
+            if moved is None and answer.get("gone") and op != "adopt":
+                moved = await self.moved_elsewhere(sid, owner)
+            if moved is None or moved == owner:
+                break
+            self.remember_move(sid, moved)
+            owner = moved
+        if answer.get("keep"):
+            self._unwritten[sid] = (answer.get("from", owner), answer["rid"])
+        return answer["status"], answer["body"]
+
+    async def _ask(self, owner: str, sid: str, op: str, body: str | None, timeout: float) -> dict:
         rid = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         self._waiting[rid] = (future, owner)
@@ -159,20 +163,17 @@ class Relay(Subscriber):
         message = {"op": op, "sid": sid, "rid": rid, "reply": self.channel, "from": self.tag, "body": body}
         try:
             if not await self.redis.publish(self._channel(owner), json.dumps(message)):
-                return GONE   # no process listens there: it is gone
-            answer = await asyncio.wait_for(asyncio.shield(future), timeout)
-            if answer.get("keep"):
-                self._unwritten[sid] = (owner, rid)
-            return answer["status"], answer["body"]
+                return gone()   # no process listens there: it is gone
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.TimeoutError:
-            return GONE
+            return gone()
         except asyncio.CancelledError:
             if op == "get":  # the HTTP client went away: stop the owner from answering into the void
                 await self._publish(owner, {"op": "cancel", "sid": sid, "rid": rid, "reply": self.channel})
             raise
         except Exception as exc:
             log.warning("relaying a polling %s for %s… failed: %s", op, sid[:8], exc)
-            return GONE
+            return gone()
         finally:
             self._waiting.pop(rid, None)
 
@@ -203,8 +204,8 @@ class Relay(Subscriber):
             if waiting is not None and not waiting[0].done():
                 waiting[0].set_result(message)
             elif message.get("keep"):  # its HTTP client went away: the owner sends it again
-                self.tell(message["sid"][:TAG_LENGTH], {"op": "written", "sid": message["sid"],
-                                                        "rid": message["rid"], "ok": False})
+                self.tell(message["from"], {"op": "written", "sid": message["sid"],
+                                            "rid": message["rid"], "ok": False})
             return
         sid = message["sid"]
         if op == "written":
@@ -215,6 +216,17 @@ class Relay(Subscriber):
             self._moving(op, sid, session, message)
             return
         rid, reply = message["rid"], message["reply"]
+        if op == "adopt":
+            self._adopt(message)
+            return
+        if session is None and op != "cancel":
+            if self._after_adoption(message):
+                return  # answered once the session is here
+            moved = self.moved_to.get(sid)
+            if moved is not None and moved != self.tag:  # a drain handed it on: ask there
+                asyncio.ensure_future(self._send_answer(reply, json.dumps(
+                    {"op": "answer", "rid": rid, "status": GONE[0], "body": GONE[1], "moved": moved})))
+                return
         if op == "cancel":
             if session is not None and isinstance(session.poller, RemotePoller) and session.poller.rid == rid:
                 session.poller = None
@@ -238,62 +250,7 @@ class Relay(Subscriber):
             asyncio.get_running_loop().call_later(
                 (engine.ping_interval + engine.ping_timeout) / 1000 + 5, self._unpause, session)
         elif op == "move":
-            if sid in self._kept:  # an answer in transit: where it went is not known yet
-                self._answer(reply, rid, 400, "Session cannot move now")
-                return
-            moved = self.engine.move_out(session, Forwarder(self, message["from"], sid))
-            if moved is None:
-                self._answer(reply, rid, 400, "Session cannot move now")
-            else:
-                queue, context = moved
-                self._answer(reply, rid, 200, json.dumps({"queue": pack(queue), "context": context}))
-
-    def _moving(self, op: str, sid: str, session: Any, message: dict) -> None:
-        """The messages of a session's move that need no answer."""
-        if op == "write":  # from the old owner of a session that moved here
-            if session is not None:
-                for out in unpack(message["packets"]):
-                    session.send(out)
-        elif op == "ack":  # to the old owner: the client's ack of a request made before the move
-            moved = self.engine.moved.get(sid)
-            if moved is not None:
-                self.engine.handoff.ack(moved[0], message["ns"], message["id"], message["data"])
-        elif op == "unprobe" and session is not None:  # the probe's WebSocket closed before the upgrade
-            self._unpause(session)
-
-    @staticmethod
-    def _unpause(session: Any) -> None:
-        if session.probed and session.ws is None and not session.closed \
-                and session.engine.sessions.get(session.sid) is session:
-            session.end_probe()
-
-    # -- moving a session to the WebSocket that reached this process ----
-
-    async def probe(self, sid: str) -> bool:
-        """Tell the owner of `sid` that its client probes a WebSocket here; False if it cannot."""
-        status, _ = await self.request(sid, "probe", None, 5.0)
-        return status == 200
-
-    def unprobe(self, sid: str) -> None:
-        owner = self.owner(sid)
-        if owner is not None:
-            self.tell(owner, {"op": "unprobe", "sid": sid})
-
-    async def move_here(self, sid: str, ws: Any) -> Any:
-        """Move the session `sid` to this process, carried by `ws`; its Session, or None."""
-        owner = self.owner(sid)
-        status, text = await self.request(sid, "move", None, 5.0)
-        if status != 200:
-            log.info("session %s… could not move here: %s", sid[:8], text)
-            return None
-        moved = json.loads(text)
-
-        def forward_ack(namespace: str, ack_id: int, data: list) -> None:
-            self.tell(owner, {"op": "ack", "sid": sid, "ns": namespace, "id": ack_id, "data": data})
-
-        session = await self.engine.adopt(sid, ws, unpack(moved["queue"]), moved["context"], forward_ack)
-        log.info("session %s… moved here from %s with its WebSocket", sid[:8], owner)
-        return session
+            self._move_out(session, message)
 
     def _get(self, session: Any, reply: str, rid: int, via: str) -> None:
         if session.poller is not None:
@@ -319,7 +276,7 @@ class Relay(Subscriber):
             self._watch()
         message = {"op": "answer", "rid": rid, "status": 200, "body": payload}
         if keep:
-            message.update(keep=True, sid=session.sid)
+            message.update(keep=True, sid=session.sid, **{"from": self.tag})
         asyncio.ensure_future(self._send_answer(reply, json.dumps(message)))
 
     def _settle(self, sid: str, rid: int, written: bool) -> None:
@@ -359,14 +316,14 @@ class Relay(Subscriber):
             except Exception as exc:
                 log.debug("relay: counting the listeners failed: %s", exc)
                 continue
-            gone = {(c.decode() if isinstance(c, bytes) else c) for c, n in counts if not n}
+            dead = {(c.decode() if isinstance(c, bytes) else c) for c, n in counts if not n}
             for future, owner in list(self._waiting.values()):
-                if self._channel(owner) in gone and not future.done():
+                if self._channel(owner) in dead and not future.done():
                     log.info("relay: process %s is gone; its request fails", owner)
-                    future.set_result({"status": GONE[0], "body": GONE[1]})
+                    future.set_result(gone())
             now = loop.time()
             for sid, kept in list(self._kept.items()):
-                if self._channel(kept.via) in gone or now - kept.since > KEEP_SECONDS:
+                if self._channel(kept.via) in dead or now - kept.since > KEEP_SECONDS:
                     self._release(sid, False)
 
     def _answer(self, reply: str, rid: int, status: int, body: str) -> None:

@@ -71,6 +71,15 @@ class Relay(Protocol):
     async def move_here(self, sid: str, ws: Any) -> "Session | None":
         """The client confirmed the upgrade here: the session moves to this process and `ws`."""
 
+    async def draining(self, seconds: float) -> list[str]:
+        """This process drains for `seconds`: the processes its polling sessions may go to."""
+
+    def can_hand_over(self, session: Session) -> bool:
+        """Whether `session` (long-polling) can move now, with nothing half-done."""
+
+    async def hand_over(self, session: Session, peers: list[str]) -> bool:
+        """Move the long-polling `session` to one of `peers`; False if it did not move there."""
+
 
 class Handoff(Protocol):
     """Moves the layer above's state of a session between processes (the cluster's handoff)."""
@@ -191,11 +200,11 @@ class Engine:
             except Exception:
                 log.exception("error in close handler of session %s", session.sid[:8])
 
-    def move_out(self, session: Session, forwarder: Any) -> tuple[list[Outgoing], dict] | None:
-        """Hand `session` to the process that holds its WebSocket: what it has not sent yet and
-        its layer's state; None if it cannot move now. What is still written here goes to
-        `forwarder` for a few heartbeats."""
-        if self.handoff is None or session.closed or not session.probed:
+    def move_out(self, session: Session, forwarder: Any, upgrade: bool = True) -> tuple[list[Outgoing], dict] | None:
+        """Hand `session` to the process that holds its WebSocket (`upgrade`), or to one that stays
+        when this one drains: what it has not sent yet and its layer's state; None if it cannot
+        move now. What is still written here goes to `forwarder` for a few heartbeats."""
+        if self.handoff is None or session.closed or (upgrade and not session.probed):
             return None
         context = self.handoff.export(session)
         if context is None:
@@ -216,7 +225,8 @@ class Engine:
         return queue, context
 
     async def adopt(self, sid: str, ws: Any, queue: list[Outgoing], context: dict, forward_ack: Any) -> Session:
-        """Take over a session moved here from another process; its WebSocket `ws` is open."""
+        """Take over a session moved here from another process; its WebSocket `ws` is open, or
+        None: it carries on long-polling (its process drained)."""
         session = Session(self, sid, time.monotonic())
         session.ws = ws
         self.sessions[sid] = session
@@ -224,7 +234,8 @@ class Engine:
         environ = self.handoff.environ(context)
         for watcher in self.watchers:
             watcher.opened(session, environ)
-            watcher.upgraded(session)
+            if ws is not None:
+                watcher.upgraded(session)
         for out in queue:  # what the old owner had not sent: first
             session.send(out)
         try:

@@ -1,4 +1,12 @@
-"""Graceful drain: stop taking sessions, then make each client reconnect elsewhere.
+"""Graceful drain: stop taking sessions, hand the long-polling ones to a process that stays, then
+make each remaining client reconnect elsewhere.
+
+On a cluster, each long-polling session is first handed to another live process
+(the cluster's relay, handlers/cluster/moves.py): its next GET, wherever it lands,
+carries on with the same sid, the same sockets and nothing missed, so even a
+client without connection state recovery loses nothing. WebSocket sessions (their
+TCP connection ends with the process) and polling sessions no process took are
+closed as follows.
 
 The official clients read a Socket.IO DISCONNECT, or an Engine.IO close
 packet, as "the server does not want me back" and stay away. A drain sends
@@ -26,6 +34,7 @@ log = logging.getLogger("board.drain")
 SERVICE_RESTART = 1012  # RFC 6455 close code registered for "service restart"
 TICK = 0.05             # seconds between batches of closes
 POLL_GRACE = 1.0        # how long a polling session with queued data may wait for its next GET
+HAND_OVER_BATCH = 200   # polling sessions handed over at once
 
 
 class Drained(Protocol):
@@ -47,8 +56,11 @@ def close_for_restart(session: "Session") -> None:
 
 
 async def drain(hub: Drained, seconds: float) -> None:
-    """Refuse new sessions at once; close the open ones over `seconds`; return when all are gone."""
+    """Refuse new sessions at once; on a cluster hand the polling ones over; close the rest over
+    `seconds`; return when all are gone."""
     hub.ops.admission.draining = True
+    if hub.engine.relay is not None:
+        await hand_over(hub.engine, seconds)
     sessions = list(hub.engine.sessions.values())
     log.info("draining %d sessions over %.1f s", len(sessions), seconds)
     loop = asyncio.get_running_loop()
@@ -87,3 +99,37 @@ def _close_late(late: list[tuple[float, "Session"]], now: float) -> list[tuple[f
         else:
             waiting.append((deadline, session))
     return waiting
+
+
+async def hand_over(engine: "Engine", seconds: float) -> int:
+    """Hand every long-polling session to another live process, within `seconds` (at least 2);
+    how many moved. One with something half-done (a POST being read, an answer in transit) waits
+    for its turn."""
+    relay = engine.relay
+    try:
+        peers = await relay.draining(seconds)
+    except Exception as exc:
+        log.warning("long-polling sessions not handed over (%s): their clients reconnect", exc)
+        return 0
+    pending = [s for s in engine.sessions.values() if s.ws is None]
+    if not pending:
+        return 0
+    if not peers:
+        log.warning("no other process to hand %d long-polling sessions to: their clients reconnect", len(pending))
+        return 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(seconds, 2.0)
+    moved = 0
+    while pending and loop.time() < deadline:
+        ready, later = [], []
+        for session in pending:
+            if session.closed or session.ws is not None or engine.sessions.get(session.sid) is not session:
+                continue
+            (ready if relay.can_hand_over(session) and len(ready) < HAND_OVER_BATCH else later).append(session)
+        done = await asyncio.gather(*(relay.hand_over(s, peers) for s in ready), return_exceptions=True)
+        moved += sum(d is True for d in done)
+        pending = later
+        if pending:
+            await asyncio.sleep(TICK)
+    log.info("%d long-polling sessions handed to %s", moved, ", ".join(peers))
+    return moved

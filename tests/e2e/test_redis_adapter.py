@@ -37,8 +37,8 @@ def redis_server(tmp_path):
 class Node:
     """One process of the cluster: a hub on its own port with a Redis adapter."""
 
-    def __init__(self, url: str, prefix: str = "test", **options):
-        self.hub = Hub(ping_interval=300, ping_timeout=300, adapter=RedisAdapter(url, prefix=prefix, **options))
+    def __init__(self, url: str, prefix: str = "test", ping: int = 300, **options):
+        self.hub = Hub(ping_interval=ping, ping_timeout=ping, adapter=RedisAdapter(url, prefix=prefix, **options))
         hub = self.hub
 
         @hub.on("join")

@@ -62,12 +62,21 @@ async def gone(node: Node) -> None:
     await node.hub.engine.relay.stop()
 
 
-async def test_a_request_waiting_on_an_owner_that_dies_fails_within_a_second(cluster, io_loop):
-    a, b = cluster
+@pytest.fixture
+def quiet_pair(io_loop, redis_server):
+    """Two processes whose heartbeat says nothing for 10 s: a GET waits until something is sent."""
+    nodes = [Node(redis_server.url, ping=10_000), Node(redis_server.url, ping=10_000)]
+    for node in nodes:
+        io_loop.run_sync(node.start)
+    yield nodes
+    for node in nodes:
+        io_loop.run_sync(node.stop)
+
+
+async def test_a_request_waiting_on_an_owner_that_dies_fails_within_a_second(quiet_pair, io_loop):
+    a, b = quiet_pair
     sid = await polling_session_on(a)
     path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
-    first = await http(b.url, path)   # the owner's first ping, or nothing yet: whatever it has
-    assert first.code == 200
     waiting = asyncio.ensure_future(http(b.url, path))   # through b, held at a: a has nothing to send
     await until(lambda: a.hub.engine.sessions[sid].poller is not None)
     await gone(a)
@@ -82,8 +91,8 @@ async def test_a_request_waiting_on_an_owner_that_dies_fails_within_a_second(clu
     assert io_loop.time() - began < 1.0
 
 
-async def test_an_answer_whose_relaying_process_dies_in_transit_goes_to_the_next_get(cluster):
-    a, b = cluster
+async def test_an_answer_whose_relaying_process_dies_in_transit_goes_to_the_next_get(quiet_pair):
+    a, b = quiet_pair
     sid = await polling_session_on(a)
     session = a.hub.engine.sessions[sid]
     path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
@@ -99,8 +108,8 @@ async def test_an_answer_whose_relaying_process_dies_in_transit_goes_to_the_next
     waiting.cancel()
 
 
-async def test_an_answer_written_by_the_relaying_process_is_not_sent_twice(cluster):
-    a, b = cluster
+async def test_an_answer_written_by_the_relaying_process_is_not_sent_twice(quiet_pair):
+    a, b = quiet_pair
     sid = await polling_session_on(a)
     session = a.hub.engine.sessions[sid]
     path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
@@ -113,3 +122,53 @@ async def test_an_answer_written_by_the_relaying_process_is_not_sent_twice(clust
     await until(lambda: not a.hub.engine.relay._kept and not session.held)  # b said it wrote it
     a.hub.emit("news", 2)
     assert (await http(a.url, path)).body.startswith(b'42["news",2,')
+
+
+@pytest.fixture
+def trio(io_loop, redis_server):
+    nodes = [Node(redis_server.url), Node(redis_server.url), Node(redis_server.url)]
+    for node in nodes:
+        io_loop.run_sync(node.start)
+    yield nodes
+    for node in nodes:
+        if node.server is not None:
+            io_loop.run_sync(node.stop)
+
+
+async def test_a_drain_hands_its_polling_sessions_to_a_process_that_stays(trio):
+    a, b, c = trio
+    sid = await polling_session_on(a)
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(a.url, path, method="POST", body="40")).code == 200
+    connected = await http(a.url, path)
+    assert connected.body.startswith(b'40{"sid":')
+    socket_id = json.loads(connected.body[2:].split(b"\x1e")[0])["sid"]
+    await http(a.url, path, method="POST", body='42["join","blue"]')
+    await until(lambda: a.hub.sockets and "blue" in a.hub.sockets[socket_id].rooms)
+    waiting = asyncio.ensure_future(http(a.url, path))  # its GET, waiting at a as the drain begins
+    await until(lambda: a.hub.engine.sessions[sid].poller is not None)
+    c.hub.to("blue").emit("news", "before")
+    first = (await waiting).body
+    drained = asyncio.ensure_future(a.hub.drain(0.2))
+    c.hub.to("blue").emit("news", "during")
+    await drained
+    assert not a.hub.engine.sessions
+    owner = next(n for n in (b, c) if sid in n.hub.engine.sessions)
+    other = c if owner is b else b
+    assert owner.hub.sockets[socket_id].rooms == {socket_id, "blue"}  # same socket, same rooms
+    got = first
+    while b'"during"' not in got:  # the next GETs, through a (still draining), then elsewhere
+        answer = await http(a.url, path)
+        assert answer.code == 200, answer.body
+        got += b"\x1e" + answer.body
+    assert got.count(b'"before"') == 1 and got.count(b'"during"') == 1
+    await a.stop()                      # a is gone: its moved sessions are found through Redis
+    a.server = None
+    other.hub.to("blue").emit("news", "after")
+    answer = await http(other.url, path)
+    while answer.body.startswith(b"2") or answer.body == b"6":  # a ping or a noop first, perhaps
+        await http(other.url, path, method="POST", body="3")
+        answer = await http(other.url, path)
+    assert answer.code == 200 and b'"after"' in answer.body, answer.body
+    assert (await http(other.url, path, method="POST", body='42["join","green"]')).code == 200
+    await until(lambda: "green" in owner.hub.sockets[socket_id].rooms)
