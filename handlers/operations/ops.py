@@ -58,7 +58,7 @@ class Ops:
         self.throttled = Throttled(hub.engine.stats)
         throttle_logs()  # what a client can make the server log is bounded
         self.admission = Admission(limits, hub.engine.stats, self.throttled)
-        hub.engine.guard(self.admission)
+        hub.engine.admit_with(self.admission)
         hub.engine.watchers.append(self.admission)
         hub.engine.watchers.append(SessionLog())
         self.events = EventLimiter(limits, self.throttled)

@@ -2,11 +2,11 @@
 
 Routing a request through an `Application` builds an `HTTPServerRequest`
 (query parsed and deep-copied, Host validated), walks the rules and makes a
-`RequestHandler`. `EngineFront`, the HTTP server's delegate (made by
+`RequestHandler`. `EngineDelegate`, the HTTP server's delegate (made by
 ``engine_server(app, hub.engine, hub.path)``, as board.py serves),
 recognises from the request line and headers alone a poll of an open local
-session (`LeanPoll`, handlers/transports/polling_connection.py) and a WebSocket handshake the lean
-path takes (`LeanUpgrade`, handlers/transports/websocket_connection.py); everything else reaches
+session (`ConnectionPoll`, handlers/transports/polling_connection.py) and a WebSocket handshake the connection-level
+path takes (`ConnectionUpgrade`, handlers/transports/websocket_connection.py); everything else reaches
 `app` untouched.
 
 `engine_server` makes the `HTTPServer` with the front, and replaces the
@@ -30,8 +30,8 @@ from tornado.httputil import (
 )
 
 from .entry import EIO
-from .polling_connection import LeanPoll, admit
-from .websocket_connection import lean_upgrade
+from .polling_connection import ConnectionPoll, admit
+from .websocket_connection import connection_upgrade
 
 if TYPE_CHECKING:
     from ..engineio.engine import Engine
@@ -43,9 +43,9 @@ SIMPLE_HOST = re.compile(r"(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})
 MAX_QUERY_FIELDS = 16  # a poll's query has three or four; more goes the usual way
 
 
-class EngineFront(HTTPServerConnectionDelegate):
-    """The HTTP server's delegate: `app` for everything, less the polls `LeanPoll` can serve and the
-    WebSockets `LeanUpgrade` can open.
+class EngineDelegate(HTTPServerConnectionDelegate):
+    """The HTTP server's delegate: `app` for everything, less the polls `ConnectionPoll` can serve and the
+    WebSockets `ConnectionUpgrade` can open.
 
     Routing a request through an `Application` first builds an
     `HTTPServerRequest` (query parsed and deep-copied, Host validated) and
@@ -96,9 +96,9 @@ class EngineFront(HTTPServerConnectionDelegate):
         else:
             self._sweep = None  # the next request schedules it again
 
-    def lean(self, start_line: RequestStartLine, headers: HTTPHeaders,
+    def pick(self, start_line: RequestStartLine, headers: HTTPHeaders,
              connection: HTTPConnection) -> HTTPMessageDelegate | None:
-        """A `LeanPoll` or `LeanUpgrade` for this request, or None to let the application have it."""
+        """A `ConnectionPoll` or `ConnectionUpgrade` for this request, or None to let the application have it."""
         uri = start_line.path
         if not uri.startswith(self.prefix):
             return None
@@ -127,21 +127,21 @@ class EngineFront(HTTPServerConnectionDelegate):
             return None
         if transport == "websocket":
             request = HTTPServerRequest(connection=connection, start_line=start_line, headers=headers)
-            return lean_upgrade(self.engine, request, sid)
+            return connection_upgrade(self.engine, request, sid)
         if transport != "polling" or sid is None:
             return None
         admitted = admit(self.engine, start_line.method, sid, headers, host)
         if admitted is None:
             return None
-        return LeanPoll(self.engine, admitted[0], start_line.method, connection, uri, admitted[1])
+        return ConnectionPoll(self.engine, admitted[0], start_line.method, connection, uri, admitted[1])
 
 
 class FrontDelegate(HTTPMessageDelegate):
-    """One request through the front: a `LeanPoll` or `LeanUpgrade`, or the application's own delegate."""
+    """One request through the front: a `ConnectionPoll` or `ConnectionUpgrade`, or the application's own delegate."""
 
     __slots__ = ("front", "server_conn", "request_conn", "delegate")
 
-    def __init__(self, front: EngineFront, server_conn: object, request_conn: HTTPConnection):
+    def __init__(self, front: EngineDelegate, server_conn: object, request_conn: HTTPConnection):
         self.front = front
         self.server_conn = server_conn
         self.request_conn = request_conn
@@ -151,7 +151,7 @@ class FrontDelegate(HTTPMessageDelegate):
                          headers: HTTPHeaders) -> Awaitable[None] | None:
         front = self.front
         front.waiting.pop(self.server_conn, None)
-        delegate = front.lean(start_line, headers, self.request_conn)  # type: ignore[arg-type]
+        delegate = front.pick(start_line, headers, self.request_conn)  # type: ignore[arg-type]
         if delegate is None:
             delegate = front.app.start_request(self.server_conn, self.request_conn)
         self.delegate = delegate
@@ -170,8 +170,8 @@ class FrontDelegate(HTTPMessageDelegate):
 
 def engine_server(app: HTTPServerConnectionDelegate, engine: "Engine", path: str = "/socket.io/",
                   idle_timeout: float = 3600.0, **kwargs: Any) -> HTTPServer:
-    """An `HTTPServer` serving `app` behind `EngineFront`; `idle_timeout` as Tornado's
+    """An `HTTPServer` serving `app` behind `EngineDelegate`; `idle_timeout` as Tornado's
     `idle_connection_timeout` (its default), kept by the front's sweep rather than a timer per request."""
-    server = HTTPServer(EngineFront(app, engine, path, idle_timeout), **kwargs)
+    server = HTTPServer(EngineDelegate(app, engine, path, idle_timeout), **kwargs)
     server.conn_params.header_timeout = None
     return server

@@ -1,7 +1,7 @@
 """Tornado's WebSocket protocol with batched frame reads: the one place Board swaps a private class.
 
 `WebSocketTransport` (the WebSockets Tornado's handler keeps: relayed
-probes, handoffs, and any handshake the lean path leaves) turns each
+probes, handoffs, and any handshake the connection-level path leaves) turns each
 `WebSocketProtocol13` into a `BatchedFrames` once the handshake is done: the
 same object, reading every frame the socket holds with one awaited read and
 the pure `FrameParser`. Measured when it came in (bench/RESULTS.md: ack round trips

@@ -1,15 +1,15 @@
-"""The lean WebSocket: the handshake answered below `RequestHandler`, then frames on an asyncio protocol.
+"""WebSocket at the connection level: the handshake answered below `RequestHandler`, then frames on an asyncio protocol.
 
 Through Tornado a WebSocket costs a `RequestHandler`, a `WebSocketHandler`
 and its protocol's chain of coroutines, held for the socket's whole life,
 and each read is a future on an `IOStream`. A handshake that can only
 succeed at the door (`EIO=4&transport=websocket`, a plain RFC 6455 upgrade,
-an allowed origin; for a new session, admitted by the engine's gate; with a
+an allowed origin; for a new session, admitted by the engine's admission; with a
 sid, the probe of a local polling session that has no WebSocket) is answered
-by `LeanUpgrade`, below `RequestHandler` (reached from `EngineFront`, or
-from `LeanUpgrades` in the engine's rules): Tornado parsed the request, the
+by `ConnectionUpgrade`, below `RequestHandler` (reached from `EngineDelegate`, or
+from `ConnectionUpgrades` in the engine's rules): Tornado parsed the request, the
 connection is then detached from its HTTP/1 machinery, and from the `101`
-on the socket belongs to `LeanSocket`, a plain `asyncio.Protocol` (uvloop's
+on the socket belongs to `WebSocketConnection`, a plain `asyncio.Protocol` (uvloop's
 when the board runs on it). Bytes in go through `data_received` and the
 pure `FrameParser`; ready frames go out with one `transport.write` per
 flush. Anything else (another process's session, an unknown sid, odd
@@ -77,13 +77,13 @@ def _warn_no_buffer_size() -> None:
     global _warned
     if not _warned:
         _warned = True
-        log.warning("this Tornado's IOStream has no _read_buffer_size, which the lean WebSocket path checks; "
+        log.warning("this Tornado's IOStream has no _read_buffer_size, which the connection-level WebSocket path checks; "
                     "every WebSocket goes through Tornado's handler (slower). Board is tested with the "
                     "Tornado versions setup.cfg allows.")
 
 
-def lean_upgrade(engine: "Engine", request: HTTPServerRequest, sid: str | None) -> "LeanUpgrade | None":
-    """A `LeanUpgrade` for a WebSocket handshake (its query already checked), or None.
+def connection_upgrade(engine: "Engine", request: HTTPServerRequest, sid: str | None) -> "ConnectionUpgrade | None":
+    """A `ConnectionUpgrade` for a WebSocket handshake (its query already checked), or None.
 
     Without `sid`, a new session; with one, the upgrade probe of a local polling session that has
     no WebSocket yet (another process's session, an unknown or a busy one: Tornado's handler).
@@ -99,11 +99,11 @@ def lean_upgrade(engine: "Engine", request: HTTPServerRequest, sid: str | None) 
         return None
     if not engine.origin_allowed(request.headers.get("Origin"), request.host):
         return None
-    return LeanUpgrade(engine, request, session)
+    return ConnectionUpgrade(engine, request, session)
 
 
-class LeanUpgrades(Router):
-    """In the engine's rules: the WebSockets `lean_upgrade` takes to `LeanUpgrade`; None for the rest."""
+class ConnectionUpgrades(Router):
+    """In the engine's rules: the WebSockets `connection_upgrade` takes to `ConnectionUpgrade`; None for the rest."""
 
     def __init__(self, engine: "Engine"):
         self.engine = engine
@@ -113,12 +113,12 @@ class LeanUpgrades(Router):
         sid = args.get("sid")
         if not right_version(args) or (sid is not None and len(sid) != 1):
             return None
-        return lean_upgrade(self.engine, request, sid[0].decode("latin-1") if sid else None)
+        return connection_upgrade(self.engine, request, sid[0].decode("latin-1") if sid else None)
 
 
-class LeanUpgrade(HTTPMessageDelegate):
+class ConnectionUpgrade(HTTPMessageDelegate):
     """A WebSocket handshake: a new session refused at the door, or the handshake answered and the
-    socket handed to `LeanSocket` (with `session`, the polling session it probes)."""
+    socket handed to `WebSocketConnection` (with `session`, the polling session it probes)."""
 
     __slots__ = ("engine", "request", "session", "refused")
 
@@ -132,8 +132,8 @@ class LeanUpgrade(HTTPMessageDelegate):
         engine, request, session = self.engine, self.request, self.session
         environ = None
         if session is None:  # a new session: the door decides
-            gate = engine.gate
-            self.refused = gate.admit(request) if gate is not None else None
+            admission = engine.admission
+            self.refused = admission.admit(request) if admission is not None else None
             if self.refused is not None:
                 return None  # answered in finish(), as a handler would
             environ = handshake_environ(engine, request, "websocket")
@@ -146,7 +146,7 @@ class LeanUpgrade(HTTPMessageDelegate):
         stream.close()
         if sock is None:
             return None
-        protocol = LeanSocket(engine, SWITCHING + accept + b"\r\n\r\n", environ, session)
+        protocol = WebSocketConnection(engine, SWITCHING + accept + b"\r\n\r\n", environ, session)
         return _attach(sock, protocol)  # Tornado awaits it, then sees the connection detached
 
     def finish(self) -> None:
@@ -157,7 +157,7 @@ class LeanUpgrade(HTTPMessageDelegate):
                         BAD_REQUEST, status, message)
 
 
-async def _attach(sock: socketlib.socket, protocol: "LeanSocket") -> None:
+async def _attach(sock: socketlib.socket, protocol: "WebSocketConnection") -> None:
     try:
         sock.setsockopt(socketlib.IPPROTO_TCP, socketlib.TCP_NODELAY, 1)
         await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, sock)
@@ -166,7 +166,7 @@ async def _attach(sock: socketlib.socket, protocol: "LeanSocket") -> None:
         sock.close()
 
 
-class LeanSocket(asyncio.Protocol):
+class WebSocketConnection(asyncio.Protocol):
     """One Engine.IO session over one WebSocket, on the event loop's own transport (the session's writer)."""
 
     __slots__ = ("engine", "environ", "greeting", "transport", "session", "frames", "closing", "behind",

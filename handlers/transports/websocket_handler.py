@@ -13,7 +13,7 @@ Reading frames in batches and writing ready frames use private parts of
 Tornado's `WebSocketProtocol13`, kept in tornado_frames.py with the checks
 against the installed Tornado; if it lacks them, connections fall back to
 Tornado's own frame reading and `write_message`, slower but correct, and a
-warning says so. Where this handler serves at all: see routing.py (the lean
+warning says so. Where this handler serves at all: see routing.py (the connection-level
 path, websocket_connection.py, takes every plain handshake it can).
 """
 
@@ -65,7 +65,7 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         ok, session = self.check_request()
         if not ok:
             return
-        if self.relayed is not None and (self.engine.handoff is None or getattr(self.engine.gate, "draining", False)):
+        if self.relayed is not None and (self.engine.handoff is None or (self.engine.admission is not None and self.engine.admission.draining)):
             # No session moves to a process that is going away: the client stays on polling, probes later.
             self.fail(BAD_REQUEST, 400, "Session lives on another process")
             return

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.gen_test(timeout=30)
 
 def test_the_engine_is_guarded_by_the_admission():
     hub = Hub()
-    assert hub.engine.gate is hub.ops.admission
+    assert hub.engine.admission is hub.ops.admission
     assert hub.ops.admission in hub.engine.watchers
 
 
