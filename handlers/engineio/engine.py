@@ -136,6 +136,7 @@ class Engine:
         self.stats = Stats()
         self.watchers: list[Watcher] = [self.stats]  # told of each session's open, upgrade and close
         self.admission: Admission | None = None  # decides on new handshakes (see admit_with); None lets all in
+        self.connections: Any = None  # open TCP connections per address (handlers/operations/connections.py), if served so
         # WebSockets below RequestHandler where they can be (handlers/transports/websocket_connection.py); False: Tornado's handler.
         self.lean_websocket = True
         self.extra_origins: set[str] = set()  # allowed whatever allowed_origins says (the Admin UI's)

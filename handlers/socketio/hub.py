@@ -63,7 +63,7 @@ class Client:
         self.session = session
         self.environ = environ
         self.address: str = environ.get("remote_ip") or ""  # as the limits see it (trusted proxies)
-        self.events: Bucket | None = None     # its event budget (handlers/limits.py), made on first event
+        self.events: Bucket | None = None     # its event budget (handlers/operations/limits.py), made on first event
         self.connects: Bucket | None = None   # its namespace CONNECT/DISCONNECT budget
         self.decoder = Decoder(hub.max_attachments)
         self.sockets: dict[str, Socket] = {}

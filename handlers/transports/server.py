@@ -9,11 +9,13 @@ session (`ConnectionPoll`, handlers/transports/polling_connection.py) and a WebS
 path takes (`ConnectionUpgrade`, handlers/transports/websocket_connection.py); everything else reaches
 `app` untouched.
 
-`engine_server` makes the `HTTPServer` with the front, and replaces the
-header timeout Tornado arms for every request (a timer, a future and their
-callbacks: a twelfth of a poll's cost) by one sweep that closes connections
-that have waited for a request's headers longer than `idle_timeout`, as that
-timeout did.
+`engine_server` makes the `HTTPServer` with the front (a `ConnectionServer`,
+handlers/operations/connections.py: connections per address capped, accepting paused
+when descriptors run out), and replaces the header timeout Tornado arms for
+every request (a timer, a future and their callbacks: a twelfth of a poll's
+cost) by one sweep that closes connections that have waited for a request's
+headers longer than `header_timeout` (a hub option, 10 s by default; idle
+keep-alives included, as Node closes them after 5 s) or `idle_timeout`.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ from tornado.httputil import (
     RequestStartLine, ResponseStartLine,
 )
 
+from ..operations.connections import Connections, ConnectionServer
+from ..operations.limits import Limits, Throttled
 from .entry import EIO
 from .polling_connection import ConnectionPoll, admit
 from .websocket_connection import connection_upgrade
@@ -57,11 +61,12 @@ class EngineDelegate(HTTPServerConnectionDelegate):
     """
 
     def __init__(self, app: HTTPServerConnectionDelegate, engine: "Engine", path: str = "/socket.io/",
-                 idle_timeout: float = 3600.0):
+                 idle_timeout: float = 3600.0, header_timeout: float | None = None):
         self.app = app
         self.engine = engine
         self.prefix = path.rstrip("/") + "/?"
-        self.idle_timeout = idle_timeout
+        # How long a connection may wait for a request's headers (the first, or the next on a keep-alive).
+        self.idle_timeout = idle_timeout if header_timeout is None else min(idle_timeout, header_timeout)
         self.waiting: dict[Any, float] = {}  # server connection -> since when it waits for a request's headers
         self._sweep: asyncio.TimerHandle | None = None
 
@@ -81,7 +86,8 @@ class EngineDelegate(HTTPServerConnectionDelegate):
 
     def sweep(self) -> None:
         """Close the connections that have waited longer than `idle_timeout` for a request's headers
-        (idle keep-alives, headers that never end): what Tornado's header timeout did."""
+        (idle keep-alives, headers that never end, half-open connections): what Tornado's header
+        timeout did."""
         due = time.monotonic() - self.idle_timeout
         late = [conn for conn, since in self.waiting.items() if since < due]
         for conn in late:
@@ -89,12 +95,28 @@ class EngineDelegate(HTTPServerConnectionDelegate):
             stream = getattr(conn, "stream", None)
             if stream is not None:
                 stream.close()
-        if late:
-            log.info("closed %d HTTP connections idle for %.0f s", len(late), self.idle_timeout)
+        if late:  # routine (idle keep-alives), and at most a line a sweep
+            log.debug("closed %d HTTP connections idle for %.0f s", len(late), self.idle_timeout)
         if self.waiting:
             self._schedule()
         else:
             self._sweep = None  # the next request schedules it again
+
+    def shed(self) -> int:
+        """Close the older half of the connections waiting for a request's headers (at least one):
+        descriptors ran out, and these are the ones served nothing. The number closed."""
+        waiting = self.waiting
+        if not waiting:
+            return 0
+        oldest = sorted(waiting, key=waiting.__getitem__)[: max(1, len(waiting) // 2)]
+        closed = 0
+        for conn in oldest:
+            del waiting[conn]
+            stream = getattr(conn, "stream", None)
+            if stream is not None and not stream.closed():
+                stream.close()
+                closed += 1
+        return closed
 
     def pick(self, start_line: RequestStartLine, headers: HTTPHeaders,
              connection: HTTPConnection) -> HTTPMessageDelegate | None:
@@ -171,7 +193,14 @@ class FrontDelegate(HTTPMessageDelegate):
 def engine_server(app: HTTPServerConnectionDelegate, engine: "Engine", path: str = "/socket.io/",
                   idle_timeout: float = 3600.0, **kwargs: Any) -> HTTPServer:
     """An `HTTPServer` serving `app` behind `EngineDelegate`; `idle_timeout` as Tornado's
-    `idle_connection_timeout` (its default), kept by the front's sweep rather than a timer per request."""
-    server = HTTPServer(EngineDelegate(app, engine, path, idle_timeout), **kwargs)
+    `idle_connection_timeout` (its default), kept by the front's sweep rather than a timer per request,
+    with the hub's `header_timeout` and `max_connections_per_address` (the limits at the engine's door)."""
+    admission = engine.admission
+    limits = getattr(admission, "limits", None) or Limits()
+    if engine.connections is None:
+        throttled = getattr(admission, "throttled", None) or Throttled(engine.stats)
+        engine.connections = Connections(limits.max_connections_per_address, throttled, limits.trusted_proxies)
+    server = ConnectionServer(EngineDelegate(app, engine, path, idle_timeout, limits.header_timeout), **kwargs)
+    server.connections = engine.connections
     server.conn_params.header_timeout = None
     return server

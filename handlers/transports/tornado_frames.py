@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 
 import tornado
+from tornado.iostream import StreamBufferFullError
 from tornado.websocket import WebSocketProtocol, WebSocketProtocol13
 
 from ..wire.frames import TEXT, FrameError, FrameParser
@@ -103,6 +104,13 @@ class BatchedFrames(WebSocketProtocol13):
                     self._abort()
                     return
                 continue
-            handled = self._handle_message(opcode, payload)
+            try:
+                handled = self._handle_message(opcode, payload)
+            except StreamBufferFullError:
+                # A pong past the write buffer's cap (Tornado before 6.5 answers every ping; later ones
+                # keep one pong outstanding): a client that pings and never reads, cut as too slow.
+                handler.engine.stats.slow_clients_dropped += 1
+                self._abort()
+                return
             if handled is not None:
                 await handled

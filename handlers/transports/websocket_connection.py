@@ -12,10 +12,15 @@ connection is then detached from its HTTP/1 machinery, and from the `101`
 on the socket belongs to `WebSocketConnection`, a plain `asyncio.Protocol` (uvloop's
 when the board runs on it). Bytes in go through `data_received` and the
 pure `FrameParser`; ready frames go out with one `transport.write` per
-flush. Anything else (another process's session, an unknown sid, odd
-headers, other protocol versions) goes to `WebSocketTransport`, which
-answers as it always did; `engine.lean_websocket = False` sends every
-WebSocket there.
+flush. Backpressure is asyncio's: above `HIGH_WATER` bytes owed to a client
+the transport calls `pause_writing` and nothing more is read from that
+client until it has caught up (`resume_writing`), so what it sends (pings
+above all, each answered by a pong) cannot make the server write without
+bound; past `engine.max_queue_bytes` owed, as on every other queue, the
+connection is cut and counted as a slow client. Anything else (another
+process's session, an unknown sid, odd headers, other protocol versions)
+goes to `WebSocketTransport`, which answers as it always did;
+`engine.lean_websocket = False` sends every WebSocket there.
 """
 from __future__ import annotations
 
@@ -44,6 +49,7 @@ log = logging.getLogger("board.engine")
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
 CLOSE_GRACE = 5.0  # seconds a closing socket may take to flush what it owes before it is cut
+HIGH_WATER = 256 * 1024  # bytes owed to a client above which nothing more is read from it
 
 
 def accept_key(key: str) -> bytes:
@@ -170,7 +176,7 @@ class WebSocketConnection(asyncio.Protocol):
     """One Engine.IO session over one WebSocket, on the event loop's own transport (the session's writer)."""
 
     __slots__ = ("engine", "environ", "greeting", "transport", "session", "frames", "closing", "behind",
-                 "probing")
+                 "probing", "address")
 
     def __init__(self, engine: "Engine", greeting: bytes, environ: dict | None, session: Session | None = None):
         self.engine = engine
@@ -182,9 +188,15 @@ class WebSocketConnection(asyncio.Protocol):
         self.closing = False
         self.behind = False
         self.probing = False
+        self.address: str | None = None  # counted in the engine's open connections while this one is
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        high = min(HIGH_WATER, self.engine.max_queue_bytes)
+        transport.set_write_buffer_limits(high=high)  # type: ignore[attr-defined]
+        connections = self.engine.connections
+        if connections is not None:  # off Tornado's HTTP connection now: counted here until it closes
+            self.address = connections.hold(transport.get_extra_info("peername"))
         if self.session is not None:  # an upgrade probe
             transport.write(self.greeting)  # type: ignore[attr-defined]
             self.greeting = b""
@@ -221,7 +233,11 @@ class WebSocketConnection(asyncio.Protocol):
             elif opcode == BINARY:
                 self._message(payload)
             elif opcode == PING:
-                self.transport.write(control_frame(PONG, payload))  # type: ignore[union-attr]
+                transport = self.transport
+                transport.write(control_frame(PONG, payload))  # type: ignore[union-attr]
+                if transport.get_write_buffer_size() > self.engine.max_queue_bytes:  # type: ignore[union-attr]
+                    self._too_slow()
+                    return
             elif opcode == CLOSE:  # the client's close: echo its code, then hang up
                 code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1000
                 self.close_transport(code if 1000 <= code < 5000 else 1002, "")
@@ -237,9 +253,31 @@ class WebSocketConnection(asyncio.Protocol):
             log.exception("error handling a message; closing the connection")
             self._cut()
 
+    def pause_writing(self) -> None:
+        """Above the high-water mark: read nothing more from this client until it has read what it owes."""
+        if not self.closing:
+            self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def resume_writing(self) -> None:
+        if not self.closing:
+            self.transport.resume_reading()  # type: ignore[union-attr]
+
+    def _too_slow(self) -> None:
+        """Owes more than any queue may hold: cut at once (nothing more is flushed) and count it."""
+        self.behind = True
+        self.engine.stats.slow_clients_dropped += 1
+        log.debug("a WebSocket owes its client more than %d bytes; cutting it", self.engine.max_queue_bytes)
+        session = self.session
+        if session is not None and not self.probing and not session.closed:
+            session.close("transport error", notify=False)  # which cuts this transport
+        self._cut()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.closing = True
+        if self.address is not None:
+            self.engine.connections.release(self.address)
+            self.address = None
         session, self.session = self.session, None
         if session is not None:
             session.websocket_closed(self, self.probing)
@@ -261,6 +299,7 @@ class WebSocketConnection(asyncio.Protocol):
             transport.write(b"".join([o.frames for o in queue]))  # one system call for the lot
         if transport.get_write_buffer_size() > self.engine.max_queue_bytes:
             self.behind = True  # cut at close: what it owes is not worth flushing
+            self.engine.stats.slow_clients_dropped += 1
             return False
         return True
 

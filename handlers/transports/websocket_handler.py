@@ -40,6 +40,7 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
 
     session: Session | None = None
     probing = False
+    address: str | None = None  # counted in the engine's open connections (handlers/operations/connections.py) while open
     fast = False  # batched reads and shared frames written straight to the stream
     _remote: "RemoteProbe | None" = None
 
@@ -84,6 +85,13 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         if self.fast:
             self.ws_connection.stream.max_write_buffer_size = self.engine.max_queue_bytes  # type: ignore[union-attr]
         self.set_nodelay(True)
+        connections = self.engine.connections
+        if connections is not None:  # off the HTTP server's connection now: counted here until it closes
+            try:
+                peer = self.ws_connection.stream.socket.getpeername()  # type: ignore[union-attr]
+                self.address = connections.hold(peer)
+            except (AttributeError, OSError):  # already gone
+                pass
         if self.relayed is not None:  # another process's session: it moves here if the client upgrades
             self.probing = True
             self._remote = RemoteProbe(self)
@@ -109,6 +117,9 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         self.probing = session.receive_frame(self, message, self.probing)
 
     def on_close(self) -> None:
+        if self.address is not None:
+            self.engine.connections.release(self.address)
+            self.address = None
         session = self.session
         if session is None:
             if self._remote is not None:
@@ -146,7 +157,10 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
                 return False
             if sent < len(data):
                 stream.write(memoryview(data)[sent:])
-        except (StreamClosedError, StreamBufferFullError):
+        except StreamClosedError:
+            return False
+        except StreamBufferFullError:
+            self.engine.stats.slow_clients_dropped += 1
             return False
         return True
 
