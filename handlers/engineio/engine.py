@@ -50,6 +50,17 @@ class Admission(Protocol):
         """The client's address, as the limits see it (through trusted proxies)."""
 
 
+class OpenConnections(Protocol):
+    """Open TCP connections per client address (operations' `Connections`), plugged in with
+    `count_connections`: a WebSocket that leaves the HTTP server is counted until it closes."""
+
+    def hold(self, peer: Any) -> str | None:
+        """Count a connection from `peer` (as `getpeername` gives it); its address, to release."""
+
+    def release(self, address: str | None) -> None:
+        """That connection closed."""
+
+
 class Relay(Protocol):
     """Carries requests for another process's sessions (the cluster's relay), plugged in with `join_cluster`."""
 
@@ -136,7 +147,7 @@ class Engine:
         self.stats = Stats()
         self.watchers: list[Watcher] = [self.stats]  # told of each session's open, upgrade and close
         self.admission: Admission | None = None  # decides on new handshakes (see admit_with); None lets all in
-        self.connections: Any = None  # open TCP connections per address (handlers/operations/connections.py), if served so
+        self.connections: OpenConnections | None = None  # per address, when served by engine_server
         # WebSockets below RequestHandler where they can be (handlers/transports/websocket_connection.py); False: Tornado's handler.
         self.lean_websocket = True
         self.extra_origins: set[str] = set()  # allowed whatever allowed_origins says (the Admin UI's)
@@ -146,6 +157,10 @@ class Engine:
     def admit_with(self, admission: Admission) -> None:
         """Let `admission` decide on every new handshake from now on (and watch the sessions it lets in)."""
         self.admission = admission
+
+    def count_connections(self, connections: OpenConnections) -> None:
+        """Count open connections per address in `connections` (the server that accepts them does)."""
+        self.connections = connections
 
     def join_cluster(self, sid_prefix: str, relay: Relay, handoff: Handoff) -> None:
         """Run as one process of a cluster: session ids start with `sid_prefix` (so any process can

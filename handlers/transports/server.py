@@ -199,7 +199,7 @@ def engine_server(app: HTTPServerConnectionDelegate, engine: "Engine", path: str
     limits = getattr(admission, "limits", None) or Limits()
     if engine.connections is None:
         throttled = getattr(admission, "throttled", None) or Throttled(engine.stats)
-        engine.connections = Connections(limits.max_connections_per_address, throttled, limits.trusted_proxies)
+        engine.count_connections(Connections(limits.max_connections_per_address, throttled, limits.trusted_proxies))
     server = ConnectionServer(EngineDelegate(app, engine, path, idle_timeout, limits.header_timeout), **kwargs)
     server.connections = engine.connections
     server.conn_params.header_timeout = None
