@@ -308,6 +308,10 @@ class Hub:
         """Sockets of the main namespace in the whole cluster (this process alone in memory)."""
         return await self.adapter.count(self.count)
 
+    def next_ack_id(self) -> int:
+        """A new acknowledgement id, unique in this hub (a group's call shares one for all its receivers)."""
+        return next(self._ack_ids)
+
     # -- engine callbacks ---------------------------------------------
 
     def _open(self, session: Session, environ: dict) -> None:

@@ -193,9 +193,9 @@ class Socket:
         elif len(acks) >= self.namespace.hub.max_pending_acks:
             raise RuntimeError(f"socket {self.id} has {len(acks)} acknowledgements pending")
         if ack_id is None:
-            ack_id = next(self.namespace.hub._ack_ids)
+            ack_id = self.namespace.hub.next_ack_id()
             while ack_id in acks:  # one that moved here from another process (handlers/cluster/handoff.py)
-                ack_id = next(self.namespace.hub._ack_ids)
+                ack_id = self.namespace.hub.next_ack_id()
         acks[ack_id] = PendingAck(settle, fail)
         return ack_id
 
