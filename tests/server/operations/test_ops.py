@@ -60,7 +60,7 @@ async def test_the_admin_ui_hook_sees_events(url, hub, clients):
         def room_left(self, socket, room):
             pass
 
-    hub.ops.monitor = Monitor()
+    hub.ops.watch_with(Monitor())
     client = await clients().connect(url, transports=["websocket"])
     await client.client.emit("hello")
     assert await asyncio.wait_for(seen.get(), 3) == "hello"
