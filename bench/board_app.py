@@ -68,7 +68,7 @@ async def main(port):
     app = tornado.web.Application(hub.routes())
     tune_gc()  # as board.py does
     # As board.py serves: the polls of open sessions picked in front of the application.
-    hub.engine.lean_websocket = option("lean_ws", "1") == "1"
+    hub.engine.connection_websockets = option("lean_ws", "1") == "1"
     if option("header_timer", "0") == "1":  # Tornado's timer per request rather than the front's sweep
         HTTPServer(EngineDelegate(app, hub.engine, hub.path)).listen(port, address="127.0.0.1")
     else:

@@ -149,7 +149,7 @@ class Engine:
         self.admission: Admission | None = None  # decides on new handshakes (see admit_with); None lets all in
         self.connections: OpenConnections | None = None  # per address, when served by engine_server
         # WebSockets below RequestHandler where they can be (handlers/transports/websocket_connection.py); False: Tornado's handler.
-        self.lean_websocket = True
+        self.connection_websockets = True
         self.extra_origins: set[str] = set()  # allowed whatever allowed_origins says (the Admin UI's)
 
     # -- what the layers above plug in, once ----------------------------

@@ -6,7 +6,7 @@ request) could exhaust the process for everyone. Three bounds, kept here
 and in `EngineDelegate`'s sweep (handlers/transports/server.py):
 
 - open connections per client address are counted (`Connections`): HTTP
-  connections from `accept` to their close, lean WebSockets from their
+  connections from `accept` to their close, connection-level WebSockets from their
   detach to their close; past `max_connections_per_address` (by default
   10,000, or half the process's descriptor limit if lower) a new one is closed at once,
   counted and logged as the limit `connections_per_address` (a trusted

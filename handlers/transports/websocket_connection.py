@@ -20,7 +20,7 @@ bound; past `engine.max_queue_bytes` owed, as on every other queue, the
 connection is cut and counted as a slow client. Anything else (another
 process's session, an unknown sid, odd headers, other protocol versions)
 goes to `WebSocketTransport`, which answers as it always did;
-`engine.lean_websocket = False` sends every WebSocket there.
+`engine.connection_websockets = False` sends every WebSocket there.
 """
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def connection_upgrade(engine: "Engine", request: HTTPServerRequest, sid: str | 
     Without `sid`, a new session; with one, the upgrade probe of a local polling session that has
     no WebSocket yet (another process's session, an unknown or a busy one: Tornado's handler).
     """
-    if not engine.lean_websocket or "websocket" not in engine.transports:
+    if not engine.connection_websockets or "websocket" not in engine.transports:
         return None
     session = None
     if sid is not None:

@@ -19,7 +19,7 @@ def served_by(request, hub) -> str:
     """Every test here three times: through Tornado's `WebSocketHandler` (the lean path off); on the
     lean path reached through the engine's rules (the application alone); and behind `EngineDelegate`,
     as the board serves."""
-    hub.engine.lean_websocket = request.param != "tornado"
+    hub.engine.connection_websockets = request.param != "tornado"
     return request.param
 
 
@@ -209,7 +209,7 @@ def test_a_protocol_without_the_state_falls_back(caplog, monkeypatch):
 async def test_both_paths_carry_events_acks_binary_and_heartbeat(url, hub, clients, monkeypatch, fast):
     from handlers.transports import websocket_handler as websocket
     monkeypatch.setattr(websocket, "FAST_FRAMES", fast)
-    hub.engine.lean_websocket = False  # (served_by given here replaces its fixture, which would set it)
+    hub.engine.connection_websockets = False  # (served_by given here replaces its fixture, which would set it)
 
     @hub.on("flip")
     def flip(socket, data):

@@ -116,7 +116,7 @@ async def test_refused_at_the_door_with_the_gates_answer(url, hub):
 
 
 async def test_turned_off_every_websocket_goes_to_tornados_handler(url, hub):
-    hub.engine.lean_websocket = False
+    hub.engine.connection_websockets = False
     ws = await raw_websocket(url)
     assert (await ws.read_message()).startswith("0{")
     assert transports(hub) == [WebSocketTransport]
