@@ -22,7 +22,7 @@ import tornado.web  # noqa: E402
 from tornado.httpserver import HTTPServer  # noqa: E402
 
 from handlers import Hub  # noqa: E402
-from handlers.transports.server import EngineFront, engine_server  # noqa: E402
+from handlers.transports.server import EngineDelegate, engine_server  # noqa: E402
 from handlers.operations.ops import tune_gc  # noqa: E402
 
 def option(name, default):
@@ -68,9 +68,9 @@ async def main(port):
     app = tornado.web.Application(hub.routes())
     tune_gc()  # as board.py does
     # As board.py serves: the polls of open sessions picked in front of the application.
-    hub.engine.lean_websocket = option("lean_ws", "1") == "1"
+    hub.engine.connection_websockets = option("lean_ws", "1") == "1"
     if option("header_timer", "0") == "1":  # Tornado's timer per request rather than the front's sweep
-        HTTPServer(EngineFront(app, hub.engine, hub.path)).listen(port, address="127.0.0.1")
+        HTTPServer(EngineDelegate(app, hub.engine, hub.path)).listen(port, address="127.0.0.1")
     else:
         engine_server(app, hub.engine, hub.path).listen(port, address="127.0.0.1")
     print(f"listening on {port}", flush=True)

@@ -205,7 +205,7 @@ class Moves:
     def _adopt(self, message: dict) -> None:
         """A draining process hands us a long-polling session."""
         sid, reply, rid = message["sid"], message["reply"], message["rid"]
-        gate = self.engine.gate
+        gate = self.engine.admission
         if (gate is not None and gate.draining) or sid in self.engine.sessions or sid in self._adopting:
             self._answer(reply, rid, 400, "Not taking sessions")  # type: ignore[attr-defined]
             return

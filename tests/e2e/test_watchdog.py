@@ -17,7 +17,8 @@ from conftest import http, until
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from faultproxy import FaultProxy  # noqa: E402
-from test_redis_adapter import Node, connected, redis_server  # noqa: E402,F401 (fixture)
+from e2e_support import Node, redis_server  # noqa: E402,F401 (fixture)
+from test_redis_adapter import connected  # noqa: E402
 
 pytestmark = pytest.mark.gen_test(timeout=40)
 
