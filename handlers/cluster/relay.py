@@ -56,9 +56,11 @@ KEEP_SECONDS = 5.0    # how long an answer waits for word that it was written be
 
 
 class RemotePoller:
-    """A GET waiting at another process: what the session delivers goes back over Redis."""
+    """A GET waiting at another process: what the session delivers goes back over Redis. A new GET
+    of the session replaces it (`Session.replace_poller`): the one it relayed is gone."""
 
     __slots__ = ("relay", "session", "reply", "rid", "via")
+    relayed = True
 
     def __init__(self, relay: "Relay", session: Any, reply: str, rid: int, via: str):
         self.relay = relay
@@ -253,7 +255,7 @@ class Relay(Moves, Subscriber):
             self._move_out(session, message)
 
     def _get(self, session: Any, reply: str, rid: int, via: str) -> None:
-        if session.poller is not None:
+        if session.poller is not None and not session.replace_poller():
             self._answer(reply, rid, 400, "Overlapping GET requests")
             session.close("transport error", notify=False)
             return

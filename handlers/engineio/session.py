@@ -139,6 +139,19 @@ class Session:
             return "6"  # mid-upgrade: let the client pause polling and confirm on the WebSocket
         return payload
 
+    def replace_poller(self) -> bool:
+        """A GET arrived while another waits. One relayed through another process is gone (that
+        process died and the balancer retried the GET elsewhere, or its client gave up): it ends
+        with a noop and the new GET takes its place. False for a local GET still waiting."""
+        poller = self.poller
+        if poller is None:
+            return True
+        if not getattr(poller, "relayed", False):  # only the cluster's RemotePoller says so
+            return False
+        self.poller = None
+        poller.deliver("6")
+        return True
+
     def take_payload(self, limit: int = MAX_POLL_PACKETS) -> str | None:
         """Up to `limit` queued packets as one polling payload; the rest stay for the next GET."""
         queue = self.queue

@@ -78,7 +78,7 @@ def answer_get(engine: "Engine", session: "Session") -> str | Refusal | None:
     if session.closed:
         last = engine.last_answer(session.sid)
         return last if last is not None else Refusal(UNKNOWN_SID)
-    if session.poller is not None:
+    if session.poller is not None and not session.replace_poller():
         session.close("transport error")  # the first GET gets the close packet
         return Refusal(BAD_REQUEST, 400, "Overlapping GET requests")
     return session.poll()

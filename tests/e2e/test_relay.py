@@ -172,3 +172,22 @@ async def test_a_drain_hands_its_polling_sessions_to_a_process_that_stays(trio):
     assert answer.code == 200 and b'"after"' in answer.body, answer.body
     assert (await http(other.url, path, method="POST", body='42["join","green"]')).code == 200
     await until(lambda: "green" in owner.hub.sockets[socket_id].rooms)
+
+
+async def test_a_get_retried_elsewhere_replaces_the_relayed_one_it_retries(quiet_pair):
+    """The balancer retries a GET whose relaying process died: the retry, here at the owner while the
+    relayed one still waits there, takes its place (no 'Overlapping GET', the session lives on)."""
+    a, b = quiet_pair
+    sid = await polling_session_on(a)
+    session = a.hub.engine.sessions[sid]
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(b.url, path, method="POST", body="40")).code == 200
+    assert (await http(b.url, path)).body.startswith(b"40")
+    relayed = asyncio.ensure_future(http(b.url, path))
+    await until(lambda: session.poller is not None)
+    retried = asyncio.ensure_future(http(a.url, path))   # the same GET, again, at the owner
+    assert (await relayed).body == b"6"                  # the old one ends with a noop
+    a.hub.emit("news", "after")
+    answer = await retried
+    assert answer.code == 200 and answer.body.startswith(b'42["news","after",'), answer.body
+    assert not session.closed
