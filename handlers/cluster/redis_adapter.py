@@ -150,7 +150,10 @@ class RedisAdapter:
         self._tasks = [asyncio.ensure_future(self._write()), asyncio.ensure_future(self.watchdog.run())]
 
     async def stop(self) -> None:
-        """Write what is queued (for up to 5 s), leave the cluster and close the connections."""
+        """Let the requests relayed through here end, write what is queued (for up to 5 s), leave the
+        cluster and close the connections."""
+        if self.relay is not None:
+            await self.relay.wind_down(2.0)
         try:
             await asyncio.wait_for(self.flush(), 5)
         except asyncio.TimeoutError:

@@ -102,6 +102,7 @@ class Relay(Moves, Subscriber):
         self.channels = (self.channel,)
         self._ids = itertools.count(1)
         self._waiting: dict[int, tuple[asyncio.Future, str]] = {}  # rid -> (its answer, the owner's tag)
+        self._asked: dict[int, tuple[str, str]] = {}  # rid -> (op, sid) of what waits
         self._kept: dict[str, Kept] = {}          # sid -> an answer not yet known to be written
         self._unwritten: dict[str, tuple[str, int]] = {}  # sid -> (owner, rid) of an answer being written here
         self._watching: asyncio.Task | None = None
@@ -161,6 +162,7 @@ class Relay(Moves, Subscriber):
         rid = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         self._waiting[rid] = (future, owner)
+        self._asked[rid] = (op, sid)
         self._watch()
         message = {"op": op, "sid": sid, "rid": rid, "reply": self.channel, "from": self.tag, "body": body}
         try:
@@ -178,6 +180,22 @@ class Relay(Moves, Subscriber):
             return gone()
         finally:
             self._waiting.pop(rid, None)
+            self._asked.pop(rid, None)
+
+    async def wind_down(self, seconds: float) -> None:
+        """This process is going. The relayed GETs waiting here end at once with a noop (their clients
+        ask again, elsewhere; an answer already on its way to here is kept by its owner); relayed POSTs,
+        short, get up to `seconds` to finish rather than be cut."""
+        for rid, (op, sid) in list(self._asked.items()):
+            waiting = self._waiting.get(rid)
+            if op == "get" and waiting is not None and not waiting[0].done():
+                waiting[0].set_result({"status": 200, "body": "6"})
+                self.tell(waiting[1], {"op": "cancel", "sid": sid, "rid": rid, "reply": self.channel})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        await asyncio.sleep(0.05)  # the noops leave
+        while any(op != "get" for op, _ in self._asked.values()) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
 
     def written(self, sid: str, ok: bool) -> None:
         """The answer `request` gave for a GET of `sid` was written to its HTTP client (or not, `ok`
