@@ -35,7 +35,7 @@ def missed_only_while_away(result: dict, client: dict) -> bool:
 
 def test_a_sigkill_and_a_rolling_restart_strand_no_client_and_lose_nothing_that_can_be_kept():
     require("node", "node_modules", "nginx", "redis")
-    result = asyncio.run(rolling.run(clients=2, posts=150, rate=10, drain=1.5, ping=5000, settle=10))
+    result = asyncio.run(rolling.run(clients=2, posts=120, rate=10, drain=1.0, ping=5000, settle=10))
     clients = result["clients"]
     report = rolling.table(result)
     assert {c["kind"] for c in clients} == set(rolling.KINDS), report
