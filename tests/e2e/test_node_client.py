@@ -6,17 +6,9 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_support import Board, run_node  # noqa: E402
+from e2e_support import board, run_node  # noqa: E402,F401
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(60)]
-
-
-@pytest.fixture
-def board(request, tmp_path):
-    """A fresh board that tells each arrival and departure as it happens (`--news_every=0`): these
-    scenarios read the news one event at a time; coalescing is the board's own tests' business."""
-    with Board(tmp_path / "board.db", name=request.node.name, args=["--news_every=0"]) as running:
-        yield running
 
 
 def check_post_exchange(seen, mode):
