@@ -36,7 +36,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..wire.protocol import Outgoing
-from .moves import Moves, unpack  # noqa: F401 (unpack: the cluster's tests use it from here)
+from .moves import Moves
 from .subscriber import Subscriber
 
 if TYPE_CHECKING:
