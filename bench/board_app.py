@@ -5,7 +5,8 @@
 
 `bcast` (data) -> emit `bcast` (data) to everyone; `echo` (data) with an ack -> ack (data);
 `ticks` (count, every_ms) with an ack -> emits `tick` 1..count to everyone, one every
-`every_ms`, then acks the count (bench/recovery.py). Connection state recovery is on
+`every_ms`, then acks the count (bench/recovery.py); `join` (room) joins it; `room_ticks` (room, count, per_s)
+emits `tick` to that room only, `per_s` a second (bench/rooms.py). Connection state recovery is on
 (Board's default) unless `--recover_within=0`. `--redis=URL` makes it one process of a
 cluster on that Redis (bench/cluster.py). `--lean_ws=0` sends every WebSocket through Tornado's
 handler rather than the lean path (handlers/transports/websocket_connection.py); `--header_timer=1` serves without
@@ -61,6 +62,26 @@ async def ticks(socket, count, every_ms):
         hub.emit("tick", n)
         # The pace of the broadcasts, on a fixed schedule (a slow turn does not push the rest back).
         await asyncio.sleep(max(0.0, start + n * every_ms / 1000 - loop.time()))
+    return count
+
+
+@hub.on("join")
+def join(socket, room):
+    socket.join(room)
+    return room
+
+
+@hub.on("room_ticks")
+async def room_ticks(socket, room, count, per_s):
+    """`count` emits of `tick` to `room`, `per_s` a second, in steps of 10 ms (bench/rooms.py)."""
+    loop = asyncio.get_running_loop()
+    start, sent = loop.time(), 0
+    while sent < count:
+        due = min(count, int((loop.time() - start) * per_s) + 1)
+        for n in range(sent + 1, due + 1):
+            hub.to(room).emit("tick", n)
+        sent = due
+        await asyncio.sleep(0.01)
     return count
 
 
