@@ -45,11 +45,11 @@ log = logging.getLogger("board.engine")
 
 MAX_HEAD = 65536  # bytes of a request's head, as Tornado's max_header_size by default; longer goes to Tornado
 ANSWERED = frozenset((b"GET", b"POST"))
-# The headers this path reads; a request with any of the last four goes to Tornado.
+# The headers this path reads; a request with any of the last four (or one of them twice) goes to Tornado.
 SEEN = {b"host": "Host", b"origin": "Origin", b"content-length": "Content-Length",
         b"transfer-encoding": "Transfer-Encoding", b"expect": "Expect", b"upgrade": "Upgrade",
         b"content-encoding": "Content-Encoding"}
-TORNADO_ONLY = ("Transfer-Encoding", "Expect", "Upgrade", "Content-Encoding")
+TORNADO_ONLY = frozenset(("Transfer-Encoding", "Expect", "Upgrade", "Content-Encoding"))
 OK_TEXT = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=UTF-8\r\nCache-Control: no-store\r\n"
 OK_HTML = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nCache-Control: no-store\r\n"
 STATUS = {400: b"400 Bad Request", 413: b"413 Payload Too Large", 429: b"429 Too Many Requests",
@@ -159,8 +159,8 @@ class PollingConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         canonical = SEEN.get(name.lower())
         if canonical is not None:
-            if canonical in self.headers:
-                self.odd = True
+            if canonical in self.headers or canonical in TORNADO_ONLY:
+                self.odd = True  # Tornado decides
             self.headers[canonical] = value.decode("latin-1")
 
     # -- requests ---------------------------------------------------------------
@@ -200,9 +200,7 @@ class PollingConnection(asyncio.Protocol):
         if not self._feed(head):
             return False
         method = parser.get_method()
-        if method not in ANSWERED or parser.get_http_version() != "1.1" or self.odd:
-            return False
-        if any(name in self.headers for name in TORNADO_ONLY):
+        if self.odd or method not in ANSWERED or parser.get_http_version() != "1.1":
             return False
         if not self._route(method.decode(), self.url.decode("latin-1"), self.headers, parser.should_keep_alive()):
             return False
