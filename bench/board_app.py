@@ -1,7 +1,7 @@
 """Board's hub with the benchmark behaviour (the peers in bench/peers/ do the same).
 
     python bench/board_app.py PORT [--recover_within=MS] [--redis=URL] [--loop=asyncio] [--lean_ws=0]
-                                   [--header_timer=1] [--lean_http=0]
+                                   [--header_timer=1] [--handover=0]
 
 `bcast` (data) -> emit `bcast` (data) to everyone; `echo` (data) with an ack -> ack (data);
 `ticks` (count, every_ms) with an ack -> emits `tick` 1..count to everyone, one every
@@ -10,7 +10,7 @@ emits `tick` to that room only, `per_s` a second (bench/rooms.py). Connection st
 (Board's default) unless `--recover_within=0`. `--redis=URL` makes it one process of a
 cluster on that Redis (bench/cluster.py). `--lean_ws=0` sends every WebSocket through Tornado's
 handler rather than the lean path (handlers/transports/websocket_connection.py); `--header_timer=1` serves without
-`engine_server`'s sweep, with Tornado's header timer per request; `--lean_http=0` keeps polls on Tornado's
+`engine_server`'s sweep, with Tornado's header timer per request; `--handover=0` keeps polls on Tornado's
 HTTP/1 connection rather than handing keep-alive connections to handlers/transports/polling_protocol.py.
 Runs on uvloop, as the board does (`--loop=asyncio` for asyncio's own loop). Binds 127.0.0.1, ping interval 25 s, prints "listening on PORT" once it accepts connections.
 """
@@ -24,7 +24,7 @@ import tornado.web  # noqa: E402
 from tornado.httpserver import HTTPServer  # noqa: E402
 
 from handlers import Hub  # noqa: E402
-from handlers.transports.server import EngineFront, engine_server  # noqa: E402
+from handlers.transports.server import EngineDelegate, engine_server  # noqa: E402
 from handlers.operations.ops import tune_gc  # noqa: E402
 
 def option(name, default):
@@ -90,12 +90,12 @@ async def main(port):
     app = tornado.web.Application(hub.routes())
     tune_gc()  # as board.py does
     # As board.py serves: the polls of open sessions picked in front of the application.
-    hub.engine.lean_websocket = option("lean_ws", "1") == "1"
+    hub.engine.connection_websockets = option("lean_ws", "1") == "1"
     if option("header_timer", "0") == "1":  # Tornado's timer per request rather than the front's sweep
-        HTTPServer(EngineFront(app, hub.engine, hub.path)).listen(port, address="127.0.0.1")
+        HTTPServer(EngineDelegate(app, hub.engine, hub.path)).listen(port, address="127.0.0.1")
     else:
         server = engine_server(app, hub.engine, hub.path)
-        server.request_callback.lean_http = option("lean_http", "1") == "1"
+        server.request_callback.handover = option("handover", "1") == "1"
         server.listen(port, address="127.0.0.1")
     print(f"listening on {port}", flush=True)
     await asyncio.Event().wait()

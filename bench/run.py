@@ -59,7 +59,7 @@ SERVERS = {
     # Board with polls kept on Tornado's HTTP/1 connection: `--servers board,board-tornadopoll` measures the
     # lean HTTP path of long-polling (handlers/transports/polling_protocol.py).
     "board-tornadopoll": ("Board, polls via Tornado's HTTP/1", lambda port: [
-        sys.executable, str(HERE / "board_app.py"), str(port), "--lean_http=0"]),
+        sys.executable, str(HERE / "board_app.py"), str(port), "--handover=0"]),
     "psio": ("python-socketio/Tornado", lambda port: [sys.executable, str(HERE / "peers" / "psio_tornado.py"),
                                                       str(port)]),
     "node": ("Node socket.io", lambda port: ["node", str(HERE / "peers" / "node_sio.js"), str(port)]),

@@ -7,9 +7,9 @@
     hub.server(app).listen(8888)                  # the fast way; app.listen(8888) works too
 
 The layers below, each importing only the ones under it (tests/unit/test_layers.py):
-`wire` (the pure codecs), `engineio` (sessions, heartbeat), `transports`
-(long-polling and WebSocket), `operations` (limits, logs, metrics, drain),
-`socketio` (hub, namespaces, sockets, adapter, recovery, Admin UI), `cluster`
+`wire` (the pure codecs), `engineio` (sessions, heartbeat), `operations`
+(limits, connections, logs, metrics, drain), `transports` (long-polling and
+WebSocket), `socketio` (hub, namespaces, sockets, adapter, recovery, Admin UI), `cluster`
 (the Redis adapter). An app imports from here; the subpackages are the
 implementation.
 """

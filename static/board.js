@@ -1,30 +1,31 @@
-/* Board: the page. Uses window.io from /socket.io/socket.io.js. All text goes in with textContent. */
+/* Board: the page. Uses window.io from /socket.io/socket.io.js. All text goes in with textContent.
+ * ECMAScript 5 and the DOM of IE9 (no build step): it runs in old browsers too, over long-polling. */
 (function () {
   'use strict';
 
-  const NAME_KEY = 'board.name';
-  const MAX_LINES = 200; // news and private panes keep the newest lines
-  const MAX_POSTS = 1000;
-  const ACK_TIMEOUT = 10000;
+  var NAME_KEY = 'board.name';
+  var MAX_LINES = 200; // news and private panes keep the newest lines
+  var MAX_POSTS = 1000;
+  var ACK_TIMEOUT = 10000;
 
-  const $ = function (id) { return document.getElementById(id); };
-  const stateEl = $('state');
-  const transportEl = $('transport');
-  const countEl = $('count');
-  const newsEl = $('news');
-  const privateEl = $('private');
-  const postsEl = $('posts');
-  const form = $('post-form');
-  const nameEl = $('name');
-  const textEl = $('text');
-  const errorEl = $('post-error');
-  const button = form.querySelector('button[type=submit]');
+  var $ = function (id) { return document.getElementById(id); };
+  var stateEl = $('state');
+  var transportEl = $('transport');
+  var countEl = $('count');
+  var newsEl = $('news');
+  var privateEl = $('private');
+  var postsEl = $('posts');
+  var form = $('post-form');
+  var nameEl = $('name');
+  var textEl = $('text');
+  var errorEl = $('post-error');
+  var button = form.querySelector('button[type=submit]');
 
   // The newest post shown: after a drop whose state the server could not recover,
   // the server sends the posts after it (not the whole history again).
-  let lastId = null;
+  var lastId = null;
   // shared: one connection for all the board's tabs of this browser (a SharedWorker), where there is one.
-  const socket = io({ shared: true, auth: function (cb) { cb(lastId === null ? {} : { after: lastId }); } });
+  var socket = io({ shared: true, auth: function (cb) { cb(lastId === null ? {} : { after: lastId }); } });
   window.boardSocket = socket;
 
   // ---- connection state ----
@@ -38,7 +39,7 @@
     transportEl.textContent = socket.connected && socket.transport ? socket.transport : '';
   }
 
-  let everConnected = false;
+  var everConnected = false;
 
   socket.on('connect', function () {
     everConnected = true;
@@ -62,7 +63,7 @@
   // ---- panes ----
 
   function appendLine(list, text) {
-    const li = document.createElement('li');
+    var li = document.createElement('li');
     li.textContent = String(text);
     list.appendChild(li);
     while (list.children.length > MAX_LINES) list.removeChild(list.firstElementChild);
@@ -86,28 +87,28 @@
 
   // ---- posts ----
 
-  const timeFormat = { hour: '2-digit', minute: '2-digit' };
-  const dateFormat = { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' };
+  var timeFormat = { hour: '2-digit', minute: '2-digit' };
+  var dateFormat = { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' };
 
   function renderPost(post) {
-    const li = document.createElement('li');
+    var li = document.createElement('li');
     li.className = 'post';
     li.setAttribute('data-id', String(post.id));
 
-    const name = document.createElement('span');
+    var name = document.createElement('span');
     name.className = 'name';
     name.textContent = String(post.name);
 
-    const time = document.createElement('time');
-    const when = new Date(Number(post.ts));
+    var time = document.createElement('time');
+    var when = new Date(Number(post.ts));
     if (!isNaN(when.getTime())) {
       time.setAttribute('datetime', when.toISOString());
       time.title = when.toLocaleString();
-      const today = new Date().toDateString() === when.toDateString();
+      var today = new Date().toDateString() === when.toDateString();
       time.textContent = when.toLocaleString([], today ? timeFormat : dateFormat);
     }
 
-    const text = document.createElement('span');
+    var text = document.createElement('span');
     text.className = 'text';
     text.textContent = String(post.text);
 
@@ -129,23 +130,23 @@
     postsEl.scrollTop = postsEl.scrollHeight;
   }
 
-  const shown = new Set(); // ids of the posts on the page: each is shown once
+  var shown = Object.create(null); // ids of the posts on the page ("id" -> true): each is shown once
 
   // Puts a post in id order (nearly always at the end); false if it is already shown.
   function addPost(post) {
     if (!isValidPost(post)) return false;
-    const key = String(post.id);
-    if (shown.has(key)) return false;
-    shown.add(key);
-    const id = Number(post.id);
-    let before = null;
-    for (let li = postsEl.lastElementChild; li && Number(li.getAttribute('data-id')) > id; li = li.previousElementSibling) {
+    var key = String(post.id);
+    if (shown[key] === true) return false;
+    shown[key] = true;
+    var id = Number(post.id);
+    var before = null;
+    for (var li = postsEl.lastElementChild; li && Number(li.getAttribute('data-id')) > id; li = li.previousElementSibling) {
       before = li;
     }
     postsEl.insertBefore(renderPost(post), before);
     if (lastId === null || id > lastId) lastId = id;
     while (postsEl.children.length > MAX_POSTS) {
-      shown.delete(postsEl.firstElementChild.getAttribute('data-id'));
+      delete shown[postsEl.firstElementChild.getAttribute('data-id')];
       postsEl.removeChild(postsEl.firstElementChild);
     }
     return true;
@@ -171,17 +172,17 @@
     });
   });
 
-  let myLastId = null;
+  var myLastId = null;
 
   socket.on('message', function (post) {
-    const follow = nearBottom() || (isValidPost(post) && String(post.id) === myLastId);
+    var follow = nearBottom() || (isValidPost(post) && String(post.id) === myLastId);
     if (addPost(post) && follow) scrollToNewest();
   });
 
   // ---- the form ----
 
   try {
-    const saved = window.localStorage.getItem(NAME_KEY);
+    var saved = window.localStorage.getItem(NAME_KEY);
     if (saved) nameEl.value = saved;
   } catch (e) {
     /* storage not available */
@@ -195,13 +196,12 @@
     }
   }
 
-  let sending = false;
+  var sending = false;
 
-  form.addEventListener('submit', function (ev) {
-    ev.preventDefault();
+  function send() {
     if (sending) return;
-    const name = nameEl.value.trim();
-    const text = textEl.value;
+    var name = nameEl.value.trim();
+    var text = textEl.value;
     saveName(name);
     sending = true;
     button.disabled = true;
@@ -224,14 +224,19 @@
       textEl.value = '';
       textEl.focus();
     });
+  }
+
+  form.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    send();
   });
 
-  // Enter posts, Shift+Enter starts a new line.
+  // Enter posts, Shift+Enter starts a new line (keyCode: browsers without KeyboardEvent.key).
   textEl.addEventListener('keydown', function (ev) {
-    if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+    var enter = ev.key === 'Enter' || (ev.key === undefined && ev.keyCode === 13);
+    if (enter && !ev.shiftKey && !ev.isComposing) {
       ev.preventDefault();
-      if (form.requestSubmit) form.requestSubmit();
-      else form.dispatchEvent(new Event('submit', { cancelable: true }));
+      send();
     }
   });
 

@@ -77,7 +77,7 @@ class Handoff:
 
     def _detach(self, socket: Socket) -> None:
         """Out of its namespace and rooms, silently; still answering acks through the forwarder."""
-        socket.namespace.sockets.pop(socket.id, None)
+        socket.namespace.forget(socket)
         self.adapter.moved_out(socket)  # first: its state is the new owner's to write from now on
         if socket.joined:
             socket.leave(list(socket.joined))
@@ -128,14 +128,9 @@ class Handoff:
                           entry["start"], None, 0)
             socket = Socket(namespace, client, entry["auth"], saved)
             socket.recovered = False  # moved, not lost
-            socket.connected = True
-            namespace.sockets[socket.id] = socket
-            client.sockets[namespace.name] = socket
-            if saved.rooms:
-                socket.join(saved.rooms)
             for ack_id in entry["acks"]:
                 socket.expect_ack(_forwarding(forward_ack, namespace.name, ack_id), ack_id)
-            self.adapter.connected(socket)
+            namespace.install(socket, saved.rooms)
             for out in lost:
                 session.send(out)
 

@@ -38,7 +38,7 @@ def _noop(*args: Any) -> None:
     return None
 
 
-class Gate(Protocol):
+class Admission(Protocol):
     """Decides on new handshakes (the operations layer's `Admission`), plugged in with `guard`."""
 
     draining: bool
@@ -48,6 +48,17 @@ class Gate(Protocol):
 
     def address(self, request: "HTTPServerRequest") -> str:
         """The client's address, as the limits see it (through trusted proxies)."""
+
+
+class OpenConnections(Protocol):
+    """Open TCP connections per client address (operations' `Connections`), plugged in with
+    `count_connections`: a WebSocket that leaves the HTTP server is counted until it closes."""
+
+    def hold(self, peer: Any) -> str | None:
+        """Count a connection from `peer` (as `getpeername` gives it); its address, to release."""
+
+    def release(self, address: str | None) -> None:
+        """That connection closed."""
 
 
 class Relay(Protocol):
@@ -135,16 +146,21 @@ class Engine:
         self._ticks = 0
         self.stats = Stats()
         self.watchers: list[Watcher] = [self.stats]  # told of each session's open, upgrade and close
-        self.gate: Gate | None = None  # decides on new handshakes (see guard); None lets all in
+        self.admission: Admission | None = None  # decides on new handshakes (see admit_with); None lets all in
+        self.connections: OpenConnections | None = None  # per address, when served by engine_server
         # WebSockets below RequestHandler where they can be (handlers/transports/websocket_connection.py); False: Tornado's handler.
-        self.lean_websocket = True
+        self.connection_websockets = True
         self.extra_origins: set[str] = set()  # allowed whatever allowed_origins says (the Admin UI's)
 
     # -- what the layers above plug in, once ----------------------------
 
-    def guard(self, gate: Gate) -> None:
-        """Let `gate` decide on every new handshake from now on (and watch the sessions it lets in)."""
-        self.gate = gate
+    def admit_with(self, admission: Admission) -> None:
+        """Let `admission` decide on every new handshake from now on (and watch the sessions it lets in)."""
+        self.admission = admission
+
+    def count_connections(self, connections: OpenConnections) -> None:
+        """Count open connections per address in `connections` (the server that accepts them does)."""
+        self.connections = connections
 
     def join_cluster(self, sid_prefix: str, relay: Relay, handoff: Handoff) -> None:
         """Run as one process of a cluster: session ids start with `sid_prefix` (so any process can

@@ -1,5 +1,5 @@
-"""Operations: abuse limits, session logs, metrics, health and readiness, graceful drain.
+"""Operations: abuse limits, connections per address, session logs, metrics, health and readiness, drain.
 
-What the hub is run with; it sees the engine's sessions and counters, never the Socket.IO layer above
-(other than by type).
+What the hub is run with, below the transports that apply its limits at the door; it sees the engine's
+sessions and counters, and names what it needs of the layers above as Protocols.
 """

@@ -50,6 +50,9 @@ class Limits:
     max_sessions_per_address: int = 5000   # open sessions from one address
     max_sessions: int = 100_000            # open sessions in all
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed
+    header_timeout: float = 10.0           # seconds a connection may take to send a request's headers
+    max_connections_per_address: int | None = None  # open TCP connections from one address; None: 10,000,
+    #                                                 or half the descriptor limit if lower (trusted proxies: no cap)
 
     @classmethod
     def off(cls) -> "Limits":

@@ -43,6 +43,19 @@ def tune_gc(young: int = YOUNG_COLLECTION_EVERY) -> None:
     gc.set_threshold(young, middle, old)
 
 
+class Monitor(Protocol):
+    """What watches the hub's traffic (the Admin UI's instrumentation, a layer above)."""
+
+    def event_received(self, socket: Any, data: list) -> None:
+        """An event a socket sent, allowed in."""
+
+    def room_joined(self, socket: Any, room: str) -> None:
+        """A socket joined `room`."""
+
+    def room_left(self, socket: Any, room: str) -> None:
+        """A socket left `room`."""
+
+
 class Guarded(Protocol):
     """What operations need of the hub they run: its engine (the hub is a layer above)."""
 
@@ -58,11 +71,11 @@ class Ops:
         self.throttled = Throttled(hub.engine.stats)
         throttle_logs()  # what a client can make the server log is bounded
         self.admission = Admission(limits, hub.engine.stats, self.throttled)
-        hub.engine.guard(self.admission)
+        hub.engine.admit_with(self.admission)
         hub.engine.watchers.append(self.admission)
         hub.engine.watchers.append(SessionLog())
         self.events = EventLimiter(limits, self.throttled)
-        self.monitor: Any = None  # the Admin UI's instrumentation (handlers.socketio.admin), when on
+        self.monitor: Monitor | None = None  # the Admin UI's instrumentation, when on (watch_with)
         # Readiness checks besides the drain: each returns None when fine, else why not.
         self.checks: list[Callable[[], str | None]] = []
 
@@ -76,6 +89,20 @@ class Ops:
         if monitor is not None:
             monitor.event_received(socket, packet.data)
         return True
+
+    def watch_with(self, monitor: Monitor) -> None:
+        """Let `monitor` see every event allowed in and every room joined or left from now on."""
+        self.monitor = monitor
+
+    def room_joined(self, socket: Any, room: str) -> None:
+        """A socket joined `room` (told to the monitor, if any)."""
+        if self.monitor is not None:
+            self.monitor.room_joined(socket, room)
+
+    def room_left(self, socket: Any, room: str) -> None:
+        """A socket left `room` (told to the monitor, if any)."""
+        if self.monitor is not None:
+            self.monitor.room_left(socket, room)
 
     # -- health ----------------------------------------------------------
 

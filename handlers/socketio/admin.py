@@ -86,7 +86,7 @@ class Admin(Watcher):
         if self.development:
             for nsp in list(hub.namespaces.values()):
                 self.watch(nsp)
-            hub.ops.monitor = self
+            hub.ops.watch_with(self)
             hub.engine.watchers.append(self)
 
     # -- authentication --------------------------------------------------

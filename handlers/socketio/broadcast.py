@@ -114,7 +114,7 @@ class Broadcast:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         replies: list = []
-        ack_id = next(self.namespace.hub._ack_ids)
+        ack_id = self.namespace.hub.next_ack_id()
         waiting = len(targets)
 
         def give_up() -> None:  # a receiver left before answering

@@ -63,7 +63,7 @@ class Client:
         self.session = session
         self.environ = environ
         self.address: str = environ.get("remote_ip") or ""  # as the limits see it (trusted proxies)
-        self.events: Bucket | None = None     # its event budget (handlers/limits.py), made on first event
+        self.events: Bucket | None = None     # its event budget (handlers/operations/limits.py), made on first event
         self.connects: Bucket | None = None   # its namespace CONNECT/DISCONNECT budget
         self.decoder = Decoder(hub.max_attachments)
         self.sockets: dict[str, Socket] = {}
@@ -307,6 +307,10 @@ class Hub:
     async def fetch_count(self) -> int:
         """Sockets of the main namespace in the whole cluster (this process alone in memory)."""
         return await self.adapter.count(self.count)
+
+    def next_ack_id(self) -> int:
+        """A new acknowledgement id, unique in this hub (a group's call shares one for all its receivers)."""
+        return next(self._ack_ids)
 
     # -- engine callbacks ---------------------------------------------
 

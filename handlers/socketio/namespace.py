@@ -157,15 +157,23 @@ class Namespace:
         if not client.session.closed:
             self._accept(socket)
 
-    def _accept(self, socket: Socket, rooms: Iterable[str] = (), missed: Iterable[Outgoing] = ()) -> None:
-        client = socket.client
-        session = client.session
+    def install(self, socket: Socket, rooms: Iterable[str] = ()) -> None:
+        """Make `socket` one of this namespace's, in `rooms`, and tell the adapter (a connect, a
+        recovery, or a socket moved here from another process)."""
         socket.connected = True
         self.sockets[socket.id] = socket
-        client.sockets[self.name] = socket
+        socket.client.sockets[self.name] = socket
         if rooms:
             socket.join(rooms)
         self.hub.adapter.connected(socket)
+
+    def forget(self, socket: Socket) -> None:
+        """Take `socket` out of this namespace without a word (it moved to another process)."""
+        self.sockets.pop(socket.id, None)
+
+    def _accept(self, socket: Socket, rooms: Iterable[str] = (), missed: Iterable[Outgoing] = ()) -> None:
+        session = socket.client.session
+        self.install(socket, rooms)
         if socket.pid is None:
             session.send(Outgoing.of(Packet(CONNECT, self.name, {"sid": socket.id})))
         else:

@@ -197,9 +197,9 @@ class Socket:
         elif len(acks) >= self.namespace.hub.max_pending_acks:
             raise RuntimeError(f"socket {self.id} has {len(acks)} acknowledgements pending")
         if ack_id is None:
-            ack_id = next(self.namespace.hub._ack_ids)
+            ack_id = self.namespace.hub.next_ack_id()
             while ack_id in acks:  # one that moved here from another process (handlers/cluster/handoff.py)
-                ack_id = next(self.namespace.hub._ack_ids)
+                ack_id = self.namespace.hub.next_ack_id()
         acks[ack_id] = PendingAck(settle, fail)
         return ack_id
 
@@ -266,8 +266,7 @@ class Socket:
                 raise RuntimeError(f"socket {self.id} is already in {limit} rooms")
             joined.add(room)
             self.namespace.rooms.setdefault(room, {})[self.id] = self
-            if self.namespace.hub.ops.monitor is not None:
-                self.namespace.hub.ops.monitor.room_joined(self, room)
+            self.namespace.hub.ops.room_joined(self, room)
         if self.pid is not None and self.connected:
             self.namespace.hub.adapter.rooms_changed(self)
 
@@ -283,8 +282,7 @@ class Socket:
                     members.pop(self.id, None)
                     if not members:
                         del self.namespace.rooms[room]
-                if self.namespace.hub.ops.monitor is not None:
-                    self.namespace.hub.ops.monitor.room_left(self, room)
+                self.namespace.hub.ops.room_left(self, room)
         if self.pid is not None and self.connected:
             self.namespace.hub.adapter.rooms_changed(self)
 

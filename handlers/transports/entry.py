@@ -34,9 +34,9 @@ def body_too_large(headers: HTTPHeaders, max_payload: int) -> bool:
 
 def handshake_environ(engine: "Engine", request: HTTPServerRequest, transport: str) -> dict:
     """What the app may want of the handshake request: headers, address, query."""
-    gate = engine.gate
+    admission = engine.admission
     return {"headers": request.headers,
-            "remote_ip": gate.address(request) if gate is not None else request.remote_ip,
+            "remote_ip": admission.address(request) if admission is not None else request.remote_ip,
             "query": request.query_arguments, "transport": transport,
             "time": time.time(), "url": request.uri, "secure": request.protocol == "https"}
 
@@ -79,7 +79,7 @@ class EngineRequest:
             return False, None
         sid = args.get("sid")
         if sid is None:
-            refused = self.engine.gate.admit(self.request) if self.engine.gate is not None else None
+            refused = self.engine.admission.admit(self.request) if self.engine.admission is not None else None
             if refused is not None:
                 self.fail(BAD_REQUEST, refused[0], refused[1])
                 return False, None

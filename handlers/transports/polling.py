@@ -1,7 +1,7 @@
 """The rules of long-polling, once, for both ways of serving it.
 
 `PollingTransport` (a Tornado `RequestHandler`: handshakes, OPTIONS, relayed
-sessions, refusals) and `LeanPoll` (the same polls answered on the HTTP/1
+sessions, refusals) and `ConnectionPoll` (the same polls answered on the HTTP/1
 connection, below `RequestHandler`) decide with these functions, so a GET or
 a POST gets the same answer whichever of them reads it: the methods, a
 session already on WebSocket, one POST at a time, the body bound before a
@@ -50,7 +50,7 @@ def refuse_request(engine: "Engine", session: "Session", method: str, headers: H
 
 
 def would_refuse(engine: "Engine", session: "Session", method: str, headers: HTTPHeaders) -> bool:
-    """True if `refuse_request` would refuse (asked without its effects, by the lean path's door)."""
+    """True if `refuse_request` would refuse (asked without its effects, at the door of the connection-level path)."""
     if method not in METHODS or session.ws is not None:
         return True
     return method == "POST" and (session.posting or body_too_large(headers, engine.max_payload))

@@ -1,4 +1,4 @@
-"""The lean path of long-polling: a GET or POST of an open local session, below `RequestHandler`.
+"""Long-polling at the connection level: a GET or POST of an open local session, below `RequestHandler`.
 
 A long-poll round trip is two HTTP requests. As a `RequestHandler` each one
 pays for a handler's set-up (default headers with a formatted date, UI
@@ -6,10 +6,10 @@ modules, a coroutine and a future while a GET waits, the access log) on top
 of Tornado's HTTP/1 parsing. Once the headers are in, most polls can only
 succeed at the door: an open polling session of this process, one sid, an
 allowed origin, a GET, or a POST within `maxPayload` with none in flight.
-Those are served by `LeanPoll`, a bare `HTTPMessageDelegate` that writes its
+Those are served by `ConnectionPoll`, a bare `HTTPMessageDelegate` that writes its
 answer on the HTTP/1 connection, at once when the session delivers. Two ways
-in: `LeanPolling`, a Tornado `Router` the engine's rules ask before
-`PollingTransport`, and `EngineFront` (handlers/transports/server.py), in front of the
+in: `ConnectionPolls`, a Tornado `Router` the engine's rules ask before
+`PollingTransport`, and `EngineDelegate` (handlers/transports/server.py), in front of the
 whole application, which also skips the `HTTPServerRequest` and the walk
 through the rules.
 Every other request (handshakes, OPTIONS, refusals at the door, relayed
@@ -17,7 +17,7 @@ sessions, the last answer of a closed session) goes to `PollingTransport`,
 which decides as it always did. What can still go wrong after the door (a
 body over `maxPayload`, bad UTF-8, a bad payload, a second GET, a session
 closed while the body was read) is answered as `PollingTransport` answers it.
-Lean answers write no access-log line (the board logs polls at DEBUG only).
+These answers write no access-log line (the board logs polls at DEBUG only).
 """
 from __future__ import annotations
 
@@ -77,8 +77,8 @@ def admit(engine: "Engine", method: str, sid: str, headers: HTTPHeaders,
     return session, origin
 
 
-class LeanPolling(Router):
-    """Routes the polls that can only succeed at the door to `LeanPoll`; None for the rest."""
+class ConnectionPolls(Router):
+    """Routes the polls that can only succeed at the door to `ConnectionPoll`; None for the rest."""
 
     def __init__(self, engine: "Engine"):
         self.engine = engine
@@ -92,11 +92,11 @@ class LeanPolling(Router):
                          request.headers, request.host)
         if admitted is None:
             return None
-        return LeanPoll(self.engine, admitted[0], request.method, request.connection,  # type: ignore[arg-type]
+        return ConnectionPoll(self.engine, admitted[0], request.method, request.connection,  # type: ignore[arg-type]
                         request.uri, admitted[1])
 
 
-class LeanPoll(HTTPMessageDelegate):
+class ConnectionPoll(HTTPMessageDelegate):
     """One GET or POST of a local polling session, answered straight on its connection."""
 
     __slots__ = ("engine", "session", "method", "connection", "uri", "origin", "chunks", "size", "done")

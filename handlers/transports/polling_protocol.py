@@ -1,13 +1,13 @@
 """Long-polling on an HTTP/1.1 path of its own: a keep-alive connection on an asyncio protocol.
 
-A poll through Tornado, even below `RequestHandler` (`LeanPoll`), pays for
-its HTTP/1 machinery on every request: the headers parsed in Python, the
+A poll through Tornado, even below `RequestHandler` (`ConnectionPoll`), pays
+for its HTTP/1 machinery on every request: the headers parsed in Python, the
 read loop's futures and its `sleep(0)`, epoll interest updates, two
-`setsockopt` per answer. `EngineFront` (handlers/transports/server.py)
-hands a keep-alive HTTP/1.1 connection whose poll `LeanPoll` would serve
-to `PollingConnection`, a plain `asyncio.Protocol` on the loop's own
-transport (uvloop's when the board runs on it), as the lean WebSocket
-leaves Tornado at its handshake. From there each request's head is parsed
+`setsockopt` per answer. `EngineDelegate` (handlers/transports/server.py)
+hands a keep-alive HTTP/1.1 connection whose poll `ConnectionPoll` would
+serve to `PollingConnection`, a plain `asyncio.Protocol` on the loop's own
+transport (uvloop's when the board runs on it), as a WebSocket leaves
+Tornado at its handshake (`WebSocketConnection`). From there each request's head is parsed
 by llhttp (`httptools`, as uvicorn parses), the same door (`admit`) and the
 same rules (handlers/transports/polling.py) decide, and each answer is
 written in one call; the connection itself is the session's poller while a
@@ -39,7 +39,7 @@ from .polling_connection import admit
 
 if TYPE_CHECKING:
     from ..engineio.engine import Engine
-    from .server import EngineFront
+    from .server import EngineDelegate
 
 log = logging.getLogger("board.engine")
 
@@ -78,7 +78,7 @@ class PollingConnection(asyncio.Protocol):
                  "method", "session", "origin", "need", "ours", "busy", "keep", "paused", "address",
                  "peer", "gone", "uri", "unread")
 
-    def __init__(self, front: "EngineFront", first: tuple[str, str, dict[str, str]] | None, buffered: bytes,
+    def __init__(self, front: "EngineDelegate", first: tuple[str, str, dict[str, str]] | None, buffered: bytes,
                  peer: Any):
         self.front = front
         self.engine: "Engine" = front.engine
@@ -108,10 +108,10 @@ class PollingConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         transport.set_write_buffer_limits(high=0)  # type: ignore[attr-defined]  # told at once when a write lags
-        connections = getattr(self.engine, "connections", None)
+        connections = self.engine.connections
         if connections is not None:  # off Tornado's HTTP connection now: counted here until it closes
             self.address = connections.hold(self.peer)
-        self.front.lean_connections.add(self)
+        self.front.handed.add(self)
         first, self.first = self.first, None
         if first is not None and not self._route(*first, 1):
             self._hand_back(first)
@@ -139,10 +139,10 @@ class PollingConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.gone = True
-        self.front.lean_connections.discard(self)
+        self.front.handed.discard(self)
         self.front.waiting.pop(self, None)
         if self.address is not None:
-            self.engine.connections.release(self.address)  # type: ignore[attr-defined]
+            self.engine.connections.release(self.address)  # type: ignore[union-attr]
             self.address = None
         session, self.session = self.session, None
         if session is not None and self.busy:
@@ -215,7 +215,7 @@ class PollingConnection(asyncio.Protocol):
             return False
 
     def _route(self, method: str, uri: str, headers: Any, keep: Any) -> bool:
-        """Start the request if the door admits it (as `EngineFront.lean` would); False otherwise."""
+        """Start the request if the door admits it (as `EngineDelegate.pick` would); False otherwise."""
         front = self.front
         target = front.engine_query(uri)
         if target is None or target[0] != "polling" or target[1] is None:
@@ -297,11 +297,13 @@ class PollingConnection(asyncio.Protocol):
             self.gone = True
             transport.close()
 
-    def close_idle(self) -> None:
-        """The front's sweep: no request's head came in time."""
-        if self.transport is not None and not self.busy:
-            self.gone = True
-            self.transport.close()
+    def close_idle(self) -> int:
+        """The front's sweep (no request's head came in time) or its shedding: 1 if it closed."""
+        if self.transport is None or self.busy or self.gone:
+            return 0
+        self.gone = True
+        self.transport.close()
+        return 1
 
     def abort(self) -> None:
         """Close at once, whatever is in flight (the server stops)."""

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from tornado.httputil import HTTPServerRequest
 from tornado.routing import AnyMatches, Matcher, PathMatches, Rule
 
-from .polling_connection import LeanPolling
-from .websocket_connection import LeanUpgrades
+from .polling_connection import ConnectionPolls
+from .websocket_connection import ConnectionUpgrades
 from .polling_handler import PollingTransport
 from .entry import BadTransport
 from .websocket_handler import WebSocketTransport
@@ -48,13 +48,13 @@ def engine_routes(engine: "Engine", path: str = "/engine.io/") -> list[Rule]:
     return [
         # A new session's WebSocket skips RequestHandler too (handlers/transports/websocket_connection.py).
         Rule(TransportMatches(path, "websocket"), [
-            Rule(AnyMatches(), LeanUpgrades(engine)),
+            Rule(AnyMatches(), ConnectionUpgrades(engine)),
             Rule(AnyMatches(), WebSocketTransport, kwargs),
         ]),
         # Polls of an open local session that can only succeed at the door skip RequestHandler;
-        # the lean router answers None for every other polling request.
+        # the connection-level router answers None for every other polling request.
         Rule(TransportMatches(path, "polling"), [
-            Rule(AnyMatches(), LeanPolling(engine)),
+            Rule(AnyMatches(), ConnectionPolls(engine)),
             Rule(AnyMatches(), PollingTransport, kwargs),
         ]),
         Rule(TransportMatches(path, None), BadTransport, kwargs),

@@ -2,18 +2,22 @@
 
 Routing a request through an `Application` builds an `HTTPServerRequest`
 (query parsed and deep-copied, Host validated), walks the rules and makes a
-`RequestHandler`. `EngineFront`, the HTTP server's delegate (made by
+`RequestHandler`. `EngineDelegate`, the HTTP server's delegate (made by
 ``engine_server(app, hub.engine, hub.path)``, as board.py serves),
 recognises from the request line and headers alone a poll of an open local
-session (`LeanPoll`, handlers/transports/polling_connection.py) and a WebSocket handshake the lean
-path takes (`LeanUpgrade`, handlers/transports/websocket_connection.py); everything else reaches
-`app` untouched.
+session (`ConnectionPoll`, handlers/transports/polling_connection.py) and a WebSocket handshake the connection-level
+path takes (`ConnectionUpgrade`, handlers/transports/websocket_connection.py); everything else reaches
+`app` untouched. Under `engine_server`, a poll that comes on a keep-alive HTTP/1.1 connection hands the
+connection itself to `PollingConnection` (handlers/transports/polling_protocol.py), which serves the polls
+that follow on it and gives back to Tornado whatever else comes.
 
-`engine_server` makes the `HTTPServer` with the front, and replaces the
-header timeout Tornado arms for every request (a timer, a future and their
-callbacks: a twelfth of a poll's cost) by one sweep that closes connections
-that have waited for a request's headers longer than `idle_timeout`, as that
-timeout did.
+`engine_server` makes the `HTTPServer` with the front (a `ConnectionServer`,
+handlers/operations/connections.py: connections per address capped, accepting paused
+when descriptors run out), and replaces the header timeout Tornado arms for
+every request (a timer, a future and their callbacks: a twelfth of a poll's
+cost) by one sweep that closes connections that have waited for a request's
+headers longer than `header_timeout` (a hub option, 10 s by default; idle
+keep-alives included, as Node closes them after 5 s) or `idle_timeout`.
 """
 from __future__ import annotations
 
@@ -31,10 +35,12 @@ from tornado.httputil import (
     RequestStartLine, ResponseStartLine,
 )
 
+from ..operations.connections import Connections, ConnectionServer
+from ..operations.limits import Limits, Throttled
 from .entry import EIO
-from .polling_connection import LeanPoll, admit
+from .polling_connection import ConnectionPoll, admit
 from .polling_protocol import PollingConnection
-from .websocket_connection import lean_upgrade
+from .websocket_connection import connection_upgrade
 
 if TYPE_CHECKING:
     from ..engineio.engine import Engine
@@ -46,9 +52,9 @@ SIMPLE_HOST = re.compile(r"(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})
 MAX_QUERY_FIELDS = 16  # a poll's query has three or four; more goes the usual way
 
 
-class EngineFront(HTTPServerConnectionDelegate):
-    """The HTTP server's delegate: `app` for everything, less the polls `LeanPoll` can serve and the
-    WebSockets `LeanUpgrade` can open.
+class EngineDelegate(HTTPServerConnectionDelegate):
+    """The HTTP server's delegate: `app` for everything, less the polls `ConnectionPoll` can serve and the
+    WebSockets `ConnectionUpgrade` can open.
 
     Routing a request through an `Application` first builds an
     `HTTPServerRequest` (query parsed and deep-copied, Host validated) and
@@ -60,16 +66,17 @@ class EngineFront(HTTPServerConnectionDelegate):
     """
 
     def __init__(self, app: HTTPServerConnectionDelegate, engine: "Engine", path: str = "/socket.io/",
-                 idle_timeout: float = 3600.0):
+                 idle_timeout: float = 3600.0, header_timeout: float | None = None):
         self.app = app
         self.engine = engine
         self.prefix = path.rstrip("/") + "/?"
-        self.idle_timeout = idle_timeout
+        # How long a connection may wait for a request's headers (the first, or the next on a keep-alive).
+        self.idle_timeout = idle_timeout if header_timeout is None else min(idle_timeout, header_timeout)
         self.waiting: dict[Any, float] = {}  # server connection -> since when it waits for a request's headers
         self._sweep: asyncio.TimerHandle | None = None
-        self.server: HTTPServer | None = None  # set by engine_server: connections are handed over only then
-        self.lean_http = True  # False: polls stay on Tornado's HTTP/1 connection (LeanPoll)
-        self.lean_connections: set[PollingConnection] = set()
+        self.server: HTTPServer | None = None  # set by engine_server: keep-alive connections are handed over only then
+        self.handover = True  # False: polls stay on Tornado's HTTP/1 connection (ConnectionPoll)
+        self.handed: set[PollingConnection] = set()  # connections on PollingConnection now
 
     def start_request(self, server_conn: object, request_conn: HTTPConnection) -> HTTPMessageDelegate:
         self.waiting[server_conn] = time.monotonic()
@@ -87,7 +94,8 @@ class EngineFront(HTTPServerConnectionDelegate):
 
     def sweep(self) -> None:
         """Close the connections that have waited longer than `idle_timeout` for a request's headers
-        (idle keep-alives, headers that never end): what Tornado's header timeout did."""
+        (idle keep-alives, headers that never end, half-open connections): what Tornado's header
+        timeout did."""
         due = time.monotonic() - self.idle_timeout
         late = [conn for conn, since in self.waiting.items() if since < due]
         for conn in late:
@@ -98,12 +106,31 @@ class EngineFront(HTTPServerConnectionDelegate):
             stream = getattr(conn, "stream", None)
             if stream is not None:
                 stream.close()
-        if late:
-            log.info("closed %d HTTP connections idle for %.0f s", len(late), self.idle_timeout)
+        if late:  # routine (idle keep-alives), and at most a line a sweep
+            log.debug("closed %d HTTP connections idle for %.0f s", len(late), self.idle_timeout)
         if self.waiting:
             self._schedule()
         else:
             self._sweep = None  # the next request schedules it again
+
+    def shed(self) -> int:
+        """Close the older half of the connections waiting for a request's headers (at least one):
+        descriptors ran out, and these are the ones served nothing. The number closed."""
+        waiting = self.waiting
+        if not waiting:
+            return 0
+        oldest = sorted(waiting, key=waiting.__getitem__)[: max(1, len(waiting) // 2)]
+        closed = 0
+        for conn in oldest:
+            del waiting[conn]
+            if isinstance(conn, PollingConnection):
+                closed += conn.close_idle()
+                continue
+            stream = getattr(conn, "stream", None)
+            if stream is not None and not stream.closed():
+                stream.close()
+                closed += 1
+        return closed
 
     def engine_query(self, uri: str) -> tuple[str | None, str | None] | None:
         """(transport, sid) of a request for the engine's path with `EIO=4` and a plain query, else None."""
@@ -134,9 +161,10 @@ class EngineFront(HTTPServerConnectionDelegate):
         """A Host that Tornado would accept too (and one only)."""
         return "," not in host and SIMPLE_HOST.fullmatch(host) is not None
 
-    def lean(self, start_line: RequestStartLine, headers: HTTPHeaders,
+    def pick(self, start_line: RequestStartLine, headers: HTTPHeaders,
              connection: HTTPConnection) -> HTTPMessageDelegate | None:
-        """A `LeanPoll`, `PollHandoff` or `LeanUpgrade` for this request, or None to let the application have it."""
+        """A `ConnectionPoll`, `PollHandover` or `ConnectionUpgrade` for this request, or None to let the
+        application have it."""
         uri = start_line.path
         target = self.engine_query(uri)
         if target is None:
@@ -147,15 +175,15 @@ class EngineFront(HTTPServerConnectionDelegate):
             return None
         if transport == "websocket":
             request = HTTPServerRequest(connection=connection, start_line=start_line, headers=headers)
-            return lean_upgrade(self.engine, request, sid)
+            return connection_upgrade(self.engine, request, sid)
         if transport != "polling" or sid is None:
             return None
         admitted = admit(self.engine, start_line.method, sid, headers, host)
         if admitted is None:
             return None
-        if self.server is not None and self.lean_http and can_hand_over(start_line, headers, connection):
-            return PollHandoff(self, start_line, headers, connection)
-        return LeanPoll(self.engine, admitted[0], start_line.method, connection, uri, admitted[1])
+        if self.server is not None and self.handover and can_hand_over(start_line, headers, connection):
+            return PollHandover(self, start_line, headers, connection)
+        return ConnectionPoll(self.engine, admitted[0], start_line.method, connection, uri, admitted[1])
 
     # -- the connections handed to PollingConnection -------------------------
 
@@ -168,22 +196,22 @@ class EngineFront(HTTPServerConnectionDelegate):
     def resume_in_tornado(self, sock: socket.socket, buffered: bytes, peer: Any) -> None:
         """A connection back from `PollingConnection`: Tornado's HTTP server reads on, `buffered` first."""
         stream = IOStream(sock)
-        stream._read_buffer += buffered  # what was read of the next request (Tornado's own buffer)
+        stream._read_buffer += buffered  # what was read of the next request, in Tornado's own buffer
         stream._read_buffer_size += len(buffered)
         self.server.handle_stream(stream, peer)  # type: ignore[union-attr]
 
-    def close_lean(self) -> None:
+    def close_handed(self) -> None:
         """Close every connection on `PollingConnection` (the server stops)."""
-        for conn in list(self.lean_connections):
+        for conn in list(self.handed):
             conn.abort()
 
 
 class FrontDelegate(HTTPMessageDelegate):
-    """One request through the front: a `LeanPoll` or `LeanUpgrade`, or the application's own delegate."""
+    """One request through the front: a `ConnectionPoll` or `ConnectionUpgrade`, or the application's own delegate."""
 
     __slots__ = ("front", "server_conn", "request_conn", "delegate")
 
-    def __init__(self, front: EngineFront, server_conn: object, request_conn: HTTPConnection):
+    def __init__(self, front: EngineDelegate, server_conn: object, request_conn: HTTPConnection):
         self.front = front
         self.server_conn = server_conn
         self.request_conn = request_conn
@@ -193,7 +221,7 @@ class FrontDelegate(HTTPMessageDelegate):
                          headers: HTTPHeaders) -> Awaitable[None] | None:
         front = self.front
         front.waiting.pop(self.server_conn, None)
-        delegate = front.lean(start_line, headers, self.request_conn)  # type: ignore[arg-type]
+        delegate = front.pick(start_line, headers, self.request_conn)  # type: ignore[arg-type]
         if delegate is None:
             delegate = front.app.start_request(self.server_conn, self.request_conn)
         self.delegate = delegate
@@ -210,13 +238,13 @@ class FrontDelegate(HTTPMessageDelegate):
             self.delegate.on_connection_close()
 
 
-class PollHandoff(HTTPMessageDelegate):
+class PollHandover(HTTPMessageDelegate):
     """A poll whose keep-alive connection leaves Tornado for `PollingConnection`, which serves it and the
     next ones (what Tornado read past the head goes with it)."""
 
     __slots__ = ("front", "start_line", "headers", "connection")
 
-    def __init__(self, front: EngineFront, start_line: RequestStartLine, headers: HTTPHeaders,
+    def __init__(self, front: EngineDelegate, start_line: RequestStartLine, headers: HTTPHeaders,
                  connection: HTTPConnection):
         self.front = front
         self.start_line = start_line
@@ -264,22 +292,29 @@ async def attach(sock: socket.socket, protocol: asyncio.Protocol) -> None:
         sock.close()
 
 
-class EngineServer(HTTPServer):
-    """Tornado's `HTTPServer` with `EngineFront`: closing all connections closes those it handed over too."""
+class EngineServer(ConnectionServer):
+    """The server `engine_server` makes: closing all connections closes those handed over too."""
 
     async def close_all_connections(self) -> None:
-        self.request_callback.close_lean()  # type: ignore[attr-defined]
+        self.request_callback.close_handed()  # type: ignore[attr-defined]
         await super().close_all_connections()
 
 
 def engine_server(app: HTTPServerConnectionDelegate, engine: "Engine", path: str = "/socket.io/",
                   idle_timeout: float = 3600.0, **kwargs: Any) -> HTTPServer:
-    """An `HTTPServer` serving `app` behind `EngineFront`; `idle_timeout` as Tornado's
-    `idle_connection_timeout` (its default), kept by the front's sweep rather than a timer per request.
-    Keep-alive connections of polls are handed to `PollingConnection` (`server.request_callback.lean_http =
+    """An `HTTPServer` serving `app` behind `EngineDelegate`; `idle_timeout` as Tornado's
+    `idle_connection_timeout` (its default), kept by the front's sweep rather than a timer per request,
+    with the hub's `header_timeout` and `max_connections_per_address` (the limits at the engine's door).
+    Keep-alive connections of polls are handed to `PollingConnection` (`server.request_callback.handover =
     False` keeps them on Tornado)."""
-    front = EngineFront(app, engine, path, idle_timeout)
+    admission = engine.admission
+    limits = getattr(admission, "limits", None) or Limits()
+    if engine.connections is None:
+        throttled = getattr(admission, "throttled", None) or Throttled(engine.stats)
+        engine.count_connections(Connections(limits.max_connections_per_address, throttled, limits.trusted_proxies))
+    front = EngineDelegate(app, engine, path, idle_timeout, limits.header_timeout)
     server = EngineServer(front, **kwargs)
+    server.connections = engine.connections
     server.conn_params.header_timeout = None
     front.server = server
     return server

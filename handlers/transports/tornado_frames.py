@@ -1,7 +1,7 @@
 """Tornado's WebSocket protocol with batched frame reads: the one place Board swaps a private class.
 
 `WebSocketTransport` (the WebSockets Tornado's handler keeps: relayed
-probes, handoffs, and any handshake the lean path leaves) turns each
+probes, handoffs, and any handshake the connection-level path leaves) turns each
 `WebSocketProtocol13` into a `BatchedFrames` once the handshake is done: the
 same object, reading every frame the socket holds with one awaited read and
 the pure `FrameParser`. Measured when it came in (bench/RESULTS.md: ack round trips
@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 
 import tornado
+from tornado.iostream import StreamBufferFullError
 from tornado.websocket import WebSocketProtocol, WebSocketProtocol13
 
 from ..wire.frames import TEXT, FrameError, FrameParser
@@ -103,6 +104,13 @@ class BatchedFrames(WebSocketProtocol13):
                     self._abort()
                     return
                 continue
-            handled = self._handle_message(opcode, payload)
+            try:
+                handled = self._handle_message(opcode, payload)
+            except StreamBufferFullError:
+                # A pong past the write buffer's cap (Tornado before 6.5 answers every ping; later ones
+                # keep one pong outstanding): a client that pings and never reads, cut as too slow.
+                handler.engine.stats.slow_clients_dropped += 1
+                self._abort()
+                return
             if handled is not None:
                 await handled

@@ -1,21 +1,26 @@
-"""The lean WebSocket: the handshake answered below `RequestHandler`, then frames on an asyncio protocol.
+"""WebSocket at the connection level: the handshake answered below `RequestHandler`, then frames on an asyncio protocol.
 
 Through Tornado a WebSocket costs a `RequestHandler`, a `WebSocketHandler`
 and its protocol's chain of coroutines, held for the socket's whole life,
 and each read is a future on an `IOStream`. A handshake that can only
 succeed at the door (`EIO=4&transport=websocket`, a plain RFC 6455 upgrade,
-an allowed origin; for a new session, admitted by the engine's gate; with a
+an allowed origin; for a new session, admitted by the engine's admission; with a
 sid, the probe of a local polling session that has no WebSocket) is answered
-by `LeanUpgrade`, below `RequestHandler` (reached from `EngineFront`, or
-from `LeanUpgrades` in the engine's rules): Tornado parsed the request, the
+by `ConnectionUpgrade`, below `RequestHandler` (reached from `EngineDelegate`, or
+from `ConnectionUpgrades` in the engine's rules): Tornado parsed the request, the
 connection is then detached from its HTTP/1 machinery, and from the `101`
-on the socket belongs to `LeanSocket`, a plain `asyncio.Protocol` (uvloop's
+on the socket belongs to `WebSocketConnection`, a plain `asyncio.Protocol` (uvloop's
 when the board runs on it). Bytes in go through `data_received` and the
 pure `FrameParser`; ready frames go out with one `transport.write` per
-flush. Anything else (another process's session, an unknown sid, odd
-headers, other protocol versions) goes to `WebSocketTransport`, which
-answers as it always did; `engine.lean_websocket = False` sends every
-WebSocket there.
+flush. Backpressure is asyncio's: above `HIGH_WATER` bytes owed to a client
+the transport calls `pause_writing` and nothing more is read from that
+client until it has caught up (`resume_writing`), so what it sends (pings
+above all, each answered by a pong) cannot make the server write without
+bound; past `engine.max_queue_bytes` owed, as on every other queue, the
+connection is cut and counted as a slow client. Anything else (another
+process's session, an unknown sid, odd headers, other protocol versions)
+goes to `WebSocketTransport`, which answers as it always did;
+`engine.connection_websockets = False` sends every WebSocket there.
 """
 from __future__ import annotations
 
@@ -44,6 +49,7 @@ log = logging.getLogger("board.engine")
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
 CLOSE_GRACE = 5.0  # seconds a closing socket may take to flush what it owes before it is cut
+HIGH_WATER = 256 * 1024  # bytes owed to a client above which nothing more is read from it
 
 
 def accept_key(key: str) -> bytes:
@@ -77,18 +83,18 @@ def _warn_no_buffer_size() -> None:
     global _warned
     if not _warned:
         _warned = True
-        log.warning("this Tornado's IOStream has no _read_buffer_size, which the lean WebSocket path checks; "
+        log.warning("this Tornado's IOStream has no _read_buffer_size, which the connection-level WebSocket path checks; "
                     "every WebSocket goes through Tornado's handler (slower). Board is tested with the "
                     "Tornado versions setup.cfg allows.")
 
 
-def lean_upgrade(engine: "Engine", request: HTTPServerRequest, sid: str | None) -> "LeanUpgrade | None":
-    """A `LeanUpgrade` for a WebSocket handshake (its query already checked), or None.
+def connection_upgrade(engine: "Engine", request: HTTPServerRequest, sid: str | None) -> "ConnectionUpgrade | None":
+    """A `ConnectionUpgrade` for a WebSocket handshake (its query already checked), or None.
 
     Without `sid`, a new session; with one, the upgrade probe of a local polling session that has
     no WebSocket yet (another process's session, an unknown or a busy one: Tornado's handler).
     """
-    if not engine.lean_websocket or "websocket" not in engine.transports:
+    if not engine.connection_websockets or "websocket" not in engine.transports:
         return None
     session = None
     if sid is not None:
@@ -99,11 +105,11 @@ def lean_upgrade(engine: "Engine", request: HTTPServerRequest, sid: str | None) 
         return None
     if not engine.origin_allowed(request.headers.get("Origin"), request.host):
         return None
-    return LeanUpgrade(engine, request, session)
+    return ConnectionUpgrade(engine, request, session)
 
 
-class LeanUpgrades(Router):
-    """In the engine's rules: the WebSockets `lean_upgrade` takes to `LeanUpgrade`; None for the rest."""
+class ConnectionUpgrades(Router):
+    """In the engine's rules: the WebSockets `connection_upgrade` takes to `ConnectionUpgrade`; None for the rest."""
 
     def __init__(self, engine: "Engine"):
         self.engine = engine
@@ -113,12 +119,12 @@ class LeanUpgrades(Router):
         sid = args.get("sid")
         if not right_version(args) or (sid is not None and len(sid) != 1):
             return None
-        return lean_upgrade(self.engine, request, sid[0].decode("latin-1") if sid else None)
+        return connection_upgrade(self.engine, request, sid[0].decode("latin-1") if sid else None)
 
 
-class LeanUpgrade(HTTPMessageDelegate):
+class ConnectionUpgrade(HTTPMessageDelegate):
     """A WebSocket handshake: a new session refused at the door, or the handshake answered and the
-    socket handed to `LeanSocket` (with `session`, the polling session it probes)."""
+    socket handed to `WebSocketConnection` (with `session`, the polling session it probes)."""
 
     __slots__ = ("engine", "request", "session", "refused")
 
@@ -132,8 +138,8 @@ class LeanUpgrade(HTTPMessageDelegate):
         engine, request, session = self.engine, self.request, self.session
         environ = None
         if session is None:  # a new session: the door decides
-            gate = engine.gate
-            self.refused = gate.admit(request) if gate is not None else None
+            admission = engine.admission
+            self.refused = admission.admit(request) if admission is not None else None
             if self.refused is not None:
                 return None  # answered in finish(), as a handler would
             environ = handshake_environ(engine, request, "websocket")
@@ -146,7 +152,7 @@ class LeanUpgrade(HTTPMessageDelegate):
         stream.close()
         if sock is None:
             return None
-        protocol = LeanSocket(engine, SWITCHING + accept + b"\r\n\r\n", environ, session)
+        protocol = WebSocketConnection(engine, SWITCHING + accept + b"\r\n\r\n", environ, session)
         return _attach(sock, protocol)  # Tornado awaits it, then sees the connection detached
 
     def finish(self) -> None:
@@ -157,7 +163,7 @@ class LeanUpgrade(HTTPMessageDelegate):
                         BAD_REQUEST, status, message)
 
 
-async def _attach(sock: socketlib.socket, protocol: "LeanSocket") -> None:
+async def _attach(sock: socketlib.socket, protocol: "WebSocketConnection") -> None:
     try:
         sock.setsockopt(socketlib.IPPROTO_TCP, socketlib.TCP_NODELAY, 1)
         await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, sock)
@@ -166,11 +172,11 @@ async def _attach(sock: socketlib.socket, protocol: "LeanSocket") -> None:
         sock.close()
 
 
-class LeanSocket(asyncio.Protocol):
+class WebSocketConnection(asyncio.Protocol):
     """One Engine.IO session over one WebSocket, on the event loop's own transport (the session's writer)."""
 
     __slots__ = ("engine", "environ", "greeting", "transport", "session", "frames", "closing", "behind",
-                 "probing")
+                 "probing", "address")
 
     def __init__(self, engine: "Engine", greeting: bytes, environ: dict | None, session: Session | None = None):
         self.engine = engine
@@ -182,9 +188,15 @@ class LeanSocket(asyncio.Protocol):
         self.closing = False
         self.behind = False
         self.probing = False
+        self.address: str | None = None  # counted in the engine's open connections while this one is
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        high = min(HIGH_WATER, self.engine.max_queue_bytes)
+        transport.set_write_buffer_limits(high=high)  # type: ignore[attr-defined]
+        connections = self.engine.connections
+        if connections is not None:  # off Tornado's HTTP connection now: counted here until it closes
+            self.address = connections.hold(transport.get_extra_info("peername"))
         if self.session is not None:  # an upgrade probe
             transport.write(self.greeting)  # type: ignore[attr-defined]
             self.greeting = b""
@@ -221,7 +233,11 @@ class LeanSocket(asyncio.Protocol):
             elif opcode == BINARY:
                 self._message(payload)
             elif opcode == PING:
-                self.transport.write(control_frame(PONG, payload))  # type: ignore[union-attr]
+                transport = self.transport
+                transport.write(control_frame(PONG, payload))  # type: ignore[union-attr]
+                if transport.get_write_buffer_size() > self.engine.max_queue_bytes:  # type: ignore[union-attr]
+                    self._too_slow()
+                    return
             elif opcode == CLOSE:  # the client's close: echo its code, then hang up
                 code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1000
                 self.close_transport(code if 1000 <= code < 5000 else 1002, "")
@@ -237,9 +253,31 @@ class LeanSocket(asyncio.Protocol):
             log.exception("error handling a message; closing the connection")
             self._cut()
 
+    def pause_writing(self) -> None:
+        """Above the high-water mark: read nothing more from this client until it has read what it owes."""
+        if not self.closing:
+            self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def resume_writing(self) -> None:
+        if not self.closing:
+            self.transport.resume_reading()  # type: ignore[union-attr]
+
+    def _too_slow(self) -> None:
+        """Owes more than any queue may hold: cut at once (nothing more is flushed) and count it."""
+        self.behind = True
+        self.engine.stats.slow_clients_dropped += 1
+        log.debug("a WebSocket owes its client more than %d bytes; cutting it", self.engine.max_queue_bytes)
+        session = self.session
+        if session is not None and not self.probing and not session.closed:
+            session.close("transport error", notify=False)  # which cuts this transport
+        self._cut()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.closing = True
+        if self.address is not None:
+            self.engine.connections.release(self.address)
+            self.address = None
         session, self.session = self.session, None
         if session is not None:
             session.websocket_closed(self, self.probing)
@@ -261,6 +299,7 @@ class LeanSocket(asyncio.Protocol):
             transport.write(b"".join([o.frames for o in queue]))  # one system call for the lot
         if transport.get_write_buffer_size() > self.engine.max_queue_bytes:
             self.behind = True  # cut at close: what it owes is not worth flushing
+            self.engine.stats.slow_clients_dropped += 1
             return False
         return True
 

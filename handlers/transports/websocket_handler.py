@@ -13,7 +13,7 @@ Reading frames in batches and writing ready frames use private parts of
 Tornado's `WebSocketProtocol13`, kept in tornado_frames.py with the checks
 against the installed Tornado; if it lacks them, connections fall back to
 Tornado's own frame reading and `write_message`, slower but correct, and a
-warning says so. Where this handler serves at all: see routing.py (the lean
+warning says so. Where this handler serves at all: see routing.py (the connection-level
 path, websocket_connection.py, takes every plain handshake it can).
 """
 
@@ -40,6 +40,7 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
 
     session: Session | None = None
     probing = False
+    address: str | None = None  # counted in the engine's open connections (handlers/operations/connections.py) while open
     fast = False  # batched reads and shared frames written straight to the stream
     _remote: "RemoteProbe | None" = None
 
@@ -65,7 +66,7 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         ok, session = self.check_request()
         if not ok:
             return
-        if self.relayed is not None and (self.engine.handoff is None or getattr(self.engine.gate, "draining", False)):
+        if self.relayed is not None and (self.engine.handoff is None or (self.engine.admission is not None and self.engine.admission.draining)):
             # No session moves to a process that is going away: the client stays on polling, probes later.
             self.fail(BAD_REQUEST, 400, "Session lives on another process")
             return
@@ -84,6 +85,13 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         if self.fast:
             self.ws_connection.stream.max_write_buffer_size = self.engine.max_queue_bytes  # type: ignore[union-attr]
         self.set_nodelay(True)
+        connections = self.engine.connections
+        if connections is not None:  # off the HTTP server's connection now: counted here until it closes
+            try:
+                peer = self.ws_connection.stream.socket.getpeername()  # type: ignore[union-attr]
+                self.address = connections.hold(peer)
+            except (AttributeError, OSError):  # already gone
+                pass
         if self.relayed is not None:  # another process's session: it moves here if the client upgrades
             self.probing = True
             self._remote = RemoteProbe(self)
@@ -109,6 +117,9 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         self.probing = session.receive_frame(self, message, self.probing)
 
     def on_close(self) -> None:
+        if self.address is not None:
+            self.engine.connections.release(self.address)
+            self.address = None
         session = self.session
         if session is None:
             if self._remote is not None:
@@ -146,7 +157,10 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
                 return False
             if sent < len(data):
                 stream.write(memoryview(data)[sent:])
-        except (StreamClosedError, StreamBufferFullError):
+        except StreamClosedError:
+            return False
+        except StreamBufferFullError:
+            self.engine.stats.slow_clients_dropped += 1
             return False
         return True
 

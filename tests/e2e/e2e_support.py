@@ -21,6 +21,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import tornado.web
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
+
+from handlers import Hub, RedisAdapter
 
 ROOT = Path(__file__).resolve().parent.parent.parent  # the checkout
 ARTIFACTS = ROOT / "test-artifacts"
@@ -760,3 +765,56 @@ def pending_polls(nginx):
         pending += step
         most = max(most, pending)
     return len(sids), most
+
+
+# --------------------------------------------------------------------------- a cluster in one process
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server of the test's own, on a free port."""
+    with RedisServer(tmp_path / "redis") as server:
+        yield server
+
+
+class Node:
+    """One process of the cluster: a hub on its own port with a Redis adapter."""
+
+    def __init__(self, url: str, prefix: str = "test"):
+        self.hub = Hub(ping_interval=300, ping_timeout=300, adapter=RedisAdapter(url, prefix=prefix))
+        hub = self.hub
+
+        @hub.on("join")
+        def join(socket, room):
+            socket.join(room)
+
+        @hub.on("shout")
+        def shout(socket, n):
+            hub.emit("shout", n)
+
+        self.server = None
+        self.url = ""
+
+    async def start(self) -> "Node":
+        await self.hub.start()
+        sock, port = bind_unused_port()
+        self.server = HTTPServer(tornado.web.Application(self.hub.routes()))
+        self.server.add_sockets([sock])
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def stop(self) -> None:
+        self.server.stop()
+        self.hub.close()
+        await self.hub.stop()
+
+
+@pytest.fixture
+def cluster(io_loop, redis_server):
+    """Two processes of a cluster in this one: two hubs, each on its own port, one Redis."""
+    nodes = [Node(redis_server.url), Node(redis_server.url)]
+    for node in nodes:
+        io_loop.run_sync(node.start)
+    yield nodes
+    for node in nodes:
+        io_loop.run_sync(node.stop)

@@ -18,16 +18,10 @@ import socketio
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_support import (  # noqa: E402,F401
-    CONNECT_MS, NODE_DIR, Board, Nginx, RedisServer, browser, expect, expect_post, pages, post, require, screenshot,
+    CONNECT_MS, NODE_DIR, Board, Nginx, RedisServer, redis_server, browser, expect, expect_post, pages, post, require, screenshot,
 )
 
 pytestmark = [pytest.mark.node, pytest.mark.nginx, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    with RedisServer(tmp_path / "redis") as server:
-        yield server
 
 
 def cluster_board(tmp_path, redis_server, name):

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import Recorder, until
 from handlers import Disconnected
-from test_redis_adapter import cluster, redis_server  # noqa: F401 (fixtures)
+from e2e_support import cluster, redis_server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.gen_test(timeout=30)
 

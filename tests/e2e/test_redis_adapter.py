@@ -20,60 +20,11 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_support import RedisServer  # noqa: E402
+from e2e_support import Node, cluster, redis_server  # noqa: E402,F401 (fixtures)
 
 from handlers import Broadcast, Hub  # noqa: E402
-from handlers.cluster.redis_adapter import RedisAdapter  # noqa: E402
 
 pytestmark = pytest.mark.gen_test(timeout=30)
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    with RedisServer(tmp_path) as server:
-        yield server
-
-
-class Node:
-    """One process of the cluster: a hub on its own port with a Redis adapter."""
-
-    def __init__(self, url: str, prefix: str = "test"):
-        self.hub = Hub(ping_interval=300, ping_timeout=300, adapter=RedisAdapter(url, prefix=prefix))
-        hub = self.hub
-
-        @hub.on("join")
-        def join(socket, room):
-            socket.join(room)
-
-        @hub.on("shout")
-        def shout(socket, n):
-            hub.emit("shout", n)
-
-        self.server = None
-        self.url = ""
-
-    async def start(self) -> "Node":
-        await self.hub.start()
-        sock, port = bind_unused_port()
-        self.server = HTTPServer(tornado.web.Application(self.hub.routes()))
-        self.server.add_sockets([sock])
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def stop(self) -> None:
-        self.server.stop()
-        self.hub.close()
-        await self.hub.stop()
-
-
-@pytest.fixture
-def cluster(io_loop, redis_server):
-    nodes = [Node(redis_server.url), Node(redis_server.url)]
-    for node in nodes:
-        io_loop.run_sync(node.start)
-    yield nodes
-    for node in nodes:
-        io_loop.run_sync(node.stop)
 
 
 async def connected(url: str, *events: str) -> Recorder:

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from conftest import http, until
-from test_redis_adapter import Node, cluster, redis_server  # noqa: F401 (fixtures)
+from e2e_support import Node, cluster, redis_server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.gen_test(timeout=30)
 

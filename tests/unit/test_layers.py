@@ -14,7 +14,7 @@ from pathlib import Path
 import handlers
 
 # Bottom first. A layer may import itself and anything listed before it.
-LAYERS = ["wire", "engineio", "transports", "operations", "socketio", "cluster"]
+LAYERS = ["wire", "engineio", "operations", "transports", "socketio", "cluster"]
 
 ROOT = Path(handlers.__file__).parent
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.gen_test(timeout=30)
 
 def test_the_engine_is_guarded_by_the_admission():
     hub = Hub()
-    assert hub.engine.gate is hub.ops.admission
+    assert hub.engine.admission is hub.ops.admission
     assert hub.ops.admission in hub.engine.watchers
 
 
@@ -60,7 +60,7 @@ async def test_the_admin_ui_hook_sees_events(url, hub, clients):
         def room_left(self, socket, room):
             pass
 
-    hub.ops.monitor = Monitor()
+    hub.ops.watch_with(Monitor())
     client = await clients().connect(url, transports=["websocket"])
     await client.client.emit("hello")
     assert await asyncio.wait_for(seen.get(), 3) == "hello"

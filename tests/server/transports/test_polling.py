@@ -9,23 +9,23 @@ import tornado.httpserver
 
 from board import make_app
 from conftest import error_of, http, polling_session, raw_websocket, until
-from handlers.transports.server import EngineFront, engine_server
+from handlers.transports.server import EngineDelegate, engine_server
 
 pytestmark = [pytest.mark.gen_test(timeout=20), pytest.mark.usefixtures("served_by")]
 
 
 @pytest.fixture(params=["app", "front", "server"])
 def served_by(request) -> str:
-    """Every test here three times: the application alone (polls routed to the lean path by a rule),
-    behind `EngineFront` (polls picked before the application sees them), and through `engine_server`,
-    as the board serves (keep-alive connections of polls handed to `PollingConnection`)."""
+    """Every test here three times: the application alone (polls routed to the connection-level path by a
+    rule), behind `EngineDelegate` (polls picked before the application sees them), and through
+    `engine_server`, as the board serves (keep-alive connections of polls handed to `PollingConnection`)."""
     return request.param
 
 
 @pytest.fixture
 def app(served_by, hub, posts):
     app = make_app(hub, posts)
-    return app if served_by == "app" else EngineFront(app, hub.engine, hub.path)
+    return app if served_by == "app" else EngineDelegate(app, hub.engine, hub.path)
 
 
 @pytest.fixture
@@ -275,7 +275,7 @@ async def raw_response(stream) -> tuple[int, dict, bytes]:
 
 
 async def test_polls_of_an_open_session_take_the_lean_path(url, hub):
-    from handlers.transports.polling_connection import LeanPoll
+    from handlers.transports.polling_connection import ConnectionPoll
     sid, _ = await polling_session(url)
     headers = {"Origin": url}
     posted = await http(url, f"{P}&sid={sid}", "POST", "40", headers=headers)
@@ -290,7 +290,7 @@ async def test_polls_of_an_open_session_take_the_lean_path(url, hub):
     assert got.headers["Access-Control-Allow-Origin"] == url
     pending = asyncio.ensure_future(http(url, f"{P}&sid={sid}"))
     await until(lambda: hub.engine.sessions[sid].poller is not None)
-    assert isinstance(hub.engine.sessions[sid].poller, LeanPoll)
+    assert isinstance(hub.engine.sessions[sid].poller, ConnectionPoll)
     hub.emit("news", "hello")
     answer = await asyncio.wait_for(pending, 2)
     assert answer.code == 200 and answer.body.startswith(b"42[\"news\",\"hello\"")
@@ -345,14 +345,14 @@ async def test_the_lean_post_bounds_what_it_buffers_whatever_the_connection_lets
     """A body that reaches the delegate bigger than maxPayload (say, decompressed) ends the session."""
     from types import SimpleNamespace
     from handlers import Engine
-    from handlers.transports.polling_connection import LeanPoll
+    from handlers.transports.polling_connection import ConnectionPoll
 
     written = []
     connection = SimpleNamespace(set_max_body_size=lambda n: None, finish=lambda: written.append("end"),
                                  write_headers=lambda start, headers, body: written.append((start.code, body)))
     engine = Engine(max_payload=10)
     session = engine.open_session({})
-    poll = LeanPoll(engine, session, "POST", connection, "/", None)
+    poll = ConnectionPoll(engine, session, "POST", connection, "/", None)
     poll.headers_received(None, None)
     assert session.posting
     poll.data_received(b"4" + b"x" * 9)
@@ -405,10 +405,10 @@ async def test_a_lean_get_whose_session_closes_while_it_is_read_gets_its_last_an
 
 async def test_the_front_takes_polls_before_the_application_and_leaves_it_the_rest(url, hub, served_by,
                                                                                     monkeypatch):
-    from handlers.transports.polling_connection import LeanPolling
+    from handlers.transports.polling_connection import ConnectionPolls
     routed = []
-    find_handler = LeanPolling.find_handler
-    monkeypatch.setattr(LeanPolling, "find_handler",
+    find_handler = ConnectionPolls.find_handler
+    monkeypatch.setattr(ConnectionPolls, "find_handler",
                         lambda self, request, **kw: routed.append(request.uri) or find_handler(self, request, **kw))
     sid, _ = await polling_session(url)  # a handshake: the application's, either way
     assert (await http(url, f"{P}&sid={sid}", "POST", "40")).body == b"ok"

@@ -41,7 +41,7 @@ def served(io_loop, hub, posts, idle_timeout):
     yield f"http://127.0.0.1:{port}", port, server.request_callback
     server.stop()
     io_loop.run_sync(server.close_all_connections)
-    assert not server.request_callback.lean_connections  # closed with the server
+    assert not server.request_callback.handed  # closed with the server
 
 
 class Raw:
@@ -89,8 +89,8 @@ def raw(served):
         conn.close()
 
 
-def lean(front) -> list[PollingConnection]:
-    return list(front.lean_connections)
+def handed(front) -> list[PollingConnection]:
+    return list(front.handed)
 
 
 async def test_a_keep_alive_connection_of_polls_is_handed_over_and_serves_them_in_one_write(served, raw, hub):
@@ -102,38 +102,38 @@ async def test_a_keep_alive_connection_of_polls_is_handed_over_and_serves_them_i
     assert (status, body) == (200, b"ok") and headers["content-type"] == "text/html"
     assert headers["access-control-allow-origin"] == url and headers["access-control-allow-credentials"] == "true"
     assert headers["cache-control"] == "no-store" and "date" in headers and "connection" not in headers
-    assert len(lean(front)) == 1  # from the first poll on
+    assert len(handed(front)) == 1  # from the first poll on
     conn.poll("GET", sid)
     status, headers, body = await conn.answer()
     assert status == 200 and body.startswith(b'40{"sid":') and headers["content-type"] == "text/plain; charset=UTF-8"
     assert "access-control-allow-origin" not in headers  # no Origin, no CORS
     conn.poll("GET", sid)  # waits: the connection is the session's poller, no future per request
     await until(lambda: hub.engine.sessions[sid].poller is not None)
-    assert hub.engine.sessions[sid].poller is lean(front)[0]
-    hub.emit("news", "on the lean path")
+    assert hub.engine.sessions[sid].poller is handed(front)[0]
+    hub.emit("news", "on its own path")
     status, _, body = await conn.answer()
-    assert status == 200 and body.startswith(b'42["news","on the lean path"')
+    assert status == 200 and body.startswith(b'42["news","on its own path"')
 
 
-async def test_what_the_lean_path_does_not_serve_goes_back_to_tornado_on_the_same_connection(served, raw, hub):
+async def test_what_the_polling_connection_does_not_serve_goes_back_to_tornado_on_the_same_connection(served, raw, hub):
     url, port, front = served
     sid, _ = await polling_session(url)
     conn = await raw()
     conn.poll("POST", sid, "40")
     assert (await conn.answer())[2] == b"ok"
-    handed = lean(front)
-    assert len(handed) == 1
+    before = handed(front)
+    assert len(before) == 1
     conn.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # the page: Tornado's
     status, headers, body = await conn.answer()
     assert status == 200 and b"<html" in body.lower() and headers["server"].startswith("TornadoServer")
-    await until(lambda: not front.lean_connections)
+    await until(lambda: not front.handed)
     conn.send(f"GET {P} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # a handshake: Tornado's too
     status, _, body = await conn.answer()
     other = json.loads(body[1:])["sid"]
     conn.poll("GET", sid)  # a poll again: handed over again
     status, _, body = await conn.answer()
     assert status == 200 and body.startswith(b"40{")
-    assert len(lean(front)) == 1 and lean(front)[0] is not handed[0]
+    assert len(handed(front)) == 1 and handed(front)[0] is not before[0]
     conn.poll("POST", other, "40")
     assert (await conn.answer())[2] == b"ok"
     conn.poll("GET", "no-such-session")  # an unknown sid: Tornado's answer
@@ -164,7 +164,7 @@ async def test_a_client_gone_while_its_get_waits_leaves_the_session_usable(serve
     conn.poll("GET", sid)
     await until(lambda: hub.engine.sessions[sid].poller is not None)
     conn.close()
-    await until(lambda: hub.engine.sessions[sid].poller is None and not front.lean_connections)
+    await until(lambda: hub.engine.sessions[sid].poller is None and not front.handed)
     again = await raw()
     again.poll("POST", sid, "40")
     assert (await again.answer())[2] == b"ok"
@@ -245,3 +245,19 @@ async def test_a_websocket_upgrade_on_a_handed_over_connection(served, raw, hub)
               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
     head = await asyncio.wait_for(conn.reader.readuntil(b"\r\n\r\n"), 5)
     assert head.startswith(b"HTTP/1.1 101") and b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
+
+
+async def test_a_handed_over_connection_is_counted_once_for_its_address(served, raw, hub):
+    """The cap on connections per address sees one connection, whichever path serves it."""
+    url, port, front = served
+    sid, _ = await polling_session(url)
+    await until(lambda: not hub.engine.connections.open)  # the handshake's connection is gone
+    conn = await raw()
+    conn.poll("POST", sid, "40")
+    assert (await conn.answer())[2] == b"ok"
+    assert len(handed(front)) == 1 and hub.engine.connections.open == {"127.0.0.1": 1}
+    conn.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # back to Tornado
+    assert (await conn.answer())[0] == 200
+    assert not front.handed and hub.engine.connections.open == {"127.0.0.1": 1}
+    conn.close()
+    await until(lambda: not hub.engine.connections.open)

@@ -9,7 +9,7 @@ from tornado.websocket import WebSocketClientConnection
 
 from board import make_app
 from conftest import http, raw_websocket
-from handlers.transports.server import EngineFront
+from handlers.transports.server import EngineDelegate
 
 pytestmark = [pytest.mark.gen_test(timeout=20), pytest.mark.usefixtures("served_by")]
 
@@ -17,16 +17,16 @@ pytestmark = [pytest.mark.gen_test(timeout=20), pytest.mark.usefixtures("served_
 @pytest.fixture(params=["tornado", "rules", "front"])
 def served_by(request, hub) -> str:
     """Every test here three times: through Tornado's `WebSocketHandler` (the lean path off); on the
-    lean path reached through the engine's rules (the application alone); and behind `EngineFront`,
+    lean path reached through the engine's rules (the application alone); and behind `EngineDelegate`,
     as the board serves."""
-    hub.engine.lean_websocket = request.param != "tornado"
+    hub.engine.connection_websockets = request.param != "tornado"
     return request.param
 
 
 @pytest.fixture
 def app(served_by, hub, posts):
     app = make_app(hub, posts)
-    return EngineFront(app, hub.engine, hub.path) if served_by == "front" else app
+    return EngineDelegate(app, hub.engine, hub.path) if served_by == "front" else app
 
 
 async def open_ws(url: str) -> tuple[WebSocketClientConnection, dict]:
@@ -209,7 +209,7 @@ def test_a_protocol_without_the_state_falls_back(caplog, monkeypatch):
 async def test_both_paths_carry_events_acks_binary_and_heartbeat(url, hub, clients, monkeypatch, fast):
     from handlers.transports import websocket_handler as websocket
     monkeypatch.setattr(websocket, "FAST_FRAMES", fast)
-    hub.engine.lean_websocket = False  # (served_by given here replaces its fixture, which would set it)
+    hub.engine.connection_websockets = False  # (served_by given here replaces its fixture, which would set it)
 
     @hub.on("flip")
     def flip(socket, data):

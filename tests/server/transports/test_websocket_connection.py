@@ -13,8 +13,8 @@ from tornado.iostream import IOStream
 
 from board import make_app
 from conftest import http, polling_session, raw_websocket, until
-from handlers.transports.server import EngineFront
-from handlers.transports.websocket_connection import LeanSocket, accept_key
+from handlers.transports.server import EngineDelegate
+from handlers.transports.websocket_connection import WebSocketConnection, accept_key
 from handlers.wire.protocol import Outgoing
 from handlers.transports.websocket_handler import WebSocketTransport
 from conftest import client_frame
@@ -29,14 +29,14 @@ HANDSHAKE = ("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.
 @pytest.fixture(params=["rules", "front"])
 def served_by(request) -> str:
     """Each test twice: the application alone (the engine's rules pick the lean path), and behind
-    `EngineFront`, as the board serves."""
+    `EngineDelegate`, as the board serves."""
     return request.param
 
 
 @pytest.fixture
 def app(served_by, hub, posts):
     app = make_app(hub, posts)
-    return EngineFront(app, hub.engine, hub.path) if served_by == "front" else app
+    return EngineDelegate(app, hub.engine, hub.path) if served_by == "front" else app
 
 
 async def raw(url: str, version: int = 13) -> tuple[IOStream, bytes]:
@@ -67,7 +67,7 @@ async def test_a_new_sessions_websocket_takes_the_lean_path(url, hub):
     first, payload = await read_frame(stream)
     assert first == 0x81 and payload.startswith(b"0{")
     assert json.loads(payload[1:])["upgrades"] == []
-    assert transports(hub) == [LeanSocket]
+    assert transports(hub) == [WebSocketConnection]
     stream.close()
 
 
@@ -116,7 +116,7 @@ async def test_refused_at_the_door_with_the_gates_answer(url, hub):
 
 
 async def test_turned_off_every_websocket_goes_to_tornados_handler(url, hub):
-    hub.engine.lean_websocket = False
+    hub.engine.connection_websockets = False
     ws = await raw_websocket(url)
     assert (await ws.read_message()).startswith("0{")
     assert transports(hub) == [WebSocketTransport]
@@ -131,7 +131,7 @@ async def test_an_upgrade_probe_of_a_local_polling_session_takes_the_lean_path(u
     await probe.write_message("5")
     session = hub.engine.sessions[sid]
     await until(lambda: session.ws is not None)  # the upgrade has no event of its own
-    assert type(session.ws) is LeanSocket and not session.upgrading
+    assert type(session.ws) is WebSocketConnection and not session.upgrading
     session.send(Outgoing(["4hello"]))
     assert await probe.read_message() == "4hello"
     probe.close()
