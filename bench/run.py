@@ -96,6 +96,9 @@ METRICS = {
         ("rt_per_s", "round trips/s", "higher", lambda r: r["result"]["rt_per_s"]),
         ("p50_ms", "round trip p50 (ms)", "lower", _lat("p50_ms")),
         ("p99_ms", "round trip p99 (ms)", "lower", _lat("p99_ms")),
+        # What the server spends per round trip: steady when other work on the machine takes CPU time away.
+        ("cpu_us_per_rt", "server CPU per round trip (µs)", "lower",
+         lambda r: r["samples"]["server_cpu"] * 1e4 / r["result"]["rt_per_s"]),
     ],
     "e": [
         ("deliveries_per_s", "fast clients: deliveries/s", "higher", lambda r: r["result"]["deliveries_per_s"]),
