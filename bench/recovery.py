@@ -54,7 +54,7 @@ async def run_mode(mode: str, a: argparse.Namespace) -> dict:
     port = free_port()
     server = await start(sys.executable, str(HERE / "board_app.py"), str(port), f"--recover_within={a.recover_within}")
     await server.stdout.readline()  # "listening on PORT"
-    proxy = await start(sys.executable, str(ROOT / "tests" / "faultproxy.py"), str(port),
+    proxy = await start(sys.executable, str(ROOT / "tests" / "e2e" / "faultproxy.py"), str(port),
                         str(a.cut_every), str(a.cut_fraction))
     proxy_port = int(await proxy.stdout.readline())
     deadline_ms = int((a.ticks * a.every / 1000 + 60) * 1000)

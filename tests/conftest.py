@@ -3,7 +3,8 @@
 The hub is made inside the `app` fixture, so each test has its own on its
 own loop. Clients are the official python-socketio `AsyncClient` (the judge
 of the wire) and raw WebSocket / HTTP requests for what a client library
-would never send.
+would never send. The end-to-end fixtures (real processes, browsers, Node,
+nginx, Redis) are in e2e/e2e_support.py, importable from any test.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 from typing import Any
 
 import pytest
@@ -18,9 +20,11 @@ import socketio
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPResponse
 from tornado.websocket import websocket_connect
 
-from board import Posts, make_app
-from handlers import Hub
-from handlers.operations.logs import reset_log_throttle
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "e2e"))  # e2e_support
+
+from board import Posts, make_app  # noqa: E402
+from handlers import Hub  # noqa: E402
+from handlers.operations.logs import reset_log_throttle  # noqa: E402
 
 # Small heartbeat so that reaping is seen within a test; tests may override.
 HUB_OPTIONS = {"ping_interval": 300, "ping_timeout": 300}
