@@ -186,8 +186,11 @@ class PollingConnection(asyncio.Protocol):
                 buf = self.buf = buf[end + 4:]
             need = self.need
             if len(buf) < need:
-                return  # the body is on its way
+                if self not in self.front.waiting:  # the body is on its way: within the header timeout too
+                    self.front.idle(self)
+                return
             body, self.buf = buf[:need], buf[need:]
+            self.front.waiting.pop(self, None)
             self.need = -1
             if self.ours and need:
                 self._feed(body)  # the parser sees the whole message, ready for the next head
@@ -298,8 +301,9 @@ class PollingConnection(asyncio.Protocol):
             transport.close()
 
     def close_idle(self) -> int:
-        """The front's sweep (no request's head came in time) or its shedding: 1 if it closed."""
-        if self.transport is None or self.busy or self.gone:
+        """The front's sweep (no request's head, or its body, came in time) or its shedding: 1 if it
+        closed. A GET waiting for the session is not idle."""
+        if self.transport is None or self.gone or (self.busy and self.need < 0):
             return 0
         self.gone = True
         self.transport.close()

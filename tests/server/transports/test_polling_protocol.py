@@ -198,7 +198,12 @@ async def test_a_handed_over_connection_waiting_for_a_head_is_closed_by_the_swee
         if conn is not waiting:
             assert (await conn.answer())[2] == b"ok"
     slow.send(f"GET {P}&sid={sid} HTTP/1.1\r\nHost: h\r\n")  # a head that never ends
-    assert await idle.closed(3) == b"" and await slow.closed(3) == b""  # both cut by the sweep
+    body = await raw()  # a POST whose body never ends
+    body.send(f"POST {P}&sid={sid} HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n42")
+    await until(lambda: hub.engine.sessions[sid].posting)
+    for conn in (idle, slow, body):  # all cut by the sweep
+        assert await conn.closed(3) == b""
+    await until(lambda: not hub.engine.sessions[sid].posting)  # the session may POST again
     assert not waiting.reader.at_eof()  # a GET in flight is not idle
     hub.engine.sessions[sid].send(Outgoing(["4y"]))
     assert (await waiting.answer())[2] == b"4y"
