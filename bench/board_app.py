@@ -1,15 +1,17 @@
 """Board's hub with the benchmark behaviour (the peers in bench/peers/ do the same).
 
     python bench/board_app.py PORT [--recover_within=MS] [--redis=URL] [--loop=asyncio] [--lean_ws=0]
-                                   [--header_timer=1]
+                                   [--header_timer=1] [--handover=0]
 
 `bcast` (data) -> emit `bcast` (data) to everyone; `echo` (data) with an ack -> ack (data);
 `ticks` (count, every_ms) with an ack -> emits `tick` 1..count to everyone, one every
-`every_ms`, then acks the count (bench/recovery.py). Connection state recovery is on
+`every_ms`, then acks the count (bench/recovery.py); `join` (room) joins it; `room_ticks` (room, count, per_s)
+emits `tick` to that room only, `per_s` a second (bench/rooms.py). Connection state recovery is on
 (Board's default) unless `--recover_within=0`. `--redis=URL` makes it one process of a
 cluster on that Redis (bench/cluster.py). `--lean_ws=0` sends every WebSocket through Tornado's
 handler rather than the lean path (handlers/transports/websocket_connection.py); `--header_timer=1` serves without
-`engine_server`'s sweep, with Tornado's header timer per request.
+`engine_server`'s sweep, with Tornado's header timer per request; `--handover=0` keeps polls on Tornado's
+HTTP/1 connection rather than handing keep-alive connections to handlers/transports/polling_protocol.py.
 Runs on uvloop, as the board does (`--loop=asyncio` for asyncio's own loop). Binds 127.0.0.1, ping interval 25 s, prints "listening on PORT" once it accepts connections.
 """
 import asyncio
@@ -63,6 +65,26 @@ async def ticks(socket, count, every_ms):
     return count
 
 
+@hub.on("join")
+def join(socket, room):
+    socket.join(room)
+    return room
+
+
+@hub.on("room_ticks")
+async def room_ticks(socket, room, count, per_s):
+    """`count` emits of `tick` to `room`, `per_s` a second, in steps of 10 ms (bench/rooms.py)."""
+    loop = asyncio.get_running_loop()
+    start, sent = loop.time(), 0
+    while sent < count:
+        due = min(count, int((loop.time() - start) * per_s) + 1)
+        for n in range(sent + 1, due + 1):
+            hub.to(room).emit("tick", n)
+        sent = due
+        await asyncio.sleep(0.01)
+    return count
+
+
 async def main(port):
     await hub.start()
     app = tornado.web.Application(hub.routes())
@@ -72,7 +94,9 @@ async def main(port):
     if option("header_timer", "0") == "1":  # Tornado's timer per request rather than the front's sweep
         HTTPServer(EngineDelegate(app, hub.engine, hub.path)).listen(port, address="127.0.0.1")
     else:
-        engine_server(app, hub.engine, hub.path).listen(port, address="127.0.0.1")
+        server = engine_server(app, hub.engine, hub.path)
+        server.request_callback.handover = option("handover", "1") == "1"
+        server.listen(port, address="127.0.0.1")
     print(f"listening on {port}", flush=True)
     await asyncio.Event().wait()
 

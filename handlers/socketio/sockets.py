@@ -41,6 +41,10 @@ class Disconnected(ConnectionError):
     """The socket went away before it acknowledged."""
 
 
+# What a handler returns most often, known not to be awaitable without asking `inspect` (three checks).
+PLAIN = frozenset((type(None), str, int, float, bool, list, dict, tuple))
+
+
 def _ack_args(result: Any) -> list:
     """A handler's return value as the ack's argument list (a tuple spreads)."""
     if result is None:
@@ -349,7 +353,7 @@ class Socket:
             return
         finally:
             self.namespace.hub.stats.handler_time(time.perf_counter() - started)
-        if inspect.isawaitable(result):
+        if type(result) not in PLAIN and inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             task.add_done_callback(log_task_error)
             if packet.id is not None:

@@ -57,7 +57,32 @@ def _finite_float(text: str) -> float:
 
 _json_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _json_dumps_ascii = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-_json_loads = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float).decode
+_decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+_json_loads = _decoder.decode
+
+
+# The same, without what `json` does around its C code on every call (measured on an ack round trip:
+# `encode` makes a new C encoder each time, `decode` matches whitespace twice with regular expressions).
+# A cycle in the data is caught as RecursionError rather than by a table of ids (which `_dump` reports).
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
+
+
+if json.encoder.c_make_encoder is not None and json.decoder.c_scanstring is not None:  # CPython's _json
+    _encode_c = json.encoder.c_make_encoder(None, _not_json, json.encoder.encode_basestring, None, ":", ",",
+                                            False, False, False)
+    _scan = _decoder.scan_once
+
+    def _json_dumps(data: Any) -> str:  # noqa: F811
+        return "".join(_encode_c(data, 0))
+
+    def _json_loads(text: str) -> Any:  # noqa: F811
+        try:
+            value, end = _scan(text, 0)
+        except StopIteration:
+            return _decoder.decode(text)  # not a value where it starts: json's own error, or whitespace first
+        return value if end == len(text) else _decoder.decode(text)  # whitespace or more after it: the same
 
 
 def _utf8_ok(text: str) -> bool:

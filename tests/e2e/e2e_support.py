@@ -275,7 +275,7 @@ http {{
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
     upstream board {{
-{servers}    }}
+{servers}{keepalive}    }}
     server {{
         listen 127.0.0.1:{port};
         location / {{
@@ -296,6 +296,10 @@ UPGRADE_HEADERS = """\
             proxy_set_header Connection "upgrade";
 """
 
+KEEPALIVE_HEADERS = """\
+            proxy_set_header Connection "";
+"""
+
 
 class Nginx:
     """nginx in front of the board, started with its own config/pid/logs/temp dirs.
@@ -303,9 +307,11 @@ class Nginx:
     upgrade=False: nginx does not forward the Upgrade/Connection headers (like many
     proxies), so WebSocket handshakes through it cannot succeed. `upstream_port` may be
     a list of ports: plain round robin over them (no ip_hash, no stickiness).
+    keepalive=True (without upgrade): nginx keeps its connections to the board open and
+    sends every client's requests over them, as a proxy with an upstream pool does.
     """
 
-    def __init__(self, upstream_port, prefix, name="nginx", upgrade=False, read_timeout="60s"):
+    def __init__(self, upstream_port, prefix, name="nginx", upgrade=False, read_timeout="60s", keepalive=False):
         self.nginx = require("nginx")["nginx"]
         self.upstream_port = upstream_port
         self.prefix = Path(prefix)
@@ -320,7 +326,8 @@ class Nginx:
                 servers="".join(f"        server 127.0.0.1:{p};\n"
                                 for p in (upstream_port if isinstance(upstream_port, list) else [upstream_port])),
                 read_timeout=read_timeout,
-                upgrade=UPGRADE_HEADERS if upgrade else "",
+                upgrade=UPGRADE_HEADERS if upgrade else (KEEPALIVE_HEADERS if keepalive else ""),
+                keepalive="        keepalive 8;\n" if keepalive else "",
             )
         )
         self.proc = None

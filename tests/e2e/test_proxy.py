@@ -60,6 +60,26 @@ def test_proxy_without_upgrade_falls_back_to_polling(board, pages, tmp_path, req
         assert any("transport=polling" in line and '" 200 ' in line for line in lines), lines
 
 
+def test_proxy_keeping_upstream_connections_alive_serves_polls_of_many_pages(board, pages, tmp_path, request):
+    """nginx's upstream pool: the page, its scripts, handshakes and two pages' polls share a few kept-alive
+    connections, each handed to the lean HTTP path at a poll and back to Tornado at anything else."""
+    with Nginx(board.port, tmp_path / "nginx", name=request.node.name, keepalive=True) as nginx:
+        first = pages.open(nginx.url, "first")
+        second = pages.open(nginx.url, "second")
+        for page in (first, second):
+            expect(page.locator("#transport")).to_have_text("polling", timeout=8000)
+        expect(first.locator("#count")).to_have_text("2")
+        for _ in range(3):
+            exchange(first, second, timeout=3000)
+        second.reload()  # the page and a new session again, on connections that carried polls
+        expect(second.locator("#transport")).to_have_text("polling", timeout=8000)
+        exchange(second, first, timeout=3000)
+        expect(first.locator("#state")).to_have_text("connected")
+        screenshot(second, "proxy-keepalive-polling")
+        lines = nginx.access_lines()
+        assert sum("transport=polling" in line and '" 200 ' in line for line in lines) > 10, lines
+
+
 def test_proxy_forwarding_upgrade_gives_websocket(board, pages, tmp_path, request):
     with Nginx(board.port, tmp_path / "nginx", name=request.node.name, upgrade=True) as nginx:
         direct = pages.open(board.url, "direct")

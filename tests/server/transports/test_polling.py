@@ -5,18 +5,20 @@ import json
 
 import pytest
 import tornado
+import tornado.httpserver
 
 from board import make_app
 from conftest import error_of, http, polling_session, raw_websocket, until
-from handlers.transports.server import EngineDelegate
+from handlers.transports.server import EngineDelegate, engine_server
 
 pytestmark = [pytest.mark.gen_test(timeout=20), pytest.mark.usefixtures("served_by")]
 
 
-@pytest.fixture(params=["app", "front"])
+@pytest.fixture(params=["app", "front", "server"])
 def served_by(request) -> str:
-    """Every test here twice: the application alone (polls routed to the lean path by a rule), and
-    behind `EngineDelegate` (polls picked before the application sees them), as the board serves."""
+    """Every test here three times: the application alone (polls routed to the connection-level path by a
+    rule), behind `EngineDelegate` (polls picked before the application sees them), and through
+    `engine_server`, as the board serves (keep-alive connections of polls handed to `PollingConnection`)."""
     return request.param
 
 
@@ -24,6 +26,19 @@ def served_by(request) -> str:
 def app(served_by, hub, posts):
     app = make_app(hub, posts)
     return app if served_by == "app" else EngineDelegate(app, hub.engine, hub.path)
+
+
+@pytest.fixture
+def http_server(io_loop, _unused_port, served_by, app, hub):
+    """pytest-tornado's server, or `engine_server` for "server"."""
+    if served_by == "server":
+        server = engine_server(app.app, hub.engine, hub.path)
+    else:
+        server = tornado.httpserver.HTTPServer(app)
+    server.add_socket(_unused_port[0])
+    yield server
+    server.stop()
+    io_loop.run_sync(server.close_all_connections)
 
 P = "/socket.io/?EIO=4&transport=polling"
 
@@ -398,7 +413,7 @@ async def test_the_front_takes_polls_before_the_application_and_leaves_it_the_re
     sid, _ = await polling_session(url)  # a handshake: the application's, either way
     assert (await http(url, f"{P}&sid={sid}", "POST", "40")).body == b"ok"
     assert (await http(url, f"{P}&sid={sid}")).body.startswith(b"40{")
-    assert len(routed) == (1 if served_by == "front" else 3)
+    assert len(routed) == (3 if served_by == "app" else 1)
     # what the front is not sure of goes to the application, which still serves it the lean way
     escaped = await http(url, f"{P}&sid={sid}&t=a%20b", "POST", "42[\"x\"]")
     assert (escaped.code, escaped.body) == (200, b"ok") and routed[-1].endswith("&t=a%20b")
