@@ -8,8 +8,8 @@
 For each attack: a fresh `board.py` (and for the cluster case a redis-server and two boards on it) on
 free loopback ports, `--trusted_proxies=127.0.0.1` so that every client says its own address in
 X-Forwarded-For; ~20 bystanders (python-socketio, half WebSocket, half long-polling) and a poster
-posting every 1.25 s (tests/bystanders.py); then the attack, from raw sockets
-(tests/attackers.py), and a table:
+posting every 1.25 s (tests/e2e/bystanders.py); then the attack, from raw sockets
+(tests/e2e/attackers.py), and a table:
 
   dropped     bystanders disconnected (of all, the poster included)
   p99 / lost  latency of the poster's posts to every bystander, p99 of those delivered, and the
@@ -41,7 +41,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 import attackers as a  # noqa: E402
 import bystanders as by  # noqa: E402

@@ -1,7 +1,7 @@
 """The bystanders of an attack, and what they saw: tests/test_attacks.py and bench/abuse.py.
 
 python-socketio's `AsyncClient`s, half on WebSocket and half on long-polling, plus one poster whose
-posts every bystander should receive. While an attack (tests/attackers.py) runs, what a bystander
+posts every bystander should receive. While an attack (tests/e2e/attackers.py) runs, what a bystander
 would notice is measured (dropped, a post late or lost) and what the server holds (RSS from /proc,
 bytes of log, /healthz answering). Each bystander says its own address in X-Forwarded-For.
 """

@@ -3,7 +3,7 @@
 The official clients refuse to misbehave, so every attacker here is a raw socket, its frames and
 requests written byte by byte. Each attack takes a `Target` (the ports of the processes under attack,
 the first one attacked) and returns what happened to the attacker: {"summary": text, ...figures}.
-tests/bystanders.py measures what everyone else saw meanwhile. Every loop is bounded in count and time.
+tests/e2e/bystanders.py measures what everyone else saw meanwhile. Every loop is bounded in count and time.
 
 Addresses: the board under attack is started with `--trusted_proxies=127.0.0.1`, so each client
 gives its own address in X-Forwarded-For (the attacker one, each bystander another). Limits that

@@ -22,12 +22,12 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from tornado.httputil import HTTPHeaders
 
 from handlers import Hub
-from handlers.frames import FrameError, FrameParser
-from handlers.protocol import (
+from handlers.wire.frames import FrameError, FrameParser
+from handlers.wire.protocol import (
     ACK, EVENT, Decoder, Outgoing, Packet, ProtocolError, decode_engine_packet,
     decode_payload, encode_packet, encode_payload,
 )
-from handlers.recovery import RecoveryLog
+from handlers.socketio.recovery import RecoveryLog
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 HUB = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
@@ -190,7 +190,7 @@ def test_a_recovery_with_any_pid_and_offset_is_refused_or_granted_never_raises(p
 @given(st.one_of(st.builds(lambda a, b: f"{a}-{b}", digitish, digitish), any_text))
 def test_a_cluster_offset_the_check_lets_through_parses(text):
     """On Redis an offset is a stream entry id: what STREAM_ID accepts, `_id` must read."""
-    from handlers.redis_adapter import STREAM_ID, _id
+    from handlers.cluster.redis_adapter import STREAM_ID, _id
     if STREAM_ID.match(text):
         ms, seq = _id(text)
         assert ms >= 0 and seq >= 0
@@ -271,7 +271,7 @@ class Errors(logging.Handler):
         super().__init__(logging.ERROR)
         self.records: list[logging.LogRecord] = []
         try:
-            from handlers.logs import reset_log_throttle
+            from handlers.operations.logs import reset_log_throttle
         except ImportError:  # a hub without a log throttle
             return
         reset_log_throttle()

@@ -1,8 +1,8 @@
 """One hostile client cannot hurt anyone else (issue 18), proved from a bystander's seat.
 
 Each test starts the real board (`board.py` as a subprocess, and for the cluster a redis-server and
-two boards), connects a few bystanders and a poster (tests/bystanders.py: python-socketio, on
-WebSocket and long-polling), runs one attack from raw sockets (tests/attackers.py), and asserts
+two boards), connects a few bystanders and a poster (tests/e2e/bystanders.py: python-socketio, on
+WebSocket and long-polling), runs one attack from raw sockets (tests/e2e/attackers.py), and asserts
 what the bystanders saw: still connected, every post of the poster received within 2 s; and that
 the attacker alone was dropped or refused, with the server's memory and log bounded.
 `bench/abuse.py` runs the same attacks with more bystanders.
