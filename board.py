@@ -42,7 +42,7 @@ define("allowed_origins", default="", help="comma-separated origins allowed besi
 define("drain_seconds", default=10.0, help="on SIGTERM/SIGINT, spread the clients' reconnections over this many s",
        type=float)
 define("post_limit", default="10/10", help="posts per client session per seconds, as N/S (0 for no limit)")
-define("post_limit_per_address", default="100/10",
+define("post_limit_per_address", default="20/10",
        help="posts per client address (all its sessions) per seconds, as N/S (0 for no limit)")
 define("news_every", default=0.5, type=float,
        help="at most one 'news' of arrivals and departures per this many seconds (churn is coalesced)")
@@ -169,7 +169,7 @@ class Board:
     """
 
     def __init__(self, hub: Hub, posts: Posts | PgPosts | RedisPosts, post_limit: tuple[int, float] = (10, 10.0),
-                 address_limit: tuple[int, float] = (100, 10.0), news_every: float = 0.5):
+                 address_limit: tuple[int, float] = (20, 10.0), news_every: float = 0.5):
         self.hub = hub
         self.posts = posts
         self.post_limit = post_limit
@@ -300,7 +300,7 @@ class IndexHandler(PageHandler):
 
 
 def make_app(hub: Hub, posts: Posts | PgPosts | RedisPosts, post_limit: tuple[int, float] = (10, 10.0),
-             address_limit: tuple[int, float] = (100, 10.0), news_every: float = 0.5,
+             address_limit: tuple[int, float] = (20, 10.0), news_every: float = 0.5,
              **settings: Any) -> tornado.web.Application:
     """The board's Tornado application around `hub`: the page, the hub, /metrics, /healthz, /readyz."""
     Board(hub, posts, post_limit, address_limit, news_every)

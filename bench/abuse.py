@@ -16,7 +16,7 @@ posting every 1.25 s (tests/e2e/bystanders.py); then the attack, from raw socket
               deliveries that never came
   attacker    posts stored from the attacker (seen by the bystanders), the most from one of its
               sessions, and what the post limit per session allows over the attack (since issue 18 an
-              address has a limit of its own too, `--post_limit_per_address`, 100/10 by default)
+              address has a limit of its own too, `--post_limit_per_address`, 20/10 by default)
   RSS         growth of the attacked process's VmRSS (peak during the attack, /proc/PID/status)
   log         bytes the logs grew by (stdout and stderr of every board process of the attack, in
               test-artifacts/abuse-*.board.log), and the tracebacks in them

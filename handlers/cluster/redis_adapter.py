@@ -59,6 +59,8 @@ def _id(text: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+MAX_CONNECTIONS = 64  # Redis connections one process holds at most (the stream reader and listeners included)
+
 class RedisAdapter:
     """Group emits and recovery state on Redis, shared by every process with the same `prefix`.
 
@@ -75,8 +77,13 @@ class RedisAdapter:
         from redis.backoff import NoBackoff
 
         # No retries inside the client: an outage is handled here, without holding up local clients.
-        self.redis = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=None,
-                                          retry=Retry(NoBackoff(), 0))
+        # A blocking pool: past `max_connections` a request waits its turn (at most `stall_seconds`)
+        # rather than failing at once, so a burst of reads (many clients arriving at once) is queued,
+        # not refused, and this process never holds more than that many connections to Redis.
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=MAX_CONNECTIONS, timeout=stall_seconds, socket_connect_timeout=2,
+            socket_timeout=None, retry=Retry(NoBackoff(), 0))
+        self.redis = redis.Redis.from_pool(pool)
         from redis.exceptions import ConnectionError as RedisConnectionError
 
         self._redis_errors = RedisConnectionError

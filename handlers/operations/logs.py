@@ -12,6 +12,7 @@ says how many were left out.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -46,8 +47,9 @@ class SessionLog(Watcher):
         address, transport = environ.get("remote_ip") or "", environ.get("transport", "polling")
         self._open[session.sid] = [address, transport, time.monotonic()]
         if log.isEnabledFor(logging.INFO):
-            log.info("session %s opened from %s over %s", session.sid[:8], address, transport,
-                     extra={"sid": session.sid[:8], "address": address, "transport": transport})
+            short = _short(session)
+            log.info("session %s opened from %s over %s", short, address, transport,
+                     extra={"sid": short, "address": address, "transport": transport})
 
     def upgraded(self, session: "Session") -> None:
         entry = self._open.get(session.sid)
@@ -60,10 +62,19 @@ class SessionLog(Watcher):
             return
         address, transport, opened = entry
         seconds = round(time.monotonic() - opened, 3)
-        log.info("session %s closed (%s) from %s over %s after %.1f s", session.sid[:8], reason,
+        short = _short(session)
+        log.info("session %s closed (%s) from %s over %s after %.1f s", short, reason,
                  address, transport, seconds,
-                 extra={"sid": session.sid[:8], "address": address, "transport": transport,
+                 extra={"sid": short, "address": address, "transport": transport,
                         "reason": reason, "seconds": seconds})
+
+
+def _short(session: "Session") -> str:
+    """A session's id as the logs show it: enough to tell sessions apart, not enough to use one.
+    On a cluster the id starts with the process's tag, which the logs add in front."""
+    sid = session.sid
+    tag = session.engine.sid_prefix
+    return (tag + ":" if tag else "") + sid[len(tag):][:8]
 
 
 class LogThrottle(logging.Filter):
@@ -83,8 +94,13 @@ class LogThrottle(logging.Filter):
         key = (record.name, record.levelno, msg if isinstance(msg, str) else type(msg).__name__)
         now = time.monotonic()
         last = self._last.get(key)
+        if getattr(record, "throttle_summary", False):
+            return True
         if last is not None and now - last < self.every:
-            self._unsaid[key] = self._unsaid.get(key, 0) + 1
+            unsaid = self._unsaid.get(key, 0)
+            self._unsaid[key] = unsaid + 1
+            if not unsaid:
+                self._summarise_later(key, record)
             return False
         if len(self._last) >= MAX_KINDS:
             self._last.clear()
@@ -93,6 +109,24 @@ class LogThrottle(logging.Filter):
         if unsaid and isinstance(msg, str):
             record.msg = msg + f" (and {unsaid} more like it since the last line)"
         return True
+
+
+    def _summarise_later(self, key: tuple, record: logging.LogRecord) -> None:
+        """Say, a window later, how many lines of a kind were left out, should no later line of that
+        kind say it: a burst of errors that then stops is not silenced for good."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a thread without a loop: the next line of the kind says it
+            return
+        loop.call_later(self.every, self._summarise, key, record.name, record.levelno)
+
+    def _summarise(self, key: tuple, name: str, level: int) -> None:
+        unsaid = self._unsaid.pop(key, 0)
+        if not unsaid:
+            return
+        self._last[key] = time.monotonic()
+        logging.getLogger(name).log(level, "%d more lines like %r were left out in the last second",
+                                    unsaid, str(key[2])[:200], extra={"throttle_summary": True})
 
 
 _throttled = False

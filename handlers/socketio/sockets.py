@@ -13,6 +13,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from .arity import describe, takes
 from .broadcast import Broadcast, ack_value, names
 from ..operations.ops import RATE_LIMITED
 from ..wire.protocol import ACK, DISCONNECT, EVENT, Outgoing, Packet
@@ -345,6 +346,13 @@ class Socket:
                 log.debug("%s: no handler for %r", self, event)
                 return
             call_args = [self, *args[1:]] if handler is not self.namespace.any_handler else [self, *args]
+        if not takes(handler, len(call_args)):
+            name = str(event)[:64]
+            log.warning("%s: %r came with %d argument(s) for a handler that takes %s; dropped", self, name,
+                        len(call_args), describe(handler))
+            if packet.id is not None:
+                self._ack(packet.id, {"error": f"Wrong number of arguments for {name!r}"})
+            return
         started = time.perf_counter()
         try:
             result = handler(*call_args)

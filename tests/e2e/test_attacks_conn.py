@@ -75,7 +75,7 @@ class MeasuredBoard:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
         command = [sys.executable, "board.py", f"--port={self.port}", "--address=127.0.0.1", "--db=:memory:",
-                   "--post_limit=0", "--drain_seconds=0.2", *self.args]
+                   "--post_limit=0", "--post_limit_per_address=0", "--drain_seconds=0.2", *self.args]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, preexec_fn=limit)

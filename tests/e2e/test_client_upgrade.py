@@ -172,7 +172,7 @@ def test_failed_probes_back_off_then_the_upgrade_succeeds(pages, app):
 @pytest.fixture
 def board(request, tmp_path):
     """The board without its post limit: the test floods posts across the switch."""
-    with Board(tmp_path / "board.db", name=request.node.name, args=["--post_limit=0"]) as running:
+    with Board(tmp_path / "board.db", name=request.node.name, args=["--post_limit=0", "--post_limit_per_address=0"]) as running:
         yield running
 
 FAST_PROBES = {"probeInterval": 250, "probeIntervalMax": 1000}   # jitter: 0.5 (the default)

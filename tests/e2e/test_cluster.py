@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.node, pytest.mark.nginx, pytest.mark.timeout(120)]
 
 def cluster_board(tmp_path, redis_server, name):
     return Board(tmp_path / f"{name}.db", name=name, ping_interval=1000, ping_timeout=1000,
-                 args=[f"--redis={redis_server.url}", "--redis_prefix=test-board", "--post_limit=0"])
+                 args=[f"--redis={redis_server.url}", "--redis_prefix=test-board", "--post_limit=0", "--post_limit_per_address=0"])
 
 
 async def client(url, *events, transport="websocket"):
@@ -215,7 +215,7 @@ def test_processes_share_one_port_and_a_rolling_restart_loses_nothing(tmp_path, 
     def drained(name):
         return Board(tmp_path / f"{name}.db", name=f"{request.node.name}-{name}", ping_interval=1000,
                      ping_timeout=1000, args=[f"--redis={redis_server.url}", "--redis_prefix=test-board",
-                                              "--post_limit=0", "--drain_seconds=1"])
+                                              "--post_limit=0", "--post_limit_per_address=0", "--drain_seconds=1"])
 
     def restart(board):
         board.proc.send_signal(signal.SIGTERM)  # drains: its clients reconnect, to the other process

@@ -34,7 +34,7 @@ def redis_server(tmp_path):
 
 def member(tmp_path, redis_server, name, ping=5000, args=()):
     return Board(tmp_path / f"{name}.db", name=name, ping_interval=ping, ping_timeout=ping,
-                 args=[f"--redis={redis_server.url}", f"--redis_prefix={PREFIX}", "--post_limit=0", *args])
+                 args=[f"--redis={redis_server.url}", f"--redis_prefix={PREFIX}", "--post_limit=0", "--post_limit_per_address=0", *args])
 
 
 class Poller:

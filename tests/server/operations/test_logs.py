@@ -61,3 +61,21 @@ async def test_lines_client_input_triggers_are_one_a_second_per_kind(url, hub, c
     await until(lambda: throttle.filter(later), 1)  # each refused try counts as one more left out
     assert later.getMessage().startswith("bad w (and ") and later.getMessage().endswith(
         "more like it since the last line)")
+
+
+async def test_a_burst_that_stops_is_still_counted_in_the_log(caplog):
+    """Lines left out and never followed by another of their kind are summed up a second later."""
+    from handlers.operations.logs import LogThrottle
+
+    logger = logging.getLogger("board.test-burst")
+    throttle = LogThrottle(every=0.05)
+    logger.addFilter(throttle)
+    try:
+        with caplog.at_level(logging.WARNING, logger="board.test-burst"):
+            for n in range(5):
+                logger.warning("bad packet %d", n)
+            await until(lambda: "more lines like" in caplog.text, 2)
+        assert [r.getMessage() for r in caplog.records] == [
+            "bad packet 0", "4 more lines like 'bad packet %d' were left out in the last second"]
+    finally:
+        logger.removeFilter(throttle)

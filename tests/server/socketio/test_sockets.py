@@ -77,3 +77,28 @@ async def test_acknowledged_settles_an_ack_from_elsewhere(url, hub, clients):
     assert seen == [["forwarded"]] and socket.pending_acks() == []
     socket.forget_ack(socket.expect_ack(seen.append))
     assert socket.pending_acks() == []
+
+
+async def test_an_event_with_arguments_its_handler_cannot_take_is_refused_not_raised(url, hub, caplog):
+    """A client sends `post` with one argument too many (or none): the handler is not called, the ack
+    says why, nothing is logged as a traceback, and the next well-formed event is served."""
+    @hub.on("pair")
+    def pair(socket, a, b=None):
+        return [a, b]
+
+    async def answer(prefix):  # the board's welcome and history come meanwhile
+        while not (message := await ws.read_message()).startswith(prefix):
+            pass
+        return message
+
+    ws = await raw_websocket(url)
+    await answer("0{")
+    await ws.write_message("40")
+    await answer("40{")
+    await ws.write_message('421["pair",1,2,3]')
+    assert await answer("431") == '431[{"error":"Wrong number of arguments for \'pair\'"}]'
+    await ws.write_message('422["pair"]')
+    assert await answer("432") == '432[{"error":"Wrong number of arguments for \'pair\'"}]'
+    await ws.write_message('423["pair",1]')
+    assert await answer("433") == "433[[1,null]]"
+    assert "Traceback" not in caplog.text and "takes 2 to 3" in caplog.text  # the socket, then a and b
