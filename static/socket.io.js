@@ -1507,6 +1507,7 @@
     this.acks = {};
     this.flags = {};
     this._opts = opts;
+    this._queue = []; // with opts.retries: emits waiting for their ack, the first one in flight
     this._any = [];
     this._anyOutgoing = [];
     this._connectAttempt = 0; // which CONNECT we are waiting for (0: none)
@@ -1577,6 +1578,7 @@
     emit: function (event) {
       if (RESERVED[event] === 1) throw new Error('"' + String(event) + '" is a reserved event name');
       var data = Array.prototype.slice.call(arguments);
+      if (this._opts.retries && !this.flags.volatile) return this._addToQueue(data);
       var packet = { type: EVENT, nsp: this.nsp, data: data };
       if (typeof data[data.length - 1] === 'function') {
         var id = this.ids++;
@@ -1603,7 +1605,7 @@
         throw new Error('emitWithAck needs Promise, which this browser lacks: pass a callback to emit() instead');
       }
       var args = Array.prototype.slice.call(arguments, 1);
-      var withErr = this.flags.timeout !== undefined || this._opts.ackTimeout !== undefined;
+      var withErr = this.flags.timeout !== undefined || this._opts.ackTimeout !== undefined || !!this._opts.retries;
       return new global.Promise(function (resolve, reject) {
         args.push(function (a, b) {
           if (!withErr) resolve(a);
@@ -1614,14 +1616,15 @@
       });
     },
 
-    _registerAck: function (id, fn) {
+    /** `withError`: the callback takes an error first even without a timeout (the retries' own). */
+    _registerAck: function (id, fn, withError) {
       var self = this;
       var ms = this.flags.timeout !== undefined ? this.flags.timeout : this._opts.ackTimeout;
-      if (ms === undefined) {
+      if (ms === undefined && !withError) {
         this.acks[id] = fn;
         return;
       }
-      var timer = setTimeout(function () {
+      var timer = ms === undefined ? null : setTimeout(function () {
         delete self.acks[id];
         self.sendBuffer = self.sendBuffer.filter(function (p) { return p.id !== id; });
         fn.call(self, new Error('operation has timed out'));
@@ -1633,6 +1636,58 @@
       wrapped.withError = true;
       wrapped.timer = timer;
       this.acks[id] = wrapped;
+    },
+
+    // ---- retries (opts.retries): one emit in flight at a time, resent until acked ----
+    //
+    // As socket.io-client: each emit waits in a queue; the first is sent, and sent again when its ack
+    // does not come within the timeout (ackTimeout, or timeout()) or the connection drops, up to
+    // `retries` more times; then its callback gets the error. The next one goes when it is settled,
+    // so they arrive in order. Unlike socket.io-client (since 4.6.1), every try of an emit carries the
+    // same ack id: a server (or our hub, `once=True`) can tell a retry from a new emit.
+
+    _addToQueue: function (data) {
+      var self = this;
+      var fn = typeof data[data.length - 1] === 'function' ? data.pop() : null;
+      var entry = { id: this.ids++, data: data, flags: this.flags, tries: 0, pending: false };
+      this.flags = {};
+      entry.settle = function (err) {
+        if (self._queue[0] !== entry) return; // a late ack of an emit already settled
+        var args = Array.prototype.slice.call(arguments, 1);
+        entry.pending = false;
+        if (err && entry.tries <= self._opts.retries) {
+          self._drainQueue();
+          return;
+        }
+        self._queue.shift();
+        if (fn) {
+          try {
+            fn.apply(self, err ? [err] : [null].concat(args));
+          } catch (e) {
+            report(e);
+          }
+        }
+        self._drainQueue();
+      };
+      this._queue.push(entry);
+      this._drainQueue();
+      return this;
+    },
+
+    /** Sends the first emit of the queue, unless it is in flight already (or `force`: the connection is new). */
+    _drainQueue: function (force) {
+      var entry = this._queue[0];
+      if (!entry || !this.connected || this.io._readyState !== 'open' || (entry.pending && !force)) return;
+      entry.pending = true;
+      entry.tries++;
+      var previous = this.acks[entry.id];
+      if (previous) clearTimeout(previous.timer);
+      this.flags = entry.flags;
+      this._registerAck(entry.id, entry.settle, true);
+      this.flags = {};
+      var packet = { type: EVENT, nsp: this.nsp, data: entry.data.slice(), id: entry.id };
+      this._notifyOutgoing(packet);
+      this._send(packet);
     },
 
     _dropOldestBuffered: function () {
@@ -1738,6 +1793,7 @@
         this._notifyOutgoing(toSend[j]);
         this._send(toSend[j]);
       }
+      this._drainQueue(true);
       this.emitReserved('connect');
     },
 

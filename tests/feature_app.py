@@ -26,6 +26,7 @@ Events (each returns its ack):
   record(tag, n) / records(tag)  the server keeps the n's in arrival order
   attempts(tag)               CONNECT attempts the /private middleware saw for the tag
   history(tag)                [[namespace, "connect" | reason], ...] of the sockets with auth.tag
+  flaky(tag, n, drops)        records n; its first `drops` tries drop the connection (no ack), then acks n * 10
   bye                         socket.disconnect(close=True): the whole connection is dropped
   kick                        socket.disconnect(): this namespace only
 "never-acks" has no handler on purpose: the server never acknowledges it.
@@ -176,6 +177,14 @@ def make_hub():
         def record(socket, tag, n):
             records[tag].append(n)
             return len(records[tag])
+
+        @nsp.on("flaky")
+        def flaky(socket, tag, n, drops):
+            records[tag].append(n)
+            if records[tag].count(n) <= drops:
+                socket.disconnect(close=True)  # the ack is lost with the connection
+                return None
+            return n * 10
 
         @nsp.on("records")
         def get_records(socket, tag):

@@ -431,6 +431,36 @@ def test_acks_and_timeouts_both_ways(open_page, transport):
     assert 490 <= seen["pollMs"] < 3000
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_retries_resend_until_acked_one_at_a_time_in_order(open_page, transport):
+    page = open_page(transport)
+    seen = scenario(page, """
+        const a = await T.connected(open("/", { forceNew: true, retries: 3, ackTimeout: 2000,
+                                               reconnectionDelay: 50, reconnectionDelayMax: 100 }), "a");
+        const ids = [];
+        a.onAnyOutgoing((event, tag, n) => { if (event === "flaky") ids.push([n, a.ids]); });
+        // The server drops the connection on the first try of 2 and the first two of 3: each is resent
+        // on the new connection, and the next emit waits for the one before it.
+        seen.acks = await Promise.all([[1, 0], [2, 1], [3, 2]].map(([n, drops]) =>
+            new Promise((resolve) => a.emit("flaky", arg.tag, n, drops, (...args) => resolve(args)))));
+        seen.records = await a.emitWithAck("records", arg.tag);
+        seen.tries = ids;
+        // Past its retries, the callback gets the error: "never-acks" is never acknowledged.
+        const started = Date.now();
+        const [err] = await new Promise((resolve) => a.timeout(200).emit("never-acks", (...args) => resolve(args)));
+        seen.gaveUp = { message: err && err.message, ms: Date.now() - started };
+        seen.after = await a.emitWithAck("echo", "still in order");
+    """, {"tag": tag()})
+    assert seen["acks"] == [[None, 10], [None, 20], [None, 30]]
+    assert seen["records"] == [1, 2, 2, 3, 3, 3]  # one in flight at a time: in order
+    # Every try of an emit carries the same ack id (`ids` is the next id: it moved once per emit).
+    assert [n for n, _ in seen["tries"]] == [1, 2, 2, 3, 3, 3]
+    assert len({(n, ids) for n, ids in seen["tries"]}) == 3
+    assert seen["gaveUp"]["message"] == "operation has timed out"
+    assert 4 * 200 <= seen["gaveUp"]["ms"] < 4000  # 1 try + 3 retries
+    assert seen["after"] == "still in order"
+
+
 # --------------------------------------------------------------------------- 6. the client's API
 
 
