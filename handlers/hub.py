@@ -29,6 +29,7 @@ from .adapter import Adapter, MemoryAdapter, wants_offsets
 from .broadcast import Broadcast
 from .engine import Engine
 from .limits import Bucket, Limits
+from .once import MemoryOnce, RedisOnce
 from .ops import Ops
 from .namespace import ConnectionRefused, Namespace
 from .recovery import RecoveryLog
@@ -175,6 +176,9 @@ class Hub:
     and what it missed; 0 turns recovery off), `recovery_log_packets` and
     `recovery_log_bytes` (the bounds of the log of group emits kept for it),
     `adapter` (where group emits go; in this process by default).
+    `hub.on(event, handler, once=True)` keeps each emit's ack for the
+    recovery window (`recover_within`, or 120 s without recovery): a
+    client's retry gets it again (handlers/once.py).
     """
 
     def __init__(
@@ -208,6 +212,9 @@ class Hub:
         self.namespaces: dict[str, Namespace] = {"/": Namespace(self, "/")}
         self.main = self.namespaces["/"]
         self._ack_ids = itertools.count(1)
+        # The acks of `once` events, for the recovery window (in Redis once a Redis adapter starts).
+        self.once_window = recover_within or 120_000
+        self.once: MemoryOnce | RedisOnce = MemoryOnce(self.once_window)
         self.stats = self.engine.stats
         self.ops = Ops(self, limits)  # limits, health, metrics, the Admin UI's hook
 
@@ -222,8 +229,8 @@ class Hub:
             namespace = self.namespaces[name] = Namespace(self, name)
         return namespace
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
-        return self.main.on(event, handler)
+    def on(self, event: str, handler: Handler | None = None, *, once: bool = False) -> Any:
+        return self.main.on(event, handler, once=once)
 
     def use(self, middleware: Handler) -> Handler:
         return self.main.use(middleware)
@@ -269,6 +276,9 @@ class Hub:
         start = getattr(self.adapter, "start", None)
         if start is not None:
             await start(self)
+        redis = getattr(self.adapter, "redis", None)
+        if redis is not None:
+            self.once = RedisOnce(redis, self.adapter.prefix, self.once_window)
 
     async def stop(self) -> None:
         """Stop the adapter, once what it has queued is written."""

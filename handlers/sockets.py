@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .broadcast import Broadcast, ack_value, names
+from .once import DONE, RUN
 from .protocol import ACK, DISCONNECT, EVENT, Outgoing, Packet
 
 if TYPE_CHECKING:
@@ -307,6 +308,10 @@ class Socket:
                 log.debug("%s: no handler for %r", self, event)
                 return
             call_args = [self, *args[1:]] if handler is not self.namespace.any_handler else [self, *args]
+            if packet.id is not None and event in self.namespace.once_events:
+                task = asyncio.ensure_future(self._once(packet.id, event, handler, call_args))
+                task.add_done_callback(log_task_error)
+                return
         started = time.perf_counter()
         try:
             result = handler(*call_args)
@@ -329,9 +334,42 @@ class Socket:
             self._ack(packet.id, result)
 
     def _ack(self, ack_id: int, result: Any) -> None:
+        self._send_ack(ack_id, _ack_args(result))
+
+    def _send_ack(self, ack_id: int, data: list) -> None:
         if self.connected:
             self.namespace.hub.stats.packets_sent += 1
-            self.client.session.send(Outgoing.of(Packet(ACK, self.namespace.name, _ack_args(result), ack_id)))
+            self.client.session.send(Outgoing.of(Packet(ACK, self.namespace.name, data, ack_id)))
+
+    async def _once(self, ack_id: int, event: str, handler: Handler, call_args: list) -> None:
+        """A `once` event: the handler runs for the first try of an emit; a retry (the same ack id
+        from this socket, which keeps its id when it recovers) gets the stored ack."""
+        store = self.namespace.hub.once
+        key = f"{self.namespace.name} {self.id} {ack_id}"
+        try:
+            state, stored = await store.begin(key)
+        except Exception as exc:  # the store (Redis) is away: no answer, the client tries again
+            log.warning("%s: %r not handled, its acks cannot be kept: %s", self, event, exc)
+            return
+        if state == DONE:
+            self._send_ack(ack_id, stored)
+            return
+        if state != RUN:
+            return  # the first try is running on another process: the client tries again
+        started = time.perf_counter()
+        try:
+            result = handler(*call_args)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception:
+            log.exception("error in handler of %r for %s", event, self)
+            await _quietly(store.abandon(key))
+            return
+        finally:
+            self.namespace.hub.stats.handler_time(time.perf_counter() - started)
+        data = _ack_args(result)
+        await _quietly(store.finish(key, data))
+        self._send_ack(ack_id, data)
 
     def _on_ack(self, packet: Packet) -> None:
         settle = self._acks.pop(packet.id, None) if self._acks else None
@@ -342,6 +380,14 @@ class Socket:
             settle(packet.data)
         except Exception:
             log.exception("error in ack callback of %s", self)
+
+
+async def _quietly(step: Any) -> None:
+    """A write to the `once` store that may fail (Redis away): logged, the ack goes anyway."""
+    try:
+        await step
+    except Exception as exc:
+        log.warning("the ack of a once event could not be kept: %s", exc)
 
 
 def drop_ack(settle: Callable[[list], None]) -> None:

@@ -1490,6 +1490,8 @@
     connect: 1, connect_error: 1, disconnect: 1, disconnecting: 1, newListener: 1, removeListener: 1
   };
 
+  var nextAckId = 0;
+
   function Socket(io, nsp, opts) {
     Emitter.call(this);
     opts = opts || {};
@@ -1581,7 +1583,7 @@
       if (this._opts.retries && !this.flags.volatile) return this._addToQueue(data);
       var packet = { type: EVENT, nsp: this.nsp, data: data };
       if (typeof data[data.length - 1] === 'function') {
-        var id = this.ids++;
+        var id = this._nextId();
         this._registerAck(id, data.pop());
         packet.id = id;
       }
@@ -1595,6 +1597,12 @@
         this.sendBuffer.push(packet);
       }
       return this;
+    },
+
+    /** Ack ids are unique in the page, not only in the socket: the shared worker tells tabs' emits apart by them. */
+    _nextId: function () {
+      this.ids = nextAckId + 1;
+      return nextAckId++;
     },
 
     /** A Promise of the ack (ES2015): where the browser has none, this throws; use emit with a callback. */
@@ -1649,7 +1657,7 @@
     _addToQueue: function (data) {
       var self = this;
       var fn = typeof data[data.length - 1] === 'function' ? data.pop() : null;
-      var entry = { id: this.ids++, data: data, flags: this.flags, tries: 0, pending: false };
+      var entry = { id: this._nextId(), data: data, flags: this.flags, tries: 0, pending: false };
       this.flags = {};
       entry.settle = function (err) {
         if (self._queue[0] !== entry) return; // a late ack of an emit already settled
@@ -2084,6 +2092,8 @@
   // The shared connection, the worker's side (runs only inside the SharedWorker)
   // ------------------------------------------------------------------------------------------------
 
+  var MAX_EMITS = 1000;
+
   /** One namespace's server socket in the worker, shared by the tabs' sockets of that namespace. */
   function Mux(upstream, nsp) {
     this.upstream = upstream;
@@ -2097,7 +2107,11 @@
     this.pid = undefined; // recovery: the server socket's private id and the last offset seen
     this.lastOffset = undefined;
     this.ids = 0;
-    this.acks = Object.create(null); // our ack id -> {conn, id}: the tab that emitted and its own id
+    this.acks = Object.create(null); // our ack id -> {conn, id, emit}: the tab that emitted and its own id
+    // A tab's emit ("tab id:its ack id") -> our ack id, until acked: a retry of the tab's (the same
+    // ack id, maybe over a new connection) goes with the same id, so the server can tell it is one.
+    this.emits = Object.create(null);
+    this.emitOrder = []; // bounded: the oldest are forgotten past MAX_EMITS
     this.serverAcks = Object.create(null); // ack ids of server events no tab has answered yet
     // Tabs that were connected when the connection dropped and have not connected again yet: what
     // the server sends (a recovery's missed packets first) waits here for them, so a tab that comes
@@ -2140,8 +2154,14 @@
         case BINARY_EVENT:
           if (!this.connected || !this.ready.has(conn)) return; // in flight when the connection dropped
           if (packet.id !== undefined) {
-            var id = this.ids++;
-            this.acks[id] = { conn: conn, id: packet.id };
+            var emit = conn.tab.id + ':' + packet.id;
+            var id = this.emits[emit];
+            if (id === undefined) {
+              id = this.emits[emit] = this.ids++;
+              this.emitOrder.push(emit);
+              if (this.emitOrder.length > MAX_EMITS) delete this.emits[this.emitOrder.shift()];
+            }
+            this.acks[id] = { conn: conn, id: packet.id, emit: emit };
             packet.id = id;
           }
           this.io._packet(packet);
@@ -2255,6 +2275,7 @@
           var ack = this.acks[packet.id];
           if (!ack) return;
           delete this.acks[packet.id];
+          if (this.emits[ack.emit] === packet.id) delete this.emits[ack.emit];
           if (this.ready.has(ack.conn)) ack.conn.send(encodePacket(extend({}, packet, { id: ack.id })));
           break;
         case DISCONNECT:
