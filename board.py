@@ -184,7 +184,7 @@ class Board:
         hub.on("connection", self.connected)
         hub.on("disconnect", self.gone)
         hub.on("private", self.private)
-        hub.on("post", self.post)
+        hub.on("post", self.post, once=True)  # a retried emit gets its first answer (handlers/once.py)
         hub.on("sync", self.sync)
 
     async def connected(self, socket: Socket) -> None:

@@ -345,12 +345,12 @@ class Socket:
         """A `once` event: the handler runs for the first try of an emit; a retry (the same ack id
         from this socket, which keeps its id when it recovers) gets the stored ack."""
         store = self.namespace.hub.once
-        key = f"{self.namespace.name} {self.id} {ack_id}"
+        key: str | None = f"{self.namespace.name} {self.id} {ack_id}"
         try:
             state, stored = await store.begin(key)
-        except Exception as exc:  # the store (Redis) is away: no answer, the client tries again
-            log.warning("%s: %r not handled, its acks cannot be kept: %s", self, event, exc)
-            return
+        except Exception as exc:  # the store (Redis) is away: handled as without `once`
+            log.warning("%s: %r handled without keeping its ack (%s)", self, event, exc)
+            state, stored, key = RUN, None, None
         if state == DONE:
             self._send_ack(ack_id, stored)
             return
@@ -363,12 +363,14 @@ class Socket:
                 result = await result
         except Exception:
             log.exception("error in handler of %r for %s", event, self)
-            await _quietly(store.abandon(key))
+            if key is not None:
+                await _quietly(store.abandon(key))
             return
         finally:
             self.namespace.hub.stats.handler_time(time.perf_counter() - started)
         data = _ack_args(result)
-        await _quietly(store.finish(key, data))
+        if key is not None:
+            await _quietly(store.finish(key, data))
         self._send_ack(ack_id, data)
 
     def _on_ack(self, packet: Packet) -> None:
