@@ -107,8 +107,7 @@ async def run(a: argparse.Namespace) -> dict:
     prefix = f"run{int(time.time())}"
     started = time.monotonic()
     deadline_ms = a.deadline * 1000
-    node = await start("node", str(ROOT / "tests" / "node" / "posts.js"), proxied, direct,
-                       str(a.posters), str(a.posts), str(deadline_ms), "2000")
+    node = None
     try:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=a.chromium, args=["--no-sandbox"])
@@ -119,6 +118,9 @@ async def run(a: argparse.Namespace) -> dict:
                 await page.goto(proxied if i < a.pages else direct)
                 await page.wait_for_selector("body[data-state=connected]", timeout=20_000)
                 pages.append(page)
+            # Every page is there before the first post (one that came later would get the posts as history).
+            node = await start("node", str(ROOT / "tests" / "node" / "posts.js"), proxied, direct,
+                               str(a.posters), str(a.posts), str(deadline_ms), "2000")
             deadline = time.time() * 1000 + deadline_ms
             by_page = await asyncio.gather(*(
                 page.evaluate(PAGE_POSTS, {"label": f"page{i}", "count": a.page_posts, "prefix": prefix,
@@ -127,9 +129,9 @@ async def run(a: argparse.Namespace) -> dict:
             summary = json.loads(await asyncio.wait_for(node.stdout.readline(), a.deadline + 30))
             page_meant = a.pages * a.page_posts
             meant = summary["meant"] + page_meant
-            settle = time.monotonic() + 30
             shown = []
             for page in pages:  # what each page shows of this run's posts, once every post has reached it
+                settle = time.monotonic() + 30
                 while True:
                     texts = await page.eval_on_selector_all(
                         "#posts li.post span.text", "els => els.map(e => e.textContent)")
@@ -141,7 +143,8 @@ async def run(a: argparse.Namespace) -> dict:
             await browser.close()
         elapsed = time.monotonic() - started
     finally:
-        await stop(node)
+        if node is not None:
+            await stop(node)
         proxy_out = (await stop(proxy)).decode()
         await stop(board)
     with sqlite3.connect(db) as conn:
