@@ -352,6 +352,7 @@ class Socket:
             log.warning("%s: %r handled without keeping its ack (%s)", self, event, exc)
             state, stored, key = RUN, None, None
         if state == DONE:
+            self.namespace.hub.stats.once_replayed += 1
             self._send_ack(ack_id, stored)
             return
         if state != RUN:

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import urllib.request
 from collections import Counter
 
 import pytest
@@ -44,6 +45,15 @@ def texts_of(page):
 def stored(db):
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         return Counter(dict(conn.execute("SELECT text, count(*) FROM posts GROUP BY text").fetchall()))
+
+
+def replayed(board):
+    """Retries the board answered with a stored ack (its /metrics)."""
+    with urllib.request.urlopen(board.url + "metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("board_once_replayed_total "):
+                return float(line.split()[1])
+    raise AssertionError("no board_once_replayed_total in /metrics")
 
 
 def post_everywhere(posters, rounds):
@@ -105,6 +115,9 @@ def test_posts_whose_acks_are_lost_are_stored_and_shown_once(pages, tmp_path):
             check_once(board, [page for _, page in posters], meant)
             tries = sum(page.evaluate("window.postTries") for _, page in posters)
             assert tries > len(meant), "no post was sent again: no post's ack was lost"
+            # The retries came with their first try's ack id (through each browser's shared worker):
+            # the hub answered them from its `once` store, without running the handler again.
+            assert replayed(board) > 0
         finally:
             counts = proxy_counts(proxy)
         assert counts["dropped_acks"] > 0, counts
