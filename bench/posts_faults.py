@@ -120,7 +120,8 @@ async def run(a: argparse.Namespace) -> dict:
                 pages.append(page)
             # Every page is there before the first post (one that came later would get the posts as history).
             node = await start("node", str(ROOT / "tests" / "node" / "posts.js"), proxied, direct,
-                               str(a.posters), str(a.posts), str(deadline_ms), "2000")
+                               str(a.posters), str(a.posts), str(deadline_ms), "2000",
+                               "nokeys" if a.without_keys else "keys")
             deadline = time.time() * 1000 + deadline_ms
             by_page = await asyncio.gather(*(
                 page.evaluate(PAGE_POSTS, {"label": f"page{i}", "count": a.page_posts, "prefix": prefix,
@@ -180,6 +181,8 @@ def main() -> None:
     parser.add_argument("--cut_every", type=float, default=2.0, help="seconds between resets")
     parser.add_argument("--cut_fraction", type=float, default=0.2, help="share of connections reset each time")
     parser.add_argument("--cut_at_acks", type=int, default=4, help="reset before 1 ACK in N (0: never)")
+    parser.add_argument("--without_keys", action="store_true",
+                        help="the control run: the official clients post without a key (the pages keep theirs)")
     parser.add_argument("--deadline", type=int, default=240, help="seconds for the whole run")
     parser.add_argument("--chromium", default=os.environ.get("CHROMIUM", "/usr/bin/chromium"))
     a = parser.parse_args()

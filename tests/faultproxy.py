@@ -34,8 +34,8 @@ class AckFault:
     """The server's side of one connection, watched for Socket.IO ACKs ("43…": an Engine.IO message
     holding an ACK): every `every`th one is lost (`cut` False: on a WebSocket, the frame is not
     forwarded and the connection stays up), or one in `every` at random has the connection reset
-    right before it (`cut` True: on a WebSocket or a long-polling response). The server's WebSocket frames are unmasked and, from
-    our hub, uncompressed."""
+    right before it (`cut` True: on a WebSocket or a long-polling response). The server's WebSocket
+    frames are unmasked and, from our hub, uncompressed."""
 
     def __init__(self, every: int, cut: bool, proxy: "FaultProxy"):
         self.every = every

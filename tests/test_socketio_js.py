@@ -482,7 +482,8 @@ def test_once_events_run_once_per_emit_and_a_retry_gets_the_stored_ack(open_page
         seen.records = await a.emitWithAck("records", arg.tag);
         // Two emits of the same data are two emits: each runs.
         const b = await T.connected(open("/", { forceNew: true }), "b");
-        seen.twice = [await b.emitWithAck("once-drop", arg.tag, 5, false), await b.emitWithAck("once-drop", arg.tag, 5, false)];
+        seen.twice = [await b.emitWithAck("once-drop", arg.tag, 5, false),
+                      await b.emitWithAck("once-drop", arg.tag, 5, false)];
         seen.recordsAfter = await b.emitWithAck("records", arg.tag);
     """, {"tag": tag()})
     assert seen["acks"] == [[None, 10], [None, 20], [None, 30]]

@@ -1,7 +1,7 @@
 // Posters on the official socket.io-client with `retries` and a key in each post, through a faulty
 // network, and a watcher that connects directly: every post meant, acked, and seen by every client.
 //
-//   node posts.js <proxied url> <direct url> <posters> <posts each> [deadline ms] [ack timeout ms]
+//   node posts.js <proxied url> <direct url> <posters> <posts each> [deadline ms] [ack timeout ms] [nokeys]
 //
 // Each poster emits its posts at once; the client's queue sends them one at a time and resends
 // one until it is acked (every try with a new ack id, as socket.io-client does since 4.6.1: only
@@ -12,7 +12,8 @@
 
 const { io } = require("socket.io-client");
 
-const [proxied, direct, postersArg, postsArg, deadlineArg, ackTimeoutArg] = process.argv.slice(2);
+const [proxied, direct, postersArg, postsArg, deadlineArg, ackTimeoutArg, keysArg] = process.argv.slice(2);
+const KEYS = keysArg !== "nokeys"; // "nokeys": the control run, posts without a key
 const POSTERS = Number(postersArg);
 const POSTS = Number(postsArg);
 const DEADLINE_MS = Number(deadlineArg || 60000);
@@ -90,7 +91,9 @@ Promise.all(clients.map((c) => c.socket.connected || new Promise((resolve) => c.
     for (let n = 0; n < POSTS; n++) {
       const text = `${RUN} poster ${p} post ${n}`;
       meant.push(text);
-      socket.emit("post", { name: `poster ${p}`, text, key: `${RUN}.${p}.${n}` }, (err, ack) => {
+      const post = { name: `poster ${p}`, text };
+      if (KEYS) post.key = `${RUN}.${p}.${n}`;
+      socket.emit("post", post, (err, ack) => {
         if (err || !ack || !ack.ok) ackErrors.push(String(err || JSON.stringify(ack)));
         else acked.set(text, ack);
       });
