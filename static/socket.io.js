@@ -1659,6 +1659,7 @@
       var fn = typeof data[data.length - 1] === 'function' ? data.pop() : null;
       var entry = { id: this._nextId(), data: data, flags: this.flags, tries: 0, pending: false };
       this.flags = {};
+      entry.fn = fn;
       entry.settle = function (err) {
         if (self._queue[0] !== entry) return; // a late ack of an emit already settled
         var args = Array.prototype.slice.call(arguments, 1);
@@ -1677,6 +1678,17 @@
         }
         self._drainQueue();
       };
+      if (this._queue.length >= this.io.opts.maxBufferedPackets) {
+        // Bounded as the send buffer: the oldest emit still waiting (not the one in flight) gives up.
+        var dropped = this._queue.splice(this._queue[0].pending ? 1 : 0, 1)[0];
+        if (dropped && dropped.fn) {
+          try {
+            dropped.fn.call(this, new Error('send buffer overflow'));
+          } catch (e) {
+            report(e);
+          }
+        }
+      }
       this._queue.push(entry);
       this._drainQueue();
       return this;

@@ -451,6 +451,11 @@ def test_retries_resend_until_acked_one_at_a_time_in_order(open_page, transport)
         const [err] = await new Promise((resolve) => a.timeout(200).emit("never-acks", (...args) => resolve(args)));
         seen.gaveUp = { message: err && err.message, ms: Date.now() - started };
         seen.after = await a.emitWithAck("echo", "still in order");
+        // Emits wait in the queue while disconnected, at most maxBufferedPackets: the oldest gives up.
+        const c = open("/", { forceNew: true, retries: 1, autoConnect: false, maxBufferedPackets: 2 });
+        const queued = [1, 2, 3].map((n) => new Promise((resolve) => c.emit("echo", n, (...args) => resolve(args))));
+        c.connect();
+        seen.queued = (await Promise.all(queued)).map(([err, value]) => err ? err.message : value);
     """, {"tag": tag()})
     assert seen["acks"] == [[None, 10], [None, 20], [None, 30]]
     assert seen["records"] == [1, 2, 2, 3, 3, 3]  # one in flight at a time: in order
@@ -460,6 +465,7 @@ def test_retries_resend_until_acked_one_at_a_time_in_order(open_page, transport)
     assert seen["gaveUp"]["message"] == "operation has timed out"
     assert 4 * 200 <= seen["gaveUp"]["ms"] < 4000  # 1 try + 3 retries
     assert seen["after"] == "still in order"
+    assert seen["queued"] == ["send buffer overflow", 2, 3]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
