@@ -25,10 +25,17 @@ trace (a retry runs it again); acks that are not JSON (binary) are not kept.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
+import logging
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from .sockets import Socket
+
+log = logging.getLogger("board.hub")
 
 RUN, DONE, BUSY = "run", "done", "busy"
 RUNNING = ""  # the Redis value while the first try's handler runs
@@ -148,3 +155,48 @@ class RedisOnce:
 
     async def abandon(self, key: str) -> None:
         await self.redis.delete(self.prefix + key)
+
+
+async def handle_once(socket: "Socket", ack_id: int, event: str, handler: Callable[..., Any], args: list) -> None:
+    """A `once` event from `socket`: the handler runs for the first try of an emit; a retry (the same
+    ack id from this socket, which keeps its id when it recovers) gets the stored ack."""
+    from .sockets import _ack_args
+
+    hub = socket.namespace.hub
+    store = hub.once
+    key: str | None = f"{socket.namespace.name} {socket.id} {ack_id}"
+    try:
+        state, stored = await store.begin(key)
+    except Exception as exc:  # the store (Redis) is away: handled as without `once`
+        log.warning("%s: %r handled without keeping its ack (%s)", socket, event, exc)
+        state, stored, key = RUN, None, None
+    if state == DONE:
+        hub.stats.once_replayed += 1
+        socket._send_ack(ack_id, stored)
+        return
+    if state != RUN:
+        return  # the first try is running on another process: the client tries again
+    started = time.perf_counter()
+    try:
+        result = handler(*args)
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception:
+        log.exception("error in handler of %r for %s", event, socket)
+        if key is not None:
+            await _quietly(store.abandon(key))
+        return
+    finally:
+        hub.stats.handler_time(time.perf_counter() - started)
+    data = _ack_args(result)
+    if key is not None:
+        await _quietly(store.finish(key, data))
+    socket._send_ack(ack_id, data)
+
+
+async def _quietly(step: Any) -> None:
+    """A write to the store that may fail (Redis away): logged, the ack goes anyway."""
+    try:
+        await step
+    except Exception as exc:
+        log.warning("the ack of a once event could not be kept: %s", exc)

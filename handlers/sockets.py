@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .broadcast import Broadcast, ack_value, names
-from .once import DONE, RUN
+from .once import handle_once
 from .protocol import ACK, DISCONNECT, EVENT, Outgoing, Packet
 
 if TYPE_CHECKING:
@@ -309,7 +309,7 @@ class Socket:
                 return
             call_args = [self, *args[1:]] if handler is not self.namespace.any_handler else [self, *args]
             if packet.id is not None and event in self.namespace.once_events:
-                task = asyncio.ensure_future(self._once(packet.id, event, handler, call_args))
+                task = asyncio.ensure_future(handle_once(self, packet.id, event, handler, call_args))
                 task.add_done_callback(log_task_error)
                 return
         started = time.perf_counter()
@@ -341,39 +341,6 @@ class Socket:
             self.namespace.hub.stats.packets_sent += 1
             self.client.session.send(Outgoing.of(Packet(ACK, self.namespace.name, data, ack_id)))
 
-    async def _once(self, ack_id: int, event: str, handler: Handler, call_args: list) -> None:
-        """A `once` event: the handler runs for the first try of an emit; a retry (the same ack id
-        from this socket, which keeps its id when it recovers) gets the stored ack."""
-        store = self.namespace.hub.once
-        key: str | None = f"{self.namespace.name} {self.id} {ack_id}"
-        try:
-            state, stored = await store.begin(key)
-        except Exception as exc:  # the store (Redis) is away: handled as without `once`
-            log.warning("%s: %r handled without keeping its ack (%s)", self, event, exc)
-            state, stored, key = RUN, None, None
-        if state == DONE:
-            self.namespace.hub.stats.once_replayed += 1
-            self._send_ack(ack_id, stored)
-            return
-        if state != RUN:
-            return  # the first try is running on another process: the client tries again
-        started = time.perf_counter()
-        try:
-            result = handler(*call_args)
-            if inspect.isawaitable(result):
-                result = await result
-        except Exception:
-            log.exception("error in handler of %r for %s", event, self)
-            if key is not None:
-                await _quietly(store.abandon(key))
-            return
-        finally:
-            self.namespace.hub.stats.handler_time(time.perf_counter() - started)
-        data = _ack_args(result)
-        if key is not None:
-            await _quietly(store.finish(key, data))
-        self._send_ack(ack_id, data)
-
     def _on_ack(self, packet: Packet) -> None:
         settle = self._acks.pop(packet.id, None) if self._acks else None
         if settle is None:
@@ -383,14 +350,6 @@ class Socket:
             settle(packet.data)
         except Exception:
             log.exception("error in ack callback of %s", self)
-
-
-async def _quietly(step: Any) -> None:
-    """A write to the `once` store that may fail (Redis away): logged, the ack goes anyway."""
-    try:
-        await step
-    except Exception as exc:
-        log.warning("the ack of a once event could not be kept: %s", exc)
 
 
 def drop_ack(settle: Callable[[list], None]) -> None:
