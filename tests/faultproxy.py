@@ -45,12 +45,13 @@ class AckFault:
         self.websocket: bool | None = None  # None until the response head has passed
         self.acks = 0
 
-    def _turn(self) -> bool:
-        """One more ACK: True if this one is lost (counted), or the connection cut (raises)."""
+    def _turn(self, before: bytes = b"") -> bool:
+        """One more ACK: True if this one is lost (counted), or the connection cut (raises, with
+        `before`: what still reaches the client)."""
         self.acks += 1
         if self.cut:  # at random: a cycle of reconnection would meet the same ACK at every Nth
             if random.random() * self.every < 1:
-                raise _Cut
+                raise _Cut(before)
             return False
         if self.acks % self.every:
             return False
@@ -59,8 +60,12 @@ class AckFault:
 
     def feed(self, data: bytes) -> bytes:
         if self.websocket is False:  # long-polling (HTTP/1.1 keep-alive): a record may be an ACK
-            if self.cut and (b"\r\n\r\n43" in data or b"\x1e43" in data):
-                self._turn()
+            at = data.find(b"\r\n\r\n43")
+            at = at + 4 if at >= 0 else data.find(b"\x1e43")
+            if self.cut and at >= 0:
+                # The response is cut in the middle, its head through: a browser retries a GET on
+                # its own when a reused connection drops before any byte of the answer (see README).
+                self._turn(data[:max(at, data.find(b"\r\n\r\n") + 4)])
             return data
         self.buffer += data
         out = bytearray()
@@ -87,14 +92,18 @@ class AckFault:
                 break
             frame = bytes(self.buffer[:start + size])
             del self.buffer[:start + size]
-            if frame[0] == 0x81 and frame[start:start + 2] == b"43" and self._turn():
+            if frame[0] == 0x81 and frame[start:start + 2] == b"43" and self._turn(bytes(out)):
                 continue
             out += frame
         return bytes(out)
 
 
 class _Cut(Exception):
-    """An AckFault's turn to reset the connection."""
+    """An AckFault's turn to reset the connection, once `before` has reached the client."""
+
+    def __init__(self, before: bytes):
+        super().__init__()
+        self.before = before
 
 
 class FaultProxy:
@@ -155,8 +164,12 @@ class FaultProxy:
                 if fault is not None:
                     try:
                         data = fault.feed(data)
-                    except _Cut:  # the ACK never arrives: the connection is reset before it
+                    except _Cut as cut:  # the ACK never arrives: the connection is reset before it
                         self.cuts_at_acks += 1
+                        if cut.before:
+                            writer.write(cut.before)
+                            await writer.drain()
+                            await asyncio.sleep(0.05)  # read by the client before the reset
                         self._cut(link)
                         return
                 writer.write(data)

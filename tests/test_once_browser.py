@@ -71,10 +71,15 @@ def post_everywhere(posters, rounds):
 
 
 def check_once(board, pages_, meant):
-    for page in pages_:
-        expect(page.locator("#posts li.post")).to_have_count(len(meant), timeout=SETTLE_MS)
+    for label, page in pages_:
+        try:
+            expect(page.locator("#posts li.post")).to_have_count(len(meant), timeout=SETTLE_MS)
+        except AssertionError:
+            missing = sorted(set(meant) - set(texts_of(page)))
+            state = page.evaluate("[document.body.dataset.state, window.boardSocket.recovered]")
+            raise AssertionError(f"page {label} misses {missing} (state, recovered: {state})") from None
         shown = Counter(texts_of(page))
-        assert shown == Counter(meant), shown  # each shown once
+        assert shown == Counter(meant), (label, shown)  # each shown once
     assert stored(board.db) == Counter(meant)  # each stored once
 
 
@@ -86,13 +91,15 @@ def test_posts_through_connection_resets_are_stored_and_shown_once(pages, tmp_pa
         proxy, port = start_proxy(board.port, 1.5, 0.5, 0, 3)
         try:
             url = f"http://127.0.0.1:{port}/"
-            posters = [("A", pages.open(url, "A")), ("B", pages.open(url, "B")),
-                       ("C", pages.open(url, "C (polling)", websocket=False))]
+            posters = [("A", pages.open(url, "A", wait_connected=False)),
+                       ("B", pages.open(url, "B", wait_connected=False)),
+                       ("C", pages.open(url, "C (polling)", websocket=False, wait_connected=False))]
             watcher = pages.open(board.url, "watcher (direct)")
-            for _, page in posters:
+            for _, page in posters:  # the faults are on already: connecting may take a few tries
+                expect(page.locator("#state")).to_have_text("connected", timeout=SETTLE_MS)
                 page.evaluate(COUNT_TRIES)
             meant = post_everywhere(posters, rounds=3)
-            check_once(board, [page for _, page in posters] + [watcher], meant)
+            check_once(board, posters + [("watcher", watcher)], meant)
             tries = sum(page.evaluate("window.postTries") for _, page in posters)
             assert tries > len(meant), "no post was sent again"
             screenshot(posters[0][1], "once-resets")
@@ -112,7 +119,7 @@ def test_posts_whose_acks_are_lost_are_stored_and_shown_once(pages, tmp_path):
             for _, page in posters:
                 page.evaluate(COUNT_TRIES)
             meant = post_everywhere(posters, rounds=2)
-            check_once(board, [page for _, page in posters], meant)
+            check_once(board, posters, meant)
             tries = sum(page.evaluate("window.postTries") for _, page in posters)
             assert tries > len(meant), "no post was sent again: no post's ack was lost"
             # The retries came with their first try's ack id (through each browser's shared worker):
