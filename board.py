@@ -24,16 +24,11 @@ from tornado.httputil import HTTPServerRequest
 from tornado.log import access_log
 from tornado.options import define, options, parse_command_line
 
-from handlers import Hub, Socket
+from handlers import STATIC_DIR, TEMPLATE_DIR, Hub, RedisAdapter, Socket, instrument, tune_gc, use_json_logs
 from posts import MAX_KEY, PgPosts, Posts, RedisPosts
-from handlers.drain import drain
-from handlers.front import engine_server
-from handlers.ops import tune_gc
-from handlers.logs import use_json_logs
 
 log = logging.getLogger("board")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_NAME, MAX_TEXT = 40, 2000
 
 define("port", default=8888, help="port to listen on", type=int)
@@ -323,8 +318,8 @@ def make_app(hub: Hub, posts: Posts | PgPosts | RedisPosts, post_limit: tuple[in
     return tornado.web.Application(
         hub.routes() + hub.ops.routes() + [(r"/", IndexHandler)],
         transforms=settings.pop("transforms", [GzipButNotPolls]),
-        template_path=os.path.join(HERE, "templates"),
-        static_path=os.path.join(HERE, "static"),
+        template_path=TEMPLATE_DIR,
+        static_path=STATIC_DIR,
         log_function=log_request,
         **settings,
     )
@@ -340,8 +335,6 @@ async def main(sockets: list | None = None) -> None:
     proxies = tuple(a.strip() for a in options.trusted_proxies.split(",") if a.strip())
     cluster: dict = {}
     if options.redis:
-        from handlers.redis_adapter import RedisAdapter
-
         adapter = RedisAdapter(options.redis, prefix=options.redis_prefix, window=options.recover_within)
         cluster = {"adapter": adapter}
     hub = Hub(ping_interval=options.ping_interval, ping_timeout=options.ping_timeout,
@@ -353,8 +346,6 @@ async def main(sockets: list | None = None) -> None:
         log.error("%s", exc)
         sys.exit(1)
     if options.admin:
-        from handlers.admin import instrument
-
         user, _, password_hash = options.admin.partition(":")
         instrument(hub, auth={"username": user, "password": password_hash}, readonly=options.admin_readonly,
                    origins=[options.admin_origin])
@@ -376,8 +367,8 @@ async def main(sockets: list | None = None) -> None:
     app = make_app(hub, posts, parse_rate(options.post_limit), parse_rate(options.post_limit_per_address),
                    options.news_every)
     tune_gc()  # fewer garbage collections: a third of opening a connection at Python's default
-    # Polls of open sessions and WebSocket handshakes are picked in front of the application (handlers/front.py).
-    server = engine_server(app, hub.engine, hub.path, xheaders=False)
+    # Polls of open sessions and WebSocket handshakes are answered in front of the application.
+    server = hub.server(app, xheaders=False)
     if sockets is None:
         server.listen(options.port, address=options.address)
     else:
@@ -391,7 +382,7 @@ async def main(sockets: list | None = None) -> None:
     # First signal: drain (readyz 503, no new sessions, clients told to come back later);
     # a second one during the drain: stop at once.
     log.info("draining over %.1f s (signal again to stop at once)", options.drain_seconds)
-    draining = asyncio.ensure_future(drain(hub, options.drain_seconds))
+    draining = asyncio.ensure_future(hub.drain(options.drain_seconds))
     again = asyncio.ensure_future(signals.get())
     await asyncio.wait([draining, again], return_when=asyncio.FIRST_COMPLETED)
     if again.done():
@@ -460,7 +451,8 @@ def serve_processes(count: int) -> None:
         os.waitpid(child, 0)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`board` and `python -m board`: the options from the command line, then one process or several."""
     parse_command_line()
     if options.processes > 1:
         if not options.redis:
@@ -468,3 +460,7 @@ if __name__ == "__main__":
         serve_processes(options.processes)
     else:
         run(main())
+
+
+if __name__ == "__main__":
+    cli()

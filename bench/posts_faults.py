@@ -6,7 +6,7 @@
                                                      # connections reset, and before 1 ACK in 4
     python bench/posts_faults.py --posters 10 --posts 10 --pages 2 --page_posts 5
 
-The real board (board.py, SQLite, post limits off) behind our fault proxy (tests/faultproxy.py,
+The real board (board.py, SQLite, post limits off) behind our fault proxy (tests/e2e/faultproxy.py,
 its own process): it resets a share of the live connections at intervals, and resets a
 connection right before one Socket.IO ACK in N (the board stored the post; the poster did not
 hear so). Posting through it: the official socket.io-client 4.8 (tests/node/posts.js, `retries`
@@ -100,7 +100,7 @@ async def run(a: argparse.Namespace) -> dict:
                         "--post_limit=0", "--post_limit_per_address=0", "--drain_seconds=0.2",
                         log=db.with_name("board.log"))
     await until_up(port, time.monotonic() + 20)
-    proxy = await start(sys.executable, str(ROOT / "tests" / "faultproxy.py"), str(port),
+    proxy = await start(sys.executable, str(ROOT / "tests" / "e2e" / "faultproxy.py"), str(port),
                         str(a.cut_every), str(a.cut_fraction), "0", str(a.cut_at_acks))
     proxy_port = int(await proxy.stdout.readline())
     proxied, direct = f"http://127.0.0.1:{proxy_port}/", f"http://127.0.0.1:{port}/"

@@ -7,7 +7,7 @@
     python bench/recovery.py --clients 50 --ticks 200 --modes websocket
 
 For each transport mode: Board's hub (bench/board_app.py, recovery on by default), our
-fault proxy (tests/faultproxy.py, its own process, RSTs both ways), and the official
+fault proxy (tests/e2e/faultproxy.py, its own process, RSTs both ways), and the official
 socket.io-client 4.8 (tests/node/recovery.js) with N sockets through the proxy. A
 python-socketio client connected directly asks the hub for the ticks. Prints, per mode,
 what every client received: delivered %, duplicates, out of order, the unluckiest client,
@@ -54,7 +54,7 @@ async def run_mode(mode: str, a: argparse.Namespace) -> dict:
     port = free_port()
     server = await start(sys.executable, str(HERE / "board_app.py"), str(port), f"--recover_within={a.recover_within}")
     await server.stdout.readline()  # "listening on PORT"
-    proxy = await start(sys.executable, str(ROOT / "tests" / "faultproxy.py"), str(port),
+    proxy = await start(sys.executable, str(ROOT / "tests" / "e2e" / "faultproxy.py"), str(port),
                         str(a.cut_every), str(a.cut_fraction))
     proxy_port = int(await proxy.stdout.readline())
     deadline_ms = int((a.ticks * a.every / 1000 + 60) * 1000)

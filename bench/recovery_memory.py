@@ -15,8 +15,8 @@ import tracemalloc
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from handlers.protocol import EVENT, Outgoing, Packet  # noqa: E402
-from handlers.recovery import Recent, RecoveryLog, Saved  # noqa: E402
+from handlers.wire.protocol import EVENT, Outgoing, Packet  # noqa: E402
+from handlers.socketio.recovery import Recent, RecoveryLog, Saved  # noqa: E402
 
 N = 10_000
 

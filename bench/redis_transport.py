@@ -7,11 +7,11 @@
 
 Starts its own redis-server (free 127.0.0.1 port, no persistence, temporary directory, stopped by
 its PID at the end). Each trial is 1 publisher process and K subscriber processes (fork, asyncio on
-uvloop as Board runs, redis.asyncio with hiredis, as handlers/redis_adapter.py), fresh processes and
+uvloop as Board runs, redis.asyncio with hiredis, as handlers/cluster/redis_adapter.py), fresh processes and
 FLUSHALL before each. Designs:
 
   pubsub      PUBLISH to one channel; subscribers SUBSCRIBE and read with `pubsub.listen()` as
-              handlers/subscriber.py does. No log: nothing to recover from.
+              handlers/cluster/subscriber.py does. No log: nothing to recover from.
   streams     Board's design: XADD PREFIX:emits MAXLEN ~ 10000, pipelined by one writer in batches of
               up to 512; every reader XREAD BLOCK 2000 COUNT 1000 from its last id. The stream is the log.
   pubsub+log  PUBLISH plus an XADD (MAXLEN ~ 10000) per message, a writer batch in one MULTI/EXEC: what a

@@ -50,12 +50,16 @@ SERVERS = {
     "board-asyncio": ("Board on asyncio's loop", lambda port: [sys.executable, str(HERE / "board_app.py"),
                                                                str(port), "--loop=asyncio"]),
     # Board with every WebSocket through Tornado's handler: `--servers board,board-tornadows` measures the
-    # lean WebSocket path (handlers/leanws.py) as a lever.
+    # lean WebSocket path (handlers/transports/websocket_connection.py) as a lever.
     "board-tornadows": ("Board, WebSockets via Tornado", lambda port: [sys.executable, str(HERE / "board_app.py"),
                                                                      str(port), "--lean_ws=0"]),
     # Board with Tornado's header timer per request: `--servers board,board-timer` measures the front's sweep.
     "board-timer": ("Board, Tornado's header timer", lambda port: [sys.executable, str(HERE / "board_app.py"),
                                                                   str(port), "--header_timer=1"]),
+    # Board with polls kept on Tornado's HTTP/1 connection: `--servers board,board-tornadopoll` measures the
+    # lean HTTP path of long-polling (handlers/transports/polling_protocol.py).
+    "board-tornadopoll": ("Board, polls via Tornado's HTTP/1", lambda port: [
+        sys.executable, str(HERE / "board_app.py"), str(port), "--handover=0"]),
     "psio": ("python-socketio/Tornado", lambda port: [sys.executable, str(HERE / "peers" / "psio_tornado.py"),
                                                       str(port)]),
     "node": ("Node socket.io", lambda port: ["node", str(HERE / "peers" / "node_sio.js"), str(port)]),
@@ -92,6 +96,9 @@ METRICS = {
         ("rt_per_s", "round trips/s", "higher", lambda r: r["result"]["rt_per_s"]),
         ("p50_ms", "round trip p50 (ms)", "lower", _lat("p50_ms")),
         ("p99_ms", "round trip p99 (ms)", "lower", _lat("p99_ms")),
+        # What the server spends per round trip: steady when other work on the machine takes CPU time away.
+        ("cpu_us_per_rt", "server CPU per round trip (µs)", "lower",
+         lambda r: r["samples"]["server_cpu"] * 1e4 / r["result"]["rt_per_s"]),
     ],
     "e": [
         ("deliveries_per_s", "fast clients: deliveries/s", "higher", lambda r: r["result"]["deliveries_per_s"]),
@@ -669,7 +676,7 @@ def summarize_profile(path, top=15):
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=3, help="rounds over all servers (default 3)")
-    p.add_argument("--servers", default="board,psio,node", help="comma list of board, psio, node, board-norec, board-asyncio, board-tornadows, board-timer (this order)")
+    p.add_argument("--servers", default="board,psio,node", help="comma list of board, psio, node, board-norec, board-asyncio, board-tornadows, board-timer, board-tornadopoll (this order)")
     p.add_argument("--scenarios", default="abcde", help="subset of abcde (default all)")
     p.add_argument("--conns", type=int, default=10000, help="(a) clients to open (default 10000)")
     p.add_argument("--fanout", type=int, default=1000, help="(b, e) clients (default 1000)")

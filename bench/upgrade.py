@@ -9,7 +9,7 @@ long-polling session on the first process, joins the namespace, then upgrades as
 clients do: a WebSocket with its sid, `2probe`, `3probe`, `5`, and one `echo` with an ack
 over the WebSocket. Interleaved in each round:
   local   the WebSocket reaches the session's own process (what sticky sessions give)
-  moved   it reaches the other process: the session moves there (handlers/handoff.py)
+  moved   it reaches the other process: the session moves there (handlers/cluster/handoff.py)
 Timed per client: probe (2probe -> 3probe), then upgrade (5 -> the echo's ack, the first
 round trip on the WebSocket, after the move). Loopback only; bounded in count and time.
 """

@@ -3,13 +3,16 @@
 The hub is made inside the `app` fixture, so each test has its own on its
 own loop. Clients are the official python-socketio `AsyncClient` (the judge
 of the wire) and raw WebSocket / HTTP requests for what a client library
-would never send.
+would never send. The end-to-end fixtures (real processes, browsers, Node,
+nginx, Redis) are in e2e/e2e_support.py, importable from any test.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from typing import Any
 
 import pytest
@@ -17,9 +20,11 @@ import socketio
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPResponse
 from tornado.websocket import websocket_connect
 
-from board import Posts, make_app
-from handlers import Hub
-from handlers.logs import reset_log_throttle
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "e2e"))  # e2e_support
+
+from board import Posts, make_app  # noqa: E402
+from handlers import Hub  # noqa: E402
+from handlers.operations.logs import reset_log_throttle  # noqa: E402
 
 # Small heartbeat so that reaping is seen within a test; tests may override.
 HUB_OPTIONS = {"ping_interval": 300, "ping_timeout": 300}
@@ -151,3 +156,21 @@ async def until(predicate, timeout: float = 3.0) -> None:
 
 async def raw_websocket(url: str, query: str = "EIO=4&transport=websocket"):
     return await websocket_connect(url.replace("http", "ws", 1) + "/socket.io/?" + query)
+
+
+def client_frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = None,
+                 masked: bool = True, rsv: int = 0) -> bytes:
+    """A frame as a browser sends it (masked)."""
+    first = (0x80 if fin else 0) | rsv | opcode
+    n = len(payload)
+    bit = 0x80 if masked else 0
+    if n < 126:
+        header = bytes((first, bit | n))
+    elif n < 65536:
+        header = bytes((first, bit | 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((first, bit | 127)) + n.to_bytes(8, "big")
+    if not masked:
+        return header + payload
+    mask = mask or os.urandom(4)
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))

@@ -5,7 +5,7 @@
 // scenario: default | websocket | polling | malformed
 // Prints one JSON object (what it saw) on stdout and exits 0 when the whole
 // exchange happened; on a timeout or an error it prints {"error": ...} and exits 1.
-// The pytest side (tests/test_node_client.py) checks the details.
+// The pytest side (tests/e2e/test_node_client.py) checks the details.
 "use strict";
 
 const { io } = require("socket.io-client");

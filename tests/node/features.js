@@ -1,4 +1,4 @@
-// Drives tests/feature_app.py (Board's Hub) with the official Socket.IO JavaScript client.
+// Drives tests/e2e/feature_app.py (Board's Hub) with the official Socket.IO JavaScript client.
 //
 //   node features.js <scenario> <url> [websocket|polling]
 //
@@ -6,7 +6,7 @@
 //           upgrade (polling then the upgrade to websocket, the client's default)
 // Prints one JSON object (what it saw) on stdout and exits 0 when the whole exchange
 // happened; on a timeout or an error it prints {"error": ...} and exits 1.
-// The pytest side (tests/test_node_features.py) checks the details.
+// The pytest side (tests/e2e/test_node_features.py) checks the details.
 "use strict";
 
 const { io } = require("socket.io-client");

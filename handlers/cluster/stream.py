@@ -1,0 +1,160 @@
+"""Reading the cluster's stream: every process delivers every entry to its own sockets, in batches.
+
+One reader task per process reads the stream (XREAD, blocking up to
+`BLOCK_MS`). A read that returns is followed at once by one that does not
+block, so that the entries a pipeline of another process appended together
+(Redis wakes a blocked reader on the first of them) are delivered together:
+the sockets get all of them before the engine's next flush, one write per
+client per read, as a local broadcast of the same emits would. The price is
+one Redis round trip (tens of µs on one host) on each delivery.
+
+The entries of a batch are grouped by their receivers: consecutive entries
+for the same group (the usual case: everyone) compute their sockets once.
+
+The reader says when it last finished a read (`read_at`): one stuck in a
+read that never returns (a connection gone quiet) is seen by the cluster's
+watchdog and started again on a new connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..socketio.adapter import deliver
+from ..socketio.broadcast import Broadcast
+from ..wire.protocol import Outgoing
+
+if TYPE_CHECKING:
+    from ..socketio.hub import Hub
+
+log = logging.getLogger("board.redis")
+
+BLOCK_MS = 2000   # a blocking read returns at least this often, entries or not
+COUNT = 1000      # entries per read at most
+FOLLOW_UPS = 2    # non-blocking reads after a blocking one, while they find entries
+
+
+def head(namespace: str, attachments: int) -> str:
+    """The Socket.IO packet text before its JSON: type, attachments, namespace."""
+    h = f"45{attachments}-" if attachments else "42"
+    return h + (namespace + "," if namespace != "/" else "")
+
+
+def text_fields(raw: dict) -> dict:
+    """A stream entry as read (bytes) in the form it was written: text fields, binary attachments."""
+    return {k.decode(): (v if k.startswith(b"a") else v.decode()) for k, v in raw.items()}
+
+
+def outgoing(offset: str, fields: dict) -> tuple[Outgoing, Outgoing]:
+    """The entry's packet with `offset` appended, and without it."""
+    h, body = fields["h"], fields["b"]
+    buffers = [fields[f"a{k}"] for k in range(len(fields) - 5)]
+    with_offset = Outgoing([f'{h}{body[:-1]},"{offset}"]', *buffers], checked=True)
+    return with_offset, Outgoing([h + body, *buffers], checked=True)
+
+
+def parsed(found: Any) -> list[tuple[str, dict | None]]:
+    """What XREAD returned as (offset, text fields); None for an entry that does not decode."""
+    entries: list[tuple[str, dict | None]] = []
+    for _, batch in found or ():
+        for entry_id, raw in batch:
+            try:
+                entries.append((entry_id.decode(), text_fields(raw)))
+            except Exception:
+                log.warning("a stream entry that does not decode was dropped: %r", entry_id)
+                entries.append((entry_id.decode(), None))
+    return entries
+
+
+def deliver_entries(hub: "Hub", entries: list[tuple[str, dict]]) -> None:
+    """Entries (offset, text fields) to this process's sockets, in order; runs of entries for the
+    same receivers compute them once. An entry that does not parse is logged and skipped."""
+    key: tuple | None = None
+    targets: list = []
+    for offset, fields in entries:
+        if fields is None:
+            continue
+        try:
+            spec = (fields["n"], fields["i"], fields["x"])
+            if spec != key:
+                key = spec
+                namespace = hub.namespaces.get(fields["n"])
+                targets = [] if namespace is None else Broadcast(
+                    namespace, set(json.loads(fields["i"])), set(json.loads(fields["x"]))).sockets()
+            if targets:
+                hub.stats.broadcast(len(targets))
+                out, plain = outgoing(offset, fields)
+                deliver(targets, out, lambda: plain)
+        except Exception:
+            key = None
+            log.exception("a stream entry that does not parse was dropped: %s", offset)
+
+
+class StreamReader:
+    """Reads `stream` after `position()` and hands each batch to `delivered(last_id, entries)`;
+    `failed(exc)` and `succeeded()` tell the adapter whether Redis answers."""
+
+    def __init__(self, redis: Any, stream: str, position: Callable[[], str],
+                 delivered: Callable[[str, list], None], failed: Callable[[Exception], None],
+                 succeeded: Callable[[], None], block_ms: int = BLOCK_MS):
+        self.redis = redis
+        self.block_ms = block_ms
+        self.stream = stream
+        self.position = position
+        self.delivered = delivered
+        self.failed = failed
+        self.succeeded = succeeded
+        self.read_at = 0.0   # loop time when a read last returned (or failed), or the reader started
+        self.reads = 0       # reads that returned
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.read_at = asyncio.get_running_loop().time()
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def restart(self) -> None:
+        """Read again on a new connection: the stuck read is cancelled (and its connection dropped)."""
+        await self.stop()
+        self.start()
+
+    def stuck_for(self, now: float) -> float:
+        """Seconds past when a read should have returned."""
+        return max(0.0, now - self.read_at - self.block_ms / 1000)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = 0.1
+        while True:
+            try:
+                found = await self.redis.xread({self.stream: self.position()}, count=COUNT, block=self.block_ms)
+                entries = parsed(found)
+                follow = FOLLOW_UPS
+                while entries and follow and len(entries) < COUNT:
+                    follow -= 1
+                    more = await self.redis.xread({self.stream: entries[-1][0]}, count=COUNT)
+                    if not more:
+                        break
+                    entries += parsed(more)
+                delay = 0.1
+                self.read_at = loop.time()
+                self.reads += 1
+                self.succeeded()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.read_at = loop.time()
+                self.failed(exc)
+                log.debug("reading the Redis stream failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            if entries:
+                self.delivered(entries[-1][0], entries)

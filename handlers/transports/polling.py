@@ -1,0 +1,84 @@
+"""The rules of long-polling, once, for both ways of serving it.
+
+`PollingTransport` (a Tornado `RequestHandler`: handshakes, OPTIONS, relayed
+sessions, refusals) and `ConnectionPoll` (the same polls answered on the HTTP/1
+connection, below `RequestHandler`) decide with these functions, so a GET or
+a POST gets the same answer whichever of them reads it: the methods, a
+session already on WebSocket, one POST at a time, the body bound before a
+byte of it is buffered, one GET at a time, and what a GET gets at once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+from tornado.httputil import HTTPHeaders
+
+from ..wire.errors import BAD_REQUEST, UNKNOWN_SID
+from .entry import body_too_large
+
+if TYPE_CHECKING:
+    from ..engineio.engine import Engine
+    from ..engineio.session import Session
+
+METHODS = ("GET", "POST")
+
+
+class Refusal(NamedTuple):
+    """An answer of Socket.IO's JSON error body: its code, HTTP status and message."""
+
+    code: int
+    status: int = 400
+    message: str | None = None
+
+
+def refuse_request(engine: "Engine", session: "Session", method: str, headers: HTTPHeaders) -> Refusal | None:
+    """Why a request of an open local session fails at the door, or None; a second POST or an
+    announced body over `maxPayload` also closes the session (what a client may not do)."""
+    if method not in METHODS:
+        return Refusal(BAD_REQUEST, 400, f"{method} is not a method of this endpoint")
+    if session.ws is not None:
+        return Refusal(BAD_REQUEST, 400, "Session upgraded to WebSocket")
+    if method == "POST":
+        if session.posting:
+            session.close("transport error", notify=False)
+            return Refusal(BAD_REQUEST, 400, "Overlapping POST requests")
+        if body_too_large(headers, engine.max_payload):
+            session.close("transport error", notify=False)
+            return Refusal(BAD_REQUEST, 413, "Payload too large")
+    return None
+
+
+def would_refuse(engine: "Engine", session: "Session", method: str, headers: HTTPHeaders) -> bool:
+    """True if `refuse_request` would refuse (asked without its effects, at the door of the connection-level path)."""
+    if method not in METHODS or session.ws is not None:
+        return True
+    return method == "POST" and (session.posting or body_too_large(headers, engine.max_payload))
+
+
+def body_overflow(engine: "Engine", session: "Session", size: int) -> Refusal | None:
+    """A POST's body has reached `size` bytes: past `maxPayload` the session closes."""
+    if size <= engine.max_payload:
+        return None
+    session.end_post()
+    session.close("transport error", notify=False)
+    return Refusal(BAD_REQUEST, 413, "Payload too large")
+
+
+def receive_post(session: "Session", body: bytes) -> Refusal | None:
+    """A POST's whole body: the client's packets, or the refusal (the session closed on bad input)."""
+    session.end_post()
+    refused = session.receive_body(body)
+    return Refusal(BAD_REQUEST, 400, refused) if refused else None
+
+
+def answer_get(engine: "Engine", session: "Session") -> str | Refusal | None:
+    """What a GET gets at once: a payload (or the last answer of a session that closed as it came),
+    a refusal, or None: it waits, as the session's poller."""
+    if session.closed:
+        last = engine.last_answer(session.sid)
+        return last if last is not None else Refusal(UNKNOWN_SID)
+    if session.poller is not None and not session.replace_poller():
+        session.close("transport error")  # the first GET gets the close packet
+        return Refusal(BAD_REQUEST, 400, "Overlapping GET requests")
+    return session.poll()

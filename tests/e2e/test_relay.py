@@ -1,0 +1,193 @@
+"""The relay: long-polling without sticky sessions, between two hubs that share a real Redis.
+
+A session's id names its process; a request for it that reaches another
+process is served there through the relay, and an upgrade probe from
+elsewhere pauses its polling as one here would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from conftest import http, until
+from e2e_support import Node, cluster, redis_server  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.gen_test(timeout=30)
+
+
+async def polling_session_on(node: Node) -> str:
+    opened = await http(node.url)
+    assert opened.code == 200 and opened.body.startswith(b"0{")
+    return json.loads(opened.body[1:])["sid"]
+
+
+async def test_a_session_is_served_by_whichever_process_a_request_reaches(cluster):
+    a, b = cluster
+    sid = await polling_session_on(a)
+    assert b.hub.engine.relay.owner(sid) is not None and a.hub.engine.relay.owner(sid) is None
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    posted = await http(b.url, path, method="POST", body="40")  # through b, to a
+    assert posted.code == 200 and posted.body == b"ok"
+    joined = await http(b.url, path)
+    assert joined.code == 200 and joined.body.startswith(b'40{"sid":')
+    await until(lambda: a.hub.count == 1)
+    assert b.hub.count == 0
+
+
+async def test_a_session_gone_from_its_process_is_unknown_everywhere(cluster):
+    a, b = cluster
+    sid = await polling_session_on(a)
+    a.hub.engine.sessions[sid].close("test")
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    refused = await http(b.url, path, method="POST", body="40")
+    assert refused.code == 400 and json.loads(refused.body)["message"] == "Session ID unknown"
+
+
+async def test_a_probe_from_another_process_pauses_polling_once(cluster):
+    a, b = cluster
+    sid = await polling_session_on(a)
+    session = a.hub.engine.sessions[sid]
+    assert await b.hub.engine.relay.probe(sid)
+    assert session.probed and session.upgrading
+    assert not await b.hub.engine.relay.probe(sid)  # one upgrade at a time
+    b.hub.engine.relay.unprobe(sid)                  # its WebSocket closed before the upgrade
+    await until(lambda: not session.probed and not session.upgrading)
+
+
+async def gone(node: Node) -> None:
+    """The process `node` is gone as far as Redis can tell: nothing listens on its relay channel."""
+    await node.hub.engine.relay.stop()
+
+
+@pytest.fixture
+def quiet_pair(io_loop, redis_server):
+    """Two processes whose heartbeat says nothing for 10 s: a GET waits until something is sent."""
+    nodes = [Node(redis_server.url, ping=10_000), Node(redis_server.url, ping=10_000)]
+    for node in nodes:
+        io_loop.run_sync(node.start)
+    yield nodes
+    for node in nodes:
+        io_loop.run_sync(node.stop)
+
+
+async def test_a_request_waiting_on_an_owner_that_dies_fails_within_a_second(quiet_pair, io_loop):
+    a, b = quiet_pair
+    sid = await polling_session_on(a)
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    waiting = asyncio.ensure_future(http(b.url, path))   # through b, held at a: a has nothing to send
+    await until(lambda: a.hub.engine.sessions[sid].poller is not None)
+    await gone(a)
+    began = io_loop.time()
+    answer = await asyncio.wait_for(waiting, 5)
+    assert answer.code == 400 and json.loads(answer.body)["message"] == "Session ID unknown"
+    assert io_loop.time() - began < 1.0
+    # ... and so do a probe and a handoff aimed at it, at once.
+    began = io_loop.time()
+    assert not await b.hub.engine.relay.probe(sid)
+    assert await b.hub.engine.relay.move_here(sid, None) is None
+    assert io_loop.time() - began < 1.0
+
+
+async def test_an_answer_whose_relaying_process_dies_in_transit_goes_to_the_next_get(quiet_pair):
+    a, b = quiet_pair
+    sid = await polling_session_on(a)
+    session = a.hub.engine.sessions[sid]
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(b.url, path, method="POST", body="40")).code == 200
+    assert (await http(b.url, path)).body.startswith(b"40")
+    waiting = asyncio.ensure_future(http(b.url, path))   # through b, held at a
+    await until(lambda: session.poller is not None)
+    await gone(b)                    # b dies with the GET it relays: its answer never reaches the client
+    a.hub.emit("news", "in transit")
+    await until(lambda: sid in a.hub.engine.relay._kept or session.queue)  # a kept it, or already gave it back
+    again = await http(a.url, path)  # the client's next GET, here at the owner
+    assert again.code == 200 and again.body.startswith(b'42["news","in transit",')  # once, with its offset
+    waiting.cancel()
+
+
+async def test_an_answer_written_by_the_relaying_process_is_not_sent_twice(quiet_pair):
+    a, b = quiet_pair
+    sid = await polling_session_on(a)
+    session = a.hub.engine.sessions[sid]
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(b.url, path, method="POST", body="40")).code == 200
+    assert (await http(b.url, path)).body.startswith(b"40")
+    waiting = asyncio.ensure_future(http(b.url, path))
+    await until(lambda: session.poller is not None)
+    a.hub.emit("news", 1)
+    assert (await waiting).body.startswith(b'42["news",1,')
+    await until(lambda: not a.hub.engine.relay._kept and not session.held)  # b said it wrote it
+    a.hub.emit("news", 2)
+    assert (await http(a.url, path)).body.startswith(b'42["news",2,')
+
+
+@pytest.fixture
+def trio(io_loop, redis_server):
+    nodes = [Node(redis_server.url), Node(redis_server.url), Node(redis_server.url)]
+    for node in nodes:
+        io_loop.run_sync(node.start)
+    yield nodes
+    for node in nodes:
+        if node.server is not None:
+            io_loop.run_sync(node.stop)
+
+
+async def test_a_drain_hands_its_polling_sessions_to_a_process_that_stays(trio):
+    a, b, c = trio
+    sid = await polling_session_on(a)
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(a.url, path, method="POST", body="40")).code == 200
+    connected = await http(a.url, path)
+    assert connected.body.startswith(b'40{"sid":')
+    socket_id = json.loads(connected.body[2:].split(b"\x1e")[0])["sid"]
+    await http(a.url, path, method="POST", body='42["join","blue"]')
+    await until(lambda: a.hub.sockets and "blue" in a.hub.sockets[socket_id].rooms)
+    waiting = asyncio.ensure_future(http(a.url, path))  # its GET, waiting at a as the drain begins
+    await until(lambda: a.hub.engine.sessions[sid].poller is not None)
+    c.hub.to("blue").emit("news", "before")
+    first = (await waiting).body
+    drained = asyncio.ensure_future(a.hub.drain(0.2))
+    c.hub.to("blue").emit("news", "during")
+    await drained
+    assert not a.hub.engine.sessions
+    owner = next(n for n in (b, c) if sid in n.hub.engine.sessions)
+    other = c if owner is b else b
+    assert owner.hub.sockets[socket_id].rooms == {socket_id, "blue"}  # same socket, same rooms
+    got = first
+    while b'"during"' not in got:  # the next GETs, through a (still draining), then elsewhere
+        answer = await http(a.url, path)
+        assert answer.code == 200, answer.body
+        got += b"\x1e" + answer.body
+    assert got.count(b'"before"') == 1 and got.count(b'"during"') == 1
+    await a.stop()                      # a is gone: its moved sessions are found through Redis
+    a.server = None
+    other.hub.to("blue").emit("news", "after")
+    answer = await http(other.url, path)
+    while answer.body.startswith(b"2") or answer.body == b"6":  # a ping or a noop first, perhaps
+        await http(other.url, path, method="POST", body="3")
+        answer = await http(other.url, path)
+    assert answer.code == 200 and b'"after"' in answer.body, answer.body
+    assert (await http(other.url, path, method="POST", body='42["join","green"]')).code == 200
+    await until(lambda: "green" in owner.hub.sockets[socket_id].rooms)
+
+
+async def test_a_get_retried_elsewhere_replaces_the_relayed_one_it_retries(quiet_pair):
+    """The balancer retries a GET whose relaying process died: the retry, here at the owner while the
+    relayed one still waits there, takes its place (no 'Overlapping GET', the session lives on)."""
+    a, b = quiet_pair
+    sid = await polling_session_on(a)
+    session = a.hub.engine.sessions[sid]
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(b.url, path, method="POST", body="40")).code == 200
+    assert (await http(b.url, path)).body.startswith(b"40")
+    relayed = asyncio.ensure_future(http(b.url, path))
+    await until(lambda: session.poller is not None)
+    retried = asyncio.ensure_future(http(a.url, path))   # the same GET, again, at the owner
+    assert (await relayed).body == b"6"                  # the old one ends with a noop
+    a.hub.emit("news", "after")
+    answer = await retried
+    assert answer.code == 200 and answer.body.startswith(b'42["news","after",'), answer.body
+    assert not session.closed
