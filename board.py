@@ -179,7 +179,7 @@ class Board:
         hub.on("connection", self.connected)
         hub.on("disconnect", self.gone)
         hub.on("private", self.private)
-        hub.on("post", self.post)
+        hub.on("post", self.post, once=True)  # a retried emit gets its first answer (handlers/once.py)
         hub.on("sync", self.sync)
 
     async def connected(self, socket: Socket) -> None:
@@ -219,7 +219,9 @@ class Board:
             return {"error": f"A post's key must be a string of 1 to {MAX_KEY} characters"}
         refused = self.over_limit(socket)
         if refused is not None:
-            return {"error": refused}
+            # A resent post that was stored already is no new post: its first answer, not a refusal.
+            stored = await self._stored(key) if key is not None else None
+            return {"ok": True, "id": stored["id"]} if stored is not None else {"error": refused}
         try:
             message, created = await self.posts.save(*checked, key=key)
         except Exception as exc:
@@ -228,6 +230,13 @@ class Board:
         if created:
             self.hub.emit("message", message)
         return {"ok": True, "id": message["id"]}
+
+    async def _stored(self, key: str) -> dict | None:
+        try:
+            return await self.posts.find(key)
+        except Exception as exc:
+            log.error("a post's key could not be looked up: %s", exc)
+            return None
 
     def over_limit(self, socket: Socket) -> str | None:
         """Why a post is refused, past the limit of its session or of its address; else None

@@ -9,6 +9,7 @@ which it has:
   `created` False. So a page that resends a post whose ack it lost (the
   connection dropped in between) gets the same answer, and the board
   broadcasts it once.
+- `find(key)`: the post stored with that key, or None.
 - `history(after=None)`: the newest `HISTORY` posts, or at most `MAX_RESYNC`
   after a page's last id, oldest first.
 - `not_ready()`: None while the store answers, else why not (for `/readyz`).
@@ -78,6 +79,14 @@ class Posts:
             i, n, t, ts = self.db.execute("SELECT id, name, text, ts FROM posts WHERE key = ?", (key,)).fetchone()
             return {"id": i, "name": n, "text": t, "ts": ts}, False
         return {"id": cursor.lastrowid, "name": name, "text": text, "ts": ts}, True
+
+    def _find(self, key: str) -> dict | None:
+        row = self.db.execute("SELECT id, name, text, ts FROM posts WHERE key = ?", (key,)).fetchone()
+        return None if row is None else {"id": row[0], "name": row[1], "text": row[2], "ts": row[3]}
+
+    async def find(self, key: str) -> dict | None:
+        """The post stored with `key`, if any (on the writer thread: after every save before it)."""
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._find, key)
 
     def add(self, name: str, text: str) -> dict:
         """Store a post on the calling thread (scripts, tests); the board uses `save`."""
@@ -189,6 +198,11 @@ class PgPosts:
                                        timeout=self.timeout)
         return dict(row), False
 
+    async def find(self, key: str) -> dict | None:
+        row = await self.pool.fetchrow("SELECT id, name, text, ts FROM posts WHERE key = $1", key,
+                                       timeout=self.timeout)
+        return None if row is None else dict(row)
+
     async def history(self, after: int | None = None) -> list[dict]:
         if after is None:
             rows = await self.pool.fetch(
@@ -254,6 +268,13 @@ class RedisPosts:
         message = json.loads(raw)
         return {"id": message["id"], "name": message["name"], "text": message["text"], "ts": message["ts"]}, \
             bool(created)
+
+    async def find(self, key: str) -> dict | None:
+        raw = await self.redis.get(self.keys + key)
+        if raw is None:
+            return None
+        message = json.loads(raw)
+        return {"id": message["id"], "name": message["name"], "text": message["text"], "ts": message["ts"]}
 
     async def history(self, after: int | None = None) -> list[dict]:
         if after is None:

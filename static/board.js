@@ -6,7 +6,10 @@
   var NAME_KEY = 'board.name';
   var MAX_LINES = 200; // news and private panes keep the newest lines
   var MAX_POSTS = 1000;
-  var ACK_TIMEOUT = 10000;
+  // Every emit is resent until acked (one at a time, in order): a try whose ack does not come within
+  // TRY_TIMEOUT, or whose connection drops, goes again, up to RETRIES more times.
+  var TRY_TIMEOUT = 5000;
+  var RETRIES = 30;
 
   var $ = function (id) { return document.getElementById(id); };
   var stateEl = $('state');
@@ -25,7 +28,12 @@
   // the server sends the posts after it (not the whole history again).
   var lastId = null;
   // shared: one connection for all the board's tabs of this browser (a SharedWorker), where there is one.
-  var socket = io({ shared: true, auth: function (cb) { cb(lastId === null ? {} : { after: lastId }); } });
+  var socket = io({
+    shared: true,
+    retries: RETRIES,
+    ackTimeout: TRY_TIMEOUT,
+    auth: function (cb) { cb(lastId === null ? {} : { after: lastId }); }
+  });
   window.boardSocket = socket;
 
   // ---- connection state ----
@@ -165,7 +173,7 @@
   // sent at its arrival (posts, count) went to the tabs open then, so ask. Posts are shown once each.
   socket.on('connect', function () {
     if (!socket.io.shared) return;
-    socket.timeout(ACK_TIMEOUT).emit('sync', { after: lastId }, function (err, data) {
+    socket.emit('sync', { after: lastId }, function (err, data) {
       if (err || !data) return;
       addPosts(data.posts);
       setCount(data.count);
@@ -196,6 +204,31 @@
     }
   }
 
+  // Each post carries a key of its own: this page's random id and a counter. A resent post (its ack
+  // was lost) has the same key, and the board stores a key once, so a post is stored and shown once.
+  var pageId = randomId();
+  var posted = 0;
+  var unsent = null; // {name, text, key}: the post being sent, or the one that failed (sent again as is, same key)
+
+  function randomId() {
+    var words = [];
+    var crypto = window.crypto || window.msCrypto;
+    if (crypto && crypto.getRandomValues && typeof Uint32Array === 'function') {
+      words = Array.prototype.slice.call(crypto.getRandomValues(new Uint32Array(4)));
+    } else {
+      for (var i = 0; i < 4; i++) words.push(Math.floor(Math.random() * 4294967296));
+    }
+    return words.map(function (w) { return w.toString(36); }).join('') + Date.now().toString(36);
+  }
+
+  function keyOf(name, text) {
+    if (!unsent || unsent.name !== name || unsent.text !== text) {
+      posted += 1;
+      unsent = { name: name, text: text, key: pageId + '.' + posted.toString(36) };
+    }
+    return unsent.key;
+  }
+
   var sending = false;
 
   function send() {
@@ -205,7 +238,7 @@
     saveName(name);
     sending = true;
     button.disabled = true;
-    socket.timeout(ACK_TIMEOUT).emit('post', { name: name, text: text }, function (err, ack) {
+    socket.emit('post', { name: name, text: text, key: keyOf(name, text) }, function (err, ack) {
       sending = false;
       button.disabled = false;
       if (err) {
@@ -216,6 +249,7 @@
         errorEl.textContent = String(ack.error);
         return;
       }
+      unsent = null;
       if (ack && ack.id !== undefined) {
         myLastId = String(ack.id);
         scrollToNewest();

@@ -1490,6 +1490,8 @@
     connect: 1, connect_error: 1, disconnect: 1, disconnecting: 1, newListener: 1, removeListener: 1
   };
 
+  var nextAckId = 0;
+
   function Socket(io, nsp, opts) {
     Emitter.call(this);
     opts = opts || {};
@@ -1507,6 +1509,7 @@
     this.acks = {};
     this.flags = {};
     this._opts = opts;
+    this._queue = []; // with opts.retries: emits waiting for their ack, the first one in flight
     this._any = [];
     this._anyOutgoing = [];
     this._connectAttempt = 0; // which CONNECT we are waiting for (0: none)
@@ -1577,9 +1580,10 @@
     emit: function (event) {
       if (RESERVED[event] === 1) throw new Error('"' + String(event) + '" is a reserved event name');
       var data = Array.prototype.slice.call(arguments);
+      if (this._opts.retries && !this.flags.volatile) return this._addToQueue(data);
       var packet = { type: EVENT, nsp: this.nsp, data: data };
       if (typeof data[data.length - 1] === 'function') {
-        var id = this.ids++;
+        var id = this._nextId();
         this._registerAck(id, data.pop());
         packet.id = id;
       }
@@ -1595,6 +1599,12 @@
       return this;
     },
 
+    /** Ack ids are unique in the page, not only in the socket: the shared worker tells tabs' emits apart by them. */
+    _nextId: function () {
+      this.ids = nextAckId + 1;
+      return nextAckId++;
+    },
+
     /** A Promise of the ack (ES2015): where the browser has none, this throws; use emit with a callback. */
     emitWithAck: function (event) {
       var self = this;
@@ -1603,7 +1613,7 @@
         throw new Error('emitWithAck needs Promise, which this browser lacks: pass a callback to emit() instead');
       }
       var args = Array.prototype.slice.call(arguments, 1);
-      var withErr = this.flags.timeout !== undefined || this._opts.ackTimeout !== undefined;
+      var withErr = this.flags.timeout !== undefined || this._opts.ackTimeout !== undefined || !!this._opts.retries;
       return new global.Promise(function (resolve, reject) {
         args.push(function (a, b) {
           if (!withErr) resolve(a);
@@ -1614,14 +1624,15 @@
       });
     },
 
-    _registerAck: function (id, fn) {
+    /** `withError`: the callback takes an error first even without a timeout (the retries' own). */
+    _registerAck: function (id, fn, withError) {
       var self = this;
       var ms = this.flags.timeout !== undefined ? this.flags.timeout : this._opts.ackTimeout;
-      if (ms === undefined) {
+      if (ms === undefined && !withError) {
         this.acks[id] = fn;
         return;
       }
-      var timer = setTimeout(function () {
+      var timer = ms === undefined ? null : setTimeout(function () {
         delete self.acks[id];
         self.sendBuffer = self.sendBuffer.filter(function (p) { return p.id !== id; });
         fn.call(self, new Error('operation has timed out'));
@@ -1633,6 +1644,70 @@
       wrapped.withError = true;
       wrapped.timer = timer;
       this.acks[id] = wrapped;
+    },
+
+    // ---- retries (opts.retries): one emit in flight at a time, resent until acked ----
+    //
+    // As socket.io-client: each emit waits in a queue; the first is sent, and sent again when its ack
+    // does not come within the timeout (ackTimeout, or timeout()) or the connection drops, up to
+    // `retries` more times; then its callback gets the error. The next one goes when it is settled,
+    // so they arrive in order. Unlike socket.io-client (since 4.6.1), every try of an emit carries the
+    // same ack id: a server (or our hub, `once=True`) can tell a retry from a new emit.
+
+    _addToQueue: function (data) {
+      var self = this;
+      var fn = typeof data[data.length - 1] === 'function' ? data.pop() : null;
+      var entry = { id: this._nextId(), data: data, flags: this.flags, tries: 0, pending: false };
+      this.flags = {};
+      entry.fn = fn;
+      entry.settle = function (err) {
+        if (self._queue[0] !== entry) return; // a late ack of an emit already settled
+        var args = Array.prototype.slice.call(arguments, 1);
+        entry.pending = false;
+        if (err && entry.tries <= self._opts.retries) {
+          self._drainQueue();
+          return;
+        }
+        self._queue.shift();
+        if (fn) {
+          try {
+            fn.apply(self, err ? [err] : [null].concat(args));
+          } catch (e) {
+            report(e);
+          }
+        }
+        self._drainQueue();
+      };
+      if (this._queue.length >= this.io.opts.maxBufferedPackets) {
+        // Bounded as the send buffer: the oldest emit still waiting (not the one in flight) gives up.
+        var dropped = this._queue.splice(this._queue[0].pending ? 1 : 0, 1)[0];
+        if (dropped && dropped.fn) {
+          try {
+            dropped.fn.call(this, new Error('send buffer overflow'));
+          } catch (e) {
+            report(e);
+          }
+        }
+      }
+      this._queue.push(entry);
+      this._drainQueue();
+      return this;
+    },
+
+    /** Sends the first emit of the queue, unless it is in flight already (or `force`: the connection is new). */
+    _drainQueue: function (force) {
+      var entry = this._queue[0];
+      if (!entry || !this.connected || this.io._readyState !== 'open' || (entry.pending && !force)) return;
+      entry.pending = true;
+      entry.tries++;
+      var previous = this.acks[entry.id];
+      if (previous) clearTimeout(previous.timer);
+      this.flags = entry.flags;
+      this._registerAck(entry.id, entry.settle, true);
+      this.flags = {};
+      var packet = { type: EVENT, nsp: this.nsp, data: entry.data.slice(), id: entry.id };
+      this._notifyOutgoing(packet);
+      this._send(packet);
     },
 
     _dropOldestBuffered: function () {
@@ -1738,6 +1813,7 @@
         this._notifyOutgoing(toSend[j]);
         this._send(toSend[j]);
       }
+      this._drainQueue(true);
       this.emitReserved('connect');
     },
 
@@ -2028,6 +2104,8 @@
   // The shared connection, the worker's side (runs only inside the SharedWorker)
   // ------------------------------------------------------------------------------------------------
 
+  var MAX_EMITS = 1000;
+
   /** One namespace's server socket in the worker, shared by the tabs' sockets of that namespace. */
   function Mux(upstream, nsp) {
     this.upstream = upstream;
@@ -2041,7 +2119,11 @@
     this.pid = undefined; // recovery: the server socket's private id and the last offset seen
     this.lastOffset = undefined;
     this.ids = 0;
-    this.acks = Object.create(null); // our ack id -> {conn, id}: the tab that emitted and its own id
+    this.acks = Object.create(null); // our ack id -> {conn, id, emit}: the tab that emitted and its own id
+    // A tab's emit ("tab id:its ack id") -> our ack id, until acked: a retry of the tab's (the same
+    // ack id, maybe over a new connection) goes with the same id, so the server can tell it is one.
+    this.emits = Object.create(null);
+    this.emitOrder = []; // bounded: the oldest are forgotten past MAX_EMITS
     this.serverAcks = Object.create(null); // ack ids of server events no tab has answered yet
     // Tabs that were connected when the connection dropped and have not connected again yet: what
     // the server sends (a recovery's missed packets first) waits here for them, so a tab that comes
@@ -2084,8 +2166,14 @@
         case BINARY_EVENT:
           if (!this.connected || !this.ready.has(conn)) return; // in flight when the connection dropped
           if (packet.id !== undefined) {
-            var id = this.ids++;
-            this.acks[id] = { conn: conn, id: packet.id };
+            var emit = conn.tab.id + ':' + packet.id;
+            var id = this.emits[emit];
+            if (id === undefined) {
+              id = this.emits[emit] = this.ids++;
+              this.emitOrder.push(emit);
+              if (this.emitOrder.length > MAX_EMITS) delete this.emits[this.emitOrder.shift()];
+            }
+            this.acks[id] = { conn: conn, id: packet.id, emit: emit };
             packet.id = id;
           }
           this.io._packet(packet);
@@ -2199,6 +2287,7 @@
           var ack = this.acks[packet.id];
           if (!ack) return;
           delete this.acks[packet.id];
+          if (this.emits[ack.emit] === packet.id) delete this.emits[ack.emit];
           if (this.ready.has(ack.conn)) ack.conn.send(encodePacket(extend({}, packet, { id: ack.id })));
           break;
         case DISCONNECT:

@@ -36,7 +36,7 @@ class Stats(Watcher):
 
     __slots__ = (
         "handshakes", "disconnects", "upgrades", "packets_received", "packets_sent",
-        "broadcasts", "deliveries", "ack_timeouts", "slow_clients_dropped", "limits",
+        "broadcasts", "deliveries", "ack_timeouts", "slow_clients_dropped", "limits", "once_replayed",
         "handler_buckets", "handler_sum", "handler_count",
     )
 
@@ -49,6 +49,7 @@ class Stats(Watcher):
         self.broadcasts = 0
         self.deliveries = 0
         self.ack_timeouts = 0
+        self.once_replayed = 0  # retries of `once` events answered with the stored ack
         self.slow_clients_dropped = 0
         self.limits: dict[str, int] = {}
         self.handler_buckets = [0] * (len(HANDLER_BUCKETS) + 1)  # the last one is +Inf

@@ -27,6 +27,7 @@ from tornado.web import StaticFileHandler
 from .adapter import Adapter, MemoryAdapter, wants_offsets
 from .broadcast import Broadcast, Peers
 from .files import STATIC_DIR
+from .once import MemoryOnce, RedisOnce
 from ..engineio.engine import Engine
 from ..operations.limits import Bucket, Limits
 from ..operations.drain import drain
@@ -179,6 +180,9 @@ class Hub:
     `adapter` (where group emits go; in this process by default),
     `limits` (the abuse limits: True for the defaults, False for none, or a
     `Limits`; each limit may also be given as an option of its own name).
+    `hub.on(event, handler, once=True)` keeps each emit's ack for the
+    recovery window (`recover_within`, or 120 s without recovery): a
+    client's retry gets it again (handlers/socketio/once.py).
     """
 
     def __init__(
@@ -213,6 +217,9 @@ class Hub:
         self.namespaces: dict[str, Namespace] = {"/": Namespace(self, "/")}
         self.main = self.namespaces["/"]
         self._ack_ids = itertools.count(1)
+        # The acks of `once` events, for the recovery window (in Redis once a Redis adapter starts).
+        self.once_window = recover_within or 120_000
+        self.once: MemoryOnce | RedisOnce = MemoryOnce(self.once_window)
         self.stats = self.engine.stats
         self.ops = Ops(self, limits)  # limits, health, metrics, the Admin UI's hook
 
@@ -227,14 +234,15 @@ class Hub:
             namespace = self.namespaces[name] = Namespace(self, name)
         return namespace
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
+    def on(self, event: str, handler: Handler | None = None, *, once: bool = False) -> Any:
         """Register `handler` for `event` of the main namespace (or use as a decorator).
 
         "connection" gets each new socket, "disconnect" the socket and the
         reason; any other event gets the socket then the client's arguments,
         and what the handler returns (a tuple for several values) is the ack.
+        `once=True`: a client's retry of an emit gets the first try's ack (handlers/socketio/once.py).
         """
-        return self.main.on(event, handler)
+        return self.main.on(event, handler, once=once)
 
     def use(self, middleware: Handler) -> Handler:
         """Run `middleware(socket, auth)` before each socket of the main namespace connects;
@@ -299,6 +307,9 @@ class Hub:
     async def start(self) -> None:
         """Start the adapter (a cluster adapter connects to Redis here; a clear error if it cannot)."""
         await self.adapter.start(self)
+        redis = getattr(self.adapter, "redis", None)
+        if redis is not None:  # a cluster's adapter: the acks of `once` events are kept in its Redis
+            self.once = RedisOnce(redis, self.adapter.prefix, self.once_window)
 
     async def stop(self) -> None:
         """Stop the adapter, once what it has queued is written."""

@@ -38,6 +38,7 @@ class Namespace:
         self.disconnect_handlers: list[Handler] = []
         self.middlewares: list[Handler] = []
         self.any_handler: Handler | None = None
+        self.once_events: set[str] = set()  # handled once per client emit (handlers/socketio/once.py)
 
     def __repr__(self) -> str:
         return f"<Namespace {self.name} ({len(self.sockets)} sockets)>"
@@ -47,14 +48,23 @@ class Namespace:
         """Sockets connected to this namespace in this process."""
         return len(self.sockets)
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
+    def on(self, event: str, handler: Handler | None = None, *, once: bool = False) -> Any:
         """Register a handler; usable as a decorator.
 
         `connection` handlers get the new socket; `disconnect` ones the
         socket and the reason; any other event's handler gets the socket
         then the client's arguments, and its return value is the ack.
+        `once=True`: a client's retry of an emit (the same ack id) gets the
+        first try's ack again, the handler runs once (handlers/socketio/once.py).
         """
+        if once and event in ("connection", "connect", "disconnect", "*"):
+            raise ValueError(f"once=True is for a client's events, not {event!r}")
+
         def register(fn: Handler) -> Handler:
+            if once:
+                self.once_events.add(event)
+            else:
+                self.once_events.discard(event)
             if event in ("connection", "connect"):
                 self.connection_handlers.append(fn)
             elif event == "disconnect":

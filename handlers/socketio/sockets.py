@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .arity import describe, takes
 from .broadcast import Broadcast, ack_value, names
+from .once import handle_once
 from ..operations.ops import RATE_LIMITED
 from ..wire.protocol import ACK, DISCONNECT, EVENT, Outgoing, Packet
 
@@ -353,6 +354,11 @@ class Socket:
             if packet.id is not None:
                 self._ack(packet.id, {"error": f"Wrong number of arguments for {name!r}"})
             return
+        if packet.id is not None and event in self.namespace.once_events \
+                and handler is self.namespace.handlers.get(event):
+            task = asyncio.ensure_future(handle_once(self, packet.id, event, handler, call_args))
+            task.add_done_callback(log_task_error)
+            return
         started = time.perf_counter()
         try:
             result = handler(*call_args)
@@ -375,9 +381,12 @@ class Socket:
             self._ack(packet.id, result)
 
     def _ack(self, ack_id: int, result: Any) -> None:
+        self._send_ack(ack_id, _ack_args(result))
+
+    def _send_ack(self, ack_id: int, data: list) -> None:
         if self.connected:
             self.namespace.hub.stats.packets_sent += 1
-            self.client.session.send(Outgoing.of(Packet(ACK, self.namespace.name, _ack_args(result), ack_id)))
+            self.client.session.send(Outgoing.of(Packet(ACK, self.namespace.name, data, ack_id)))
 
     def _on_ack(self, packet: Packet) -> None:
         ack = self._acks.pop(packet.id, None) if self._acks else None

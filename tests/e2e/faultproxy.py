@@ -4,6 +4,12 @@ It forwards each connection to the server, both ways, and on command resets
 some of them: `SO_LINGER` 0 then close sends an RST to both ends, with no
 WebSocket close frame and no Engine.IO close packet, as when a phone changes
 network or a proxy cuts a connection. Runs on the test's loop, on loopback.
+
+With `drop_acks=N` it also loses every Nth Socket.IO ACK the server sends on
+each WebSocket (the frame is not forwarded; the connection stays up): the
+client hears nothing and must try again. With `cut_at_acks=N` it resets the
+connection right before one ACK in N instead (WebSocket or long-polling): the
+server did the work, the connection dropped before the client heard of it.
 """
 
 from __future__ import annotations
@@ -24,6 +30,82 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
+class AckFault:
+    """The server's side of one connection, watched for Socket.IO ACKs ("43…": an Engine.IO message
+    holding an ACK): every `every`th one is lost (`cut` False: on a WebSocket, the frame is not
+    forwarded and the connection stays up), or one in `every` at random has the connection reset
+    right before it (`cut` True: on a WebSocket or a long-polling response). The server's WebSocket
+    frames are unmasked and, from our hub, uncompressed."""
+
+    def __init__(self, every: int, cut: bool, proxy: "FaultProxy"):
+        self.every = every
+        self.cut = cut
+        self.proxy = proxy
+        self.buffer = bytearray()
+        self.websocket: bool | None = None  # None until the response head has passed
+        self.acks = 0
+
+    def _turn(self, before: bytes = b"") -> bool:
+        """One more ACK: True if this one is lost (counted), or the connection cut (raises, with
+        `before`: what still reaches the client)."""
+        self.acks += 1
+        if self.cut:  # at random: a cycle of reconnection would meet the same ACK at every Nth
+            if random.random() * self.every < 1:
+                raise _Cut(before)
+            return False
+        if self.acks % self.every:
+            return False
+        self.proxy.dropped_acks += 1
+        return True
+
+    def feed(self, data: bytes) -> bytes:
+        if self.websocket is False:  # long-polling (HTTP/1.1 keep-alive): a record may be an ACK
+            at = data.find(b"\r\n\r\n43")
+            at = at + 4 if at >= 0 else data.find(b"\x1e43")
+            if self.cut and at >= 0:
+                # The response is cut in the middle, its head through: a browser retries a GET on
+                # its own when a reused connection drops before any byte of the answer (see README).
+                self._turn(data[:max(at, data.find(b"\r\n\r\n") + 4)])
+            return data
+        self.buffer += data
+        out = bytearray()
+        if self.websocket is None:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return b""
+            self.websocket = self.buffer.startswith(b"HTTP/1.1 101")
+            if not self.websocket:
+                rest = bytes(self.buffer)
+                self.buffer.clear()
+                return self.feed(rest)
+            out += self.buffer[:end + 4]
+            del self.buffer[:end + 4]
+        while len(self.buffer) >= 2:
+            size, start = self.buffer[1] & 0x7F, 2
+            if size == 126:
+                size, start = int.from_bytes(self.buffer[2:4], "big"), 4
+            elif size == 127:
+                size, start = int.from_bytes(self.buffer[2:10], "big"), 10
+            if self.buffer[1] & 0x80:
+                start += 4
+            if len(self.buffer) < start + size:
+                break
+            frame = bytes(self.buffer[:start + size])
+            del self.buffer[:start + size]
+            if frame[0] == 0x81 and frame[start:start + 2] == b"43" and self._turn(bytes(out)):
+                continue
+            out += frame
+        return bytes(out)
+
+
+class _Cut(Exception):
+    """An AckFault's turn to reset the connection, once `before` has reached the client."""
+
+    def __init__(self, before: bytes):
+        super().__init__()
+        self.before = before
+
+
 class FaultProxy:
     """`await FaultProxy(port).start()`; `proxy.port`; `proxy.reset(fraction)`; `await proxy.stop()`.
 
@@ -33,8 +115,13 @@ class FaultProxy:
     NAT that forgot them would): new connections still go through.
     """
 
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1", drop_acks: int = 0,
+                 cut_at_acks: int = 0):
         self.target = (target_host, target_port)
+        self.drop_acks = drop_acks
+        self.cut_at_acks = cut_at_acks
+        self.dropped_acks = 0
+        self.cuts_at_acks = 0
         self.links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self.resets = 0
         self.down = False
@@ -58,8 +145,13 @@ class FaultProxy:
             return
         link = (writer, up_writer)
         self.links.add(link)
+        fault = None
+        if self.cut_at_acks > 0:
+            fault = AckFault(self.cut_at_acks, True, self)
+        elif self.drop_acks > 0:
+            fault = AckFault(self.drop_acks, False, self)
         try:
-            await asyncio.gather(self._pump(reader, up_writer, link), self._pump(up_reader, writer, link))
+            await asyncio.gather(self._pump(reader, up_writer, link), self._pump(up_reader, writer, link, fault))
         except asyncio.CancelledError:
             pass  # the proxy is stopping
         finally:
@@ -68,17 +160,35 @@ class FaultProxy:
                 if not w.is_closing():
                     w.close()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: tuple) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: tuple,
+                    fault: AckFault | None = None) -> None:
         try:
             while data := await reader.read(65536):
                 if link in self.holes:
                     continue  # dropped on the floor
+                if fault is not None:
+                    try:
+                        data = fault.feed(data)
+                    except _Cut as cut:  # the ACK never arrives: the connection is reset before it
+                        self.cuts_at_acks += 1
+                        if cut.before:
+                            writer.write(cut.before)
+                            await writer.drain()
+                            await asyncio.sleep(0.05)  # read by the client before the reset
+                        self._cut(link)
+                        return
                 writer.write(data)
                 await writer.drain()
             if writer.can_write_eof():
                 writer.write_eof()
         except (ConnectionError, OSError):
             pass
+
+    def _cut(self, link: tuple) -> None:
+        self.links.discard(link)
+        for writer in link:
+            _reset(writer)
+        self.resets += 1
 
     def reset(self, fraction: float = 1.0) -> int:
         """Reset `fraction` of the live connections (at least one if any); how many were cut."""
@@ -87,10 +197,7 @@ class FaultProxy:
             return 0
         chosen = random.sample(links, max(1, round(len(links) * fraction)))
         for link in chosen:
-            self.links.discard(link)
-            for writer in link:
-                _reset(writer)
-        self.resets += len(chosen)
+            self._cut(link)
         return len(chosen)
 
     def blackhole(self) -> int:
@@ -114,15 +221,18 @@ async def _chaos(proxy: FaultProxy, every: float, fraction: float) -> None:
         proxy.reset(fraction)
 
 
-async def _main(target_port: int, every: float = 0, fraction: float = 0) -> None:
+async def _main(target_port: int, every: float = 0, fraction: float = 0, drop_acks: float = 0,
+                cut_at_acks: float = 0) -> None:
     """As a process of its own (for browsers, benchmarks): SIGUSR1 cuts the network (every
     connection reset, new ones too), SIGUSR2 brings it back; with `every` > 0 it also
-    resets `fraction` of the live connections every `every` seconds. SIGTERM stops it
-    and prints how many connections it reset."""
+    resets `fraction` of the live connections every `every` seconds; with `drop_acks` N > 0
+    it loses every Nth ACK of each WebSocket, with `cut_at_acks` N > 0 it resets the
+    connection before one ACK in N instead. SIGTERM stops it and prints how many connections it
+    reset (at an ACK, and in all) and how many acks it lost."""
     import signal
     import sys
 
-    proxy = await FaultProxy(target_port).start()
+    proxy = await FaultProxy(target_port, drop_acks=int(drop_acks), cut_at_acks=int(cut_at_acks)).start()
     loop = asyncio.get_running_loop()
     chaos = asyncio.ensure_future(_chaos(proxy, every, fraction)) if every > 0 else None
 
@@ -143,6 +253,8 @@ async def _main(target_port: int, every: float = 0, fraction: float = 0) -> None
         chaos.cancel()
     await proxy.stop()
     print(f"resets {proxy.resets}", flush=True)
+    print(f"cuts_at_acks {proxy.cuts_at_acks}", flush=True)
+    print(f"dropped_acks {proxy.dropped_acks}", flush=True)
     sys.stdout.close()
 
 
@@ -150,4 +262,4 @@ if __name__ == "__main__":
     import sys
 
     args = sys.argv[1:]
-    asyncio.run(_main(int(args[0]), *(float(x) for x in args[1:3])))
+    asyncio.run(_main(int(args[0]), *(float(x) for x in args[1:5])))

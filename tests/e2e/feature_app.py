@@ -26,6 +26,9 @@ Events (each returns its ack):
   record(tag, n) / records(tag)  the server keeps the n's in arrival order
   attempts(tag)               CONNECT attempts the /private middleware saw for the tag
   history(tag)                [[namespace, "connect" | reason], ...] of the sockets with auth.tag
+  flaky(tag, n, drops)        records n; its first `drops` tries drop the connection (no ack), then acks n * 10
+  once-drop(tag, n, drop)     once=True: records n; with `drop` the connection is lost before the ack goes; acks n * 10
+  once-slow(tag, n, ms)       once=True: records n, acks n * 10 after `ms`
   bye                         socket.disconnect(close=True): the whole connection is dropped
   kick                        socket.disconnect(): this namespace only
 "never-acks" has no handler on purpose: the server never acknowledges it.
@@ -176,6 +179,27 @@ def make_hub():
         def record(socket, tag, n):
             records[tag].append(n)
             return len(records[tag])
+
+        @nsp.on("flaky")
+        def flaky(socket, tag, n, drops):
+            records[tag].append(n)
+            if records[tag].count(n) <= drops:
+                socket.disconnect(close=True)  # the ack is lost with the connection
+                return None
+            return n * 10
+
+        @nsp.on("once-drop", once=True)
+        def once_drop(socket, tag, n, drop):
+            records[tag].append(n)
+            if drop:  # the work is done, the connection is lost before the ack goes out
+                socket.client.session.close("transport error", notify=False)
+            return n * 10
+
+        @nsp.on("once-slow", once=True)
+        async def once_slow(socket, tag, n, ms):
+            records[tag].append(n)
+            await asyncio.sleep(ms / 1000)
+            return n * 10
 
         @nsp.on("records")
         def get_records(socket, tag):

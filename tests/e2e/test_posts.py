@@ -41,6 +41,7 @@ async def _same_key_twice_and_concurrently(store) -> None:
     plain = [await store.save("Cy", "no key") for _ in range(2)]  # no key: no deduplication
     assert plain[0][0]["id"] != plain[1][0]["id"]
     assert [p["text"] for p in await store.history()] == ["hello", results[0][0]["text"], "no key", "no key"]
+    assert await store.find("k-1") == first and await store.find("k-unknown") is None
 
 
 def test_sqlite_stores_a_key_once(tmp_path):
@@ -154,3 +155,22 @@ def test_a_cluster_on_postgresql_keeps_every_post_through_a_redis_restart_and_it
                 assert [(p["id"], p["text"]) for p in history] == [(1, "kept")]
                 await sio.disconnect()
     asyncio.run(scenario())
+
+
+def test_a_resent_post_past_the_post_limit_gets_its_first_answer(tmp_path):
+    """The official client's retries (a new ack id each) run the handler again: past the limit, a
+    post stored already is answered as stored, a new one is refused."""
+    async def scenario(url):
+        sio = socketio.AsyncClient(reconnection=False)
+        await sio.connect(url, transports=["websocket"], wait_timeout=5)
+        post = {"name": "Ann", "text": "once", "key": "page-1-post-1"}
+        first = await sio.call("post", post, timeout=5)
+        again = await sio.call("post", post, timeout=5)
+        new = await sio.call("post", {**post, "key": "page-1-post-2"}, timeout=5)
+        await sio.disconnect()
+        return first, again, new
+
+    with Board(tmp_path / "board.db", name="limit-resent", args=["--post_limit=1/60"]) as board:
+        first, again, new = asyncio.run(scenario(board.url))
+    assert first == again == {"ok": True, "id": 1}
+    assert set(new) == {"error"} and new["error"].startswith("Too many posts")

@@ -431,6 +431,76 @@ def test_acks_and_timeouts_both_ways(open_page, transport):
     assert 490 <= seen["pollMs"] < 3000
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_retries_resend_until_acked_one_at_a_time_in_order(open_page, transport):
+    page = open_page(transport)
+    seen = scenario(page, """
+        const a = await T.connected(open("/", { forceNew: true, retries: 3, ackTimeout: 2000,
+                                               reconnectionDelay: 50, reconnectionDelayMax: 100 }), "a");
+        const ids = []; // [n, the packet's ack id] of every try, as it goes to the wire
+        const packet = a.io._packet.bind(a.io);
+        a.io._packet = (p) => { if (p.type === 2 && p.data[0] === "flaky") ids.push([p.data[2], p.id]); packet(p); };
+        // The server drops the connection on the first try of 2 and the first two of 3: each is resent
+        // on the new connection, and the next emit waits for the one before it.
+        seen.acks = await Promise.all([[1, 0], [2, 1], [3, 2]].map(([n, drops]) =>
+            new Promise((resolve) => a.emit("flaky", arg.tag, n, drops, (...args) => resolve(args)))));
+        seen.records = await a.emitWithAck("records", arg.tag);
+        seen.tries = ids;
+        // Past its retries, the callback gets the error: "never-acks" is never acknowledged.
+        const started = Date.now();
+        const [err] = await new Promise((resolve) => a.timeout(200).emit("never-acks", (...args) => resolve(args)));
+        seen.gaveUp = { message: err && err.message, ms: Date.now() - started };
+        seen.after = await a.emitWithAck("echo", "still in order");
+        // Emits wait in the queue while disconnected, at most maxBufferedPackets: the oldest gives up.
+        const c = open("/", { forceNew: true, retries: 1, autoConnect: false, maxBufferedPackets: 2 });
+        const queued = [1, 2, 3].map((n) => new Promise((resolve) => c.emit("echo", n, (...args) => resolve(args))));
+        c.connect();
+        seen.queued = (await Promise.all(queued)).map(([err, value]) => err ? err.message : value);
+    """, {"tag": tag()})
+    assert seen["acks"] == [[None, 10], [None, 20], [None, 30]]
+    assert seen["records"] == [1, 2, 2, 3, 3, 3]  # one in flight at a time: in order
+    # Every try of an emit carries the same ack id, and each emit its own.
+    assert [n for n, _ in seen["tries"]] == [1, 2, 2, 3, 3, 3]
+    assert len({(n, ack_id) for n, ack_id in seen["tries"]}) == len({ack_id for _, ack_id in seen["tries"]}) == 3
+    assert seen["gaveUp"]["message"] == "operation has timed out"
+    assert 4 * 200 <= seen["gaveUp"]["ms"] < 4000  # 1 try + 3 retries
+    assert seen["after"] == "still in order"
+    assert seen["queued"] == ["send buffer overflow", 2, 3]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_once_events_run_once_per_emit_and_a_retry_gets_the_stored_ack(open_page, transport):
+    page = open_page(transport)
+    seen = scenario(page, """
+        const a = await T.connected(open("/", { forceNew: true, retries: 5, ackTimeout: 1500,
+                                               reconnectionDelay: 50, reconnectionDelayMax: 100 }), "a");
+        const first = a.id;
+        let tries = 0;
+        a.onAnyOutgoing((event) => { if (event.startsWith("once-")) tries++; });
+        // 1 and 3: the handler runs, then the connection is lost before its ack; the page
+        // reconnects (recovered: the same socket id) and sends them again with the same ack id.
+        seen.acks = await Promise.all([[1, true], [2, false], [3, true]].map(([n, drop]) =>
+            new Promise((resolve) => a.emit("once-drop", arg.tag, n, drop, (...args) => resolve(args)))));
+        seen.sameSocket = a.id === first && a.recovered;
+        // 4's handler takes longer than the ack timeout: the retry waits for it and gets its ack.
+        seen.slow = await new Promise((resolve) => a.emit("once-slow", arg.tag, 4, 2500, (...args) => resolve(args)));
+        seen.tries = tries;
+        seen.records = await a.emitWithAck("records", arg.tag);
+        // Two emits of the same data are two emits: each runs.
+        const b = await T.connected(open("/", { forceNew: true }), "b");
+        seen.twice = [await b.emitWithAck("once-drop", arg.tag, 5, false),
+                      await b.emitWithAck("once-drop", arg.tag, 5, false)];
+        seen.recordsAfter = await b.emitWithAck("records", arg.tag);
+    """, {"tag": tag()})
+    assert seen["acks"] == [[None, 10], [None, 20], [None, 30]]
+    assert seen["slow"] == [None, 40]
+    assert seen["sameSocket"] is True
+    assert seen["tries"] >= 6  # 1 and 3 twice, 2 once, 4 at least twice
+    assert seen["records"] == [1, 2, 3, 4]  # each handler ran once
+    assert seen["twice"] == [50, 50]
+    assert seen["recordsAfter"] == [1, 2, 3, 4, 5, 5]
+
+
 # --------------------------------------------------------------------------- 6. the client's API
 
 
