@@ -112,21 +112,23 @@ class LogThrottle(logging.Filter):
 
 
     def _summarise_later(self, key: tuple, record: logging.LogRecord) -> None:
-        """Say, a window later, how many lines of a kind were left out, should no later line of that
-        kind say it: a burst of errors that then stops is not silenced for good."""
+        """Say how many lines of a kind were left out when no later line of that kind came to say it
+        (a burst of errors that stops is not silenced for good): a full window after it reopened."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # a thread without a loop: the next line of the kind says it
             return
-        loop.call_later(self.every, self._summarise, key, record.name, record.levelno)
+        loop.call_later(2 * self.every, self._summarise, key, record.name, record.levelno, self._last.get(key))
 
-    def _summarise(self, key: tuple, name: str, level: int) -> None:
+    def _summarise(self, key: tuple, name: str, level: int, stamp: float | None) -> None:
+        if self._last.get(key) != stamp:
+            return  # a line of the kind came since, and said the count (a newer summary is due if needed)
         unsaid = self._unsaid.pop(key, 0)
         if not unsaid:
             return
         self._last[key] = time.monotonic()
-        logging.getLogger(name).log(level, "%d more lines like %r were left out in the last second",
-                                    unsaid, str(key[2])[:200], extra={"throttle_summary": True})
+        logging.getLogger(name).log(level, "%d more lines like %r were left out", unsaid, str(key[2])[:200],
+                                    extra={"throttle_summary": True})
 
 
 _throttled = False

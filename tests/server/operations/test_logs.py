@@ -64,7 +64,7 @@ async def test_lines_client_input_triggers_are_one_a_second_per_kind(url, hub, c
 
 
 async def test_a_burst_that_stops_is_still_counted_in_the_log(caplog):
-    """Lines left out and never followed by another of their kind are summed up a second later."""
+    """Lines left out and never followed by another of their kind are summed up a window later."""
     from handlers.operations.logs import LogThrottle
 
     logger = logging.getLogger("board.test-burst")
@@ -76,6 +76,6 @@ async def test_a_burst_that_stops_is_still_counted_in_the_log(caplog):
                 logger.warning("bad packet %d", n)
             await until(lambda: "more lines like" in caplog.text, 2)
         assert [r.getMessage() for r in caplog.records] == [
-            "bad packet 0", "4 more lines like 'bad packet %d' were left out in the last second"]
+            "bad packet 0", "4 more lines like 'bad packet %d' were left out"]
     finally:
         logger.removeFilter(throttle)
