@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("board.limits")
 
 OUT_OF_REACH = 10**9  # a rate or a bound no client reaches: `Limits.off()`
-MAX_TRACKED_ADDRESSES = 100_000  # handshake buckets kept; full ones are forgotten first
+MAX_TRACKED_ADDRESSES = 100_000  # buckets kept per kind of limit; full ones are forgotten first
 
 
 @dataclass
@@ -117,7 +117,7 @@ class Admission(Watcher):
         self.throttled = throttled
         self.trusted = frozenset(str(ip_address(a)) for a in limits.trusted_proxies)
         self.draining = False
-        self._buckets: dict[str, list[float]] = {}  # address -> [tokens, stamp]
+        self.handshakes = AddressBuckets()            # a bucket per address
         self._open: dict[str, int] = {}             # address -> open sessions
         self._address: dict[str, str] = {}          # sid -> address
         self.total = 0
@@ -138,30 +138,10 @@ class Admission(Watcher):
             self.throttled.fired("sessions_per_address", "%s has %d sessions open", address,
                                  self._open[address])
             return 429, "Too many sessions from this address"
-        now = time.monotonic()
-        bucket = self._buckets.get(address)
-        if bucket is None:
-            if len(self._buckets) >= MAX_TRACKED_ADDRESSES:
-                self._forget(now)
-            bucket = self._buckets[address] = [float(limits.handshake_burst), now]
-        tokens = min(float(limits.handshake_burst), bucket[0] + (now - bucket[1]) * limits.handshake_rate)
-        bucket[1] = now
-        if tokens < 1.0:
-            bucket[0] = tokens
+        if not self.handshakes.allow(address, limits.handshake_rate, limits.handshake_burst, time.monotonic()):
             self.throttled.fired("handshakes", "too many handshakes from %s", address)
             return 429, "Too many handshakes from this address, try again shortly"
-        bucket[0] = tokens - 1.0
         return None
-
-    def _forget(self, now: float) -> None:
-        """Drops the buckets that have refilled (they hold nothing), else the oldest half."""
-        limits = self.limits
-        full = [a for a, (tokens, stamp) in self._buckets.items()
-                if tokens + (now - stamp) * limits.handshake_rate >= limits.handshake_burst]
-        if len(full) < len(self._buckets) // 2:
-            full = list(self._buckets)[: len(self._buckets) // 2]
-        for address in full:
-            del self._buckets[address]
 
     # -- open sessions, kept by watching the engine ----------------------
 
@@ -200,28 +180,50 @@ class Bucket:
         self.tokens = tokens - 1.0
         return self.tokens
 
+    def allow(self, rate: float, burst: float, now: float) -> bool:
+        """Spend one token if a whole one is there; a refusal costs nothing (no debt)."""
+        tokens = min(float(burst), self.tokens + max(0.0, now - self.stamp) * rate)
+        self.stamp = now
+        if tokens < 1.0:
+            self.tokens = tokens
+            return False
+        self.tokens = tokens - 1.0
+        return True
+
     def full(self, rate: float, burst: float, now: float) -> bool:
         return self.tokens + (now - self.stamp) * rate >= burst
 
 
 class AddressBuckets:
-    """A bucket per client address, bounded: full ones (they hold nothing) are forgotten first."""
+    """A bucket per client address, bounded: full ones (they hold nothing) are forgotten first.
 
-    def __init__(self, rate: float, burst: float):
-        self.rate = rate
-        self.burst = float(burst)
+    Rate and burst come with each call: they are the limits' own, which an operator may change.
+    """
+
+    def __init__(self) -> None:
         self._buckets: dict[str, Bucket] = {}
 
-    def take(self, address: str, now: float) -> float:
+    def _bucket(self, address: str, rate: float, burst: float, now: float) -> Bucket:
         bucket = self._buckets.get(address)
         if bucket is None:
             if len(self._buckets) >= MAX_TRACKED_ADDRESSES:
-                self._forget(now)
-            bucket = self._buckets[address] = Bucket(self.burst)
-        return bucket.take(self.rate, self.burst, now)
+                self._forget(rate, burst, now)
+            bucket = self._buckets[address] = Bucket(burst)
+        return bucket
 
-    def _forget(self, now: float) -> None:
-        full = [a for a, b in self._buckets.items() if b.full(self.rate, self.burst, now)]
+    def take(self, address: str, rate: float, burst: float, now: float) -> float:
+        """Spend a token, in debt if need be (see `Bucket.take`)."""
+        return self._bucket(address, rate, burst, now).take(rate, burst, now)
+
+    def allow(self, address: str, rate: float, burst: float, now: float) -> bool:
+        """Spend a token if a whole one is there (see `Bucket.allow`)."""
+        return self._bucket(address, rate, burst, now).allow(rate, burst, now)
+
+    def clear(self) -> None:
+        self._buckets.clear()
+
+    def _forget(self, rate: float, burst: float, now: float) -> None:
+        full = [a for a, b in self._buckets.items() if b.full(rate, burst, now)]
         if len(full) < len(self._buckets) // 2:
             full = list(self._buckets)[: len(self._buckets) // 2]
         for address in full:
@@ -260,7 +262,7 @@ class EventLimiter:
         self.burst = float(limits.event_burst)
         self.strikes = float(limits.event_strikes)
         self.throttled = throttled
-        self.addresses = AddressBuckets(limits.address_event_rate, limits.address_event_burst)
+        self.addresses = AddressBuckets()
 
     def allow(self, socket: MeteredSocket) -> bool:
         """True if the event may go to the handlers; False if it is dropped (past the strikes,
@@ -272,7 +274,9 @@ class EventLimiter:
             bucket = client.events = Bucket(self.burst)
         left = bucket.take(self.rate, self.burst, now)
         if left >= 0.0:
-            if self.addresses.take(client.address, now) >= 0.0:
+            limits = self.limits
+            if self.addresses.take(client.address, limits.address_event_rate, limits.address_event_burst,
+                                   now) >= 0.0:
                 return True
             self.throttled.fired("address_events", "%s sends events too fast; dropped", client.address)
             return False

@@ -61,13 +61,13 @@ async def test_handshakes_per_address_are_metered(url, hub, transport):
     assert refused.code == 429
     assert "handshakes" in error_of(refused)["message"]
     assert hub.stats.limits["handshakes"] == 1
-    hub.ops.admission._buckets["127.0.0.1"][0] = 1.0  # as if a second had passed
+    hub.ops.admission.handshakes._buckets["127.0.0.1"].tokens = 1.0  # as if a second had passed
     assert (await http(url)).code == 200
 
 
 async def test_open_sessions_per_address_and_in_all(url, hub):
     hub.ops.limits.handshake_burst = hub.ops.limits.max_sessions_per_address = 2
-    hub.ops.admission._buckets.clear()
+    hub.ops.admission.handshakes.clear()
     hub.ops.limits.handshake_rate = 1000
     sids = [(await polling_session(url))[0] for _ in range(2)]
     refused = await http(url)
