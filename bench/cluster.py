@@ -33,6 +33,17 @@ from pathlib import Path
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import OUT, Profiler, summarize_profile  # noqa: E402
+
+
+class NoPin:
+    """The profiler unpinned: this benchmark pins nothing."""
+
+    @staticmethod
+    def loadgen(argv: list) -> list:
+        return argv
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -97,11 +108,14 @@ def run(config: str, a: argparse.Namespace) -> dict:
              *([f"--window={a.window}"] if a.scenario == "fanout" else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         procs["loadgen"] = gen
-        result, before, began = None, None, 0.0
+        result, before, began, profiler = None, None, 0.0, None
         for line in gen.stdout:
             msg = json.loads(line)
             if msg.get("mark") == "start":
                 before, began = cpu(procs), time.monotonic()
+                if a.profile and config == a.profile:
+                    OUT.mkdir(exist_ok=True)
+                    profiler = Profiler(procs["board1"].pid, a.duration, OUT / f"profile-cluster-{config}.txt", NoPin())
             elif msg.get("mark") == "end":
                 after, took = cpu(procs), time.monotonic() - began
                 shares = {k: round(100 * (after[k] - before[k]) / took, 1) for k in procs}
@@ -112,6 +126,8 @@ def run(config: str, a: argparse.Namespace) -> dict:
                 result = msg["result"]
                 break
         gen.wait(30)
+        if profiler is not None:
+            print(profiler.finish() or summarize_profile(profiler.out_path), flush=True)
         if result is None:
             raise RuntimeError(f"{config}: the load generator gave no result")
         return {"deliveries_s": result.get("deliveries_per_s") or result.get("rt_per_s"), "p50_ms": (result.get("latency") or {}).get("p50_ms"),
@@ -130,6 +146,7 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=8)
     p.add_argument("--window", type=int, default=8)
     p.add_argument("--configs", default="alone,redis-1,redis-2")
+    p.add_argument("--profile", default="", help="a configuration whose first process py-spy records (summary printed)")
     a = p.parse_args()
     a.clients = a.clients or (1000 if a.scenario == "fanout" else 50)
     configs = a.configs.split(",")

@@ -11,9 +11,10 @@ sessions: a request for another process's session is relayed to it
 is written to Redis while it is connected, not only when it leaves, so a
 process killed without warning leaves it behind for another to restore.
 
-Writes go through one queue and one writer task (in order, pipelined); one
-reader task reads the stream. Redis down: emits still reach this process's
-sockets (without offsets, logged), and reading resumes where it stopped.
+Writes go through one queue and one writer task (in order, pipelined:
+handlers/cluster/writes.py); one reader task reads the stream (stream.py).
+Redis down: emits still reach this process's sockets (without offsets,
+logged), and reading resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import logging
 import re
 import secrets
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ..socketio.broadcast import Broadcast
@@ -36,6 +36,7 @@ from .moves import MOVED_TTL_MS
 from .relay import TAG_LENGTH, Relay
 from .stream import StreamReader, deliver_entries, head, outgoing, text_fields
 from .watchdog import Watchdog
+from .writes import Writes
 
 if TYPE_CHECKING:
     from ..socketio.hub import Hub
@@ -44,14 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("board.redis")
 
 STREAM_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}\Z")
-# Write a socket's state only if no newer connection of its pid has written it (one that recovered it
-# elsewhere): each connection writes with the time it connected, and an older one never overwrites.
-SET_IF_OWNER = """
-local cur = redis.call('GET', KEYS[1])
-if cur and tonumber(cjson.decode(cur)['since']) > tonumber(ARGV[2]) then return 0 end
-if ARGV[1] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) end
-return 1
-"""
 
 
 def _id(text: str) -> tuple[int, int]:
@@ -84,9 +77,6 @@ class RedisAdapter:
             url, max_connections=MAX_CONNECTIONS, timeout=stall_seconds, socket_connect_timeout=2,
             socket_timeout=None, retry=Retry(NoBackoff(), 0))
         self.redis = redis.Redis.from_pool(pool)
-        from redis.exceptions import ConnectionError as RedisConnectionError
-
-        self._redis_errors = RedisConnectionError
         self.url = url
         self.prefix = prefix
         self.window = window
@@ -99,15 +89,8 @@ class RedisAdapter:
         self.last_id = "0-0"               # the last stream entry this process has delivered
         self.live: dict[str, Socket] = {}  # pid -> local socket
         self._connected_at: dict[str, int] = {}
-        self._queue: deque[tuple] = deque()
-        # Coalesced writes: one "online" and one state per socket queued at a time, the newest wins.
-        self._online_queued = False
-        self._states: dict[str, tuple] = {}  # key -> (state, since, ttl) not yet written
         self._count_running: asyncio.Future | None = None  # the count being read from Redis
         self._count_next: asyncio.Future | None = None     # the one that starts after it
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._advanced = asyncio.Event()   # set (and replaced) each time the reader delivers entries
         self._tasks: list[asyncio.Task] = []
         self.reachable = False
@@ -116,7 +99,9 @@ class RedisAdapter:
         self.reader: StreamReader | None = None
         self.watchdog: Watchdog | None = None
         self.stall_seconds = stall_seconds
-        self._set_if_owner = self.redis.register_script(SET_IF_OWNER)
+        self.writes = Writes(self)
+        self._push = self.writes.push
+        self._push_state = self.writes.push_state
 
     @property
     def recovering(self) -> bool:
@@ -147,14 +132,14 @@ class RedisAdapter:
         hub.ops.checks.append(lambda: None if self.reachable else "Redis unreachable")  # /readyz
         self._push(("alive",))
         self.reader = StreamReader(self.redis, self.stream, lambda: self.last_id, self._delivered,
-                                   self._unreachable, self._read_succeeded,
+                                   self._unreachable, self._read_succeeded, self.writes.settled,
                                    block_ms=int(min(2000, self.stall_seconds * 1000)))
         self.reader.start()
         self.watchdog = Watchdog(self.reader, {"relay listener": self.relay, "cluster listener": self.cluster},
                                  limit=self.stall_seconds, every=min(1.0, self.stall_seconds / 2),
                                  reachable=lambda: self.reachable)
         hub.ops.checks.append(self.watchdog.check)  # /readyz
-        self._tasks = [asyncio.ensure_future(self._write()), asyncio.ensure_future(self.watchdog.run())]
+        self._tasks = [asyncio.ensure_future(self.writes.run()), asyncio.ensure_future(self.watchdog.run())]
 
     async def stop(self) -> None:
         """Let the requests relayed through here end, write what is queued (for up to 5 s), leave the
@@ -164,7 +149,7 @@ class RedisAdapter:
         try:
             await asyncio.wait_for(self.flush(), 5)
         except asyncio.TimeoutError:
-            log.warning("stopping with %d Redis writes not done", len(self._queue))
+            log.warning("stopping with %d Redis writes not done", len(self.writes.queue))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -221,14 +206,6 @@ class RedisAdapter:
         state = json.dumps({"sid": socket.id, "ns": socket.namespace.name, "rooms": sorted(socket.joined or ()),
                             "data": data, "start": socket._start, "since": self._since(socket)})
         self._push_state(self._state_key(socket.pid), state, self._since(socket), ttl_ms)
-
-    def _push_state(self, key: str, state: str, since: int, ttl_ms: int) -> None:
-        """A socket's state to write; one queued per socket, the newest wins (a client that joins
-        and leaves rooms in a loop costs one write per batch, not one per change)."""
-        queued = key in self._states
-        self._states[key] = (state, since, ttl_ms)
-        if not queued and not self._push(("state", key)):
-            del self._states[key]
 
     def _since(self, socket: "Socket") -> int:
         """When this connection of the socket began (µs): a later connection's state wins."""
@@ -387,56 +364,11 @@ class RedisAdapter:
             for key in self.relay.moved_keys():
                 self._push(("touch", key, MOVED_TTL_MS))
 
-    # -- the writer and the reader ------------------------------------
-
-    def _push(self, op: tuple) -> bool:
-        """Queue a write; False if the queue is full (logged, at most a line a second)."""
-        if op[0] == "online":
-            if self._online_queued:
-                return True  # the one queued writes the count as it is when it is sent
-        if len(self._queue) >= self.max_queue:
-            log.error("Redis write queue full (%d): dropping %s", self.max_queue, op[0])
-            return False
-        if op[0] == "online":
-            self._online_queued = True
-        self._queue.append(op)
-        self._idle.clear()
-        self._wake.set()
-        return True
-
-    def _take(self, op: tuple) -> tuple:
-        """A queued write as it is sent: a socket's newest state, the count as it is now."""
-        kind = op[0]
-        if kind == "state":
-            return ("state", op[1], *self._states.pop(op[1]))
-        if kind == "online":
-            self._online_queued = False
-        return op
+    # -- the writer (handlers/cluster/writes.py) and the reader -----------
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written (or given up on)."""
-        await self._idle.wait()
-
-    async def _write(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                batch = [self._take(self._queue.popleft()) for _ in range(min(len(self._queue), 512))]
-                try:
-                    if not self.reachable:  # the reader tells when it is back
-                        self._deliver_locally(batch)
-                        continue
-                    try:
-                        await self._send_retrying(batch)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:
-                        self._unreachable(exc)
-                        self._deliver_locally(batch)
-                except Exception:
-                    log.exception("writing to Redis failed; %d operations dropped", len(batch))
-            self._idle.set()
+        await self.writes.flush()
 
     def _unreachable(self, exc: Exception) -> None:
         if self.reachable:
@@ -452,32 +384,6 @@ class RedisAdapter:
         self._push(("online",))
         for socket in self.live.values():
             self._write_state(socket, self._ttl())
-
-    async def _send_retrying(self, batch: list[tuple]) -> None:
-        """Once more on a fresh connection if the first fails: after a Redis restart the pool
-        still holds connections the old server closed; a connection gone quiet holds a write
-        forever, so a write gets `stall_seconds` (then its connection is dropped)."""
-        try:
-            await asyncio.wait_for(self._send(batch), self.stall_seconds)
-        except (ConnectionError, OSError, asyncio.TimeoutError, self._redis_errors) as exc:
-            log.debug("Redis write failed (%s); once more", exc or "timed out")
-            await asyncio.wait_for(self._send(batch), self.stall_seconds)
-
-    async def _send(self, batch: list[tuple]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for op in batch:
-            kind = op[0]
-            if kind == "xadd":
-                pipe.xadd(self.stream, op[1], maxlen=self.max_packets, approximate=True)
-            elif kind == "state":
-                await self._set_if_owner(keys=[op[1]], args=[op[2], op[3], op[4]], client=pipe)
-            elif kind == "touch":
-                pipe.pexpire(op[1], op[2])
-            elif kind == "online":  # the count as it is now: right again after an outage
-                pipe.hset(self.online_key, self.process, self.hub.count)
-            elif kind == "alive":
-                pipe.set(f"{self.prefix}:alive:{self.process}", 1, px=3 * self.hub.engine.ping_interval)
-        await pipe.execute()
 
     def _deliver_locally(self, batch: list[tuple]) -> None:
         """Redis is away: this process's own emits still reach its own sockets (not recoverable).

@@ -1,12 +1,18 @@
 """Reading the cluster's stream: every process delivers every entry to its own sockets, in batches.
 
 One reader task per process reads the stream (XREAD, blocking up to
-`BLOCK_MS`). A read that returns is followed at once by one that does not
-block, so that the entries a pipeline of another process appended together
-(Redis wakes a blocked reader on the first of them) are delivered together:
-the sockets get all of them before the engine's next flush, one write per
-client per read, as a local broadcast of the same emits would. The price is
-one Redis round trip (tens of µs on one host) on each delivery.
+`BLOCK_MS`). A read that returns waits until this process's own emits queued
+so far are in the stream (`settled`: the writer's pipelines in flight, and
+the one queued behind them), then reads on without blocking, so that the
+entries of a pipeline (Redis wakes a blocked reader on the first of them)
+and of the pipelines that followed it at once are delivered together: the
+sockets get all of them before the engine's next flush, one write per client
+per read, as a local broadcast of the same emits would. Without the wait, a
+burst of emits split over two pipelines stays split: each client gets two
+writes, its reads come back apart, and the next burst is split again. The
+price: a delivery waits for this process's pipelines in flight (a Redis
+round trip each, tens of µs on one host; at most SETTLE_S) and one more
+round trip for the read that follows.
 
 The entries of a batch are grouped by their receivers: consecutive entries
 for the same group (the usual case: everyone) compute their sockets once.
@@ -21,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from ..socketio.adapter import deliver
 from ..socketio.broadcast import Broadcast
@@ -34,6 +40,7 @@ log = logging.getLogger("board.redis")
 
 BLOCK_MS = 2000   # a blocking read returns at least this often, entries or not
 COUNT = 1000      # entries per read at most
+SETTLE_S = 0.1    # the longest a read waits for this process's own emits in flight
 FOLLOW_UPS = 2    # non-blocking reads after a blocking one, while they find entries
 
 
@@ -99,7 +106,9 @@ class StreamReader:
 
     def __init__(self, redis: Any, stream: str, position: Callable[[], str],
                  delivered: Callable[[str, list], None], failed: Callable[[Exception], None],
-                 succeeded: Callable[[], None], block_ms: int = BLOCK_MS):
+                 succeeded: Callable[[], None], settled: Callable[[], Awaitable[None]] | None = None,
+                 block_ms: int = BLOCK_MS):
+        self.settled = settled  # until this process's emits queued so far are in the stream
         self.redis = redis
         self.block_ms = block_ms
         self.stream = stream
@@ -109,6 +118,8 @@ class StreamReader:
         self.succeeded = succeeded
         self.read_at = 0.0   # loop time when a read last returned (or failed), or the reader started
         self.reads = 0       # reads that returned
+        self.batches = 0     # ... of which delivered entries
+        self.entries = 0     # entries delivered
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -137,6 +148,12 @@ class StreamReader:
                 found = await self.redis.xread({self.stream: self.position()}, count=COUNT, block=self.block_ms)
                 entries = parsed(found)
                 follow = FOLLOW_UPS
+                if entries and self.settled is not None:
+                    try:
+                        async with asyncio.timeout(SETTLE_S):
+                            await self.settled()
+                    except TimeoutError:
+                        pass  # deliver what there is: the rest comes with the next read
                 while entries and follow and len(entries) < COUNT:
                     follow -= 1
                     more = await self.redis.xread({self.stream: entries[-1][0]}, count=COUNT)
@@ -157,4 +174,6 @@ class StreamReader:
                 delay = min(delay * 2, 1.0)
                 continue
             if entries:
+                self.batches += 1
+                self.entries += len(entries)
                 self.delivered(entries[-1][0], entries)
