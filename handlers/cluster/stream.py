@@ -107,8 +107,9 @@ class StreamReader:
     def __init__(self, redis: Any, stream: str, position: Callable[[], str],
                  delivered: Callable[[str, list], None], failed: Callable[[Exception], None],
                  succeeded: Callable[[], None], settled: Callable[[], Awaitable[None]] | None = None,
-                 block_ms: int = BLOCK_MS):
+                 block_ms: int = BLOCK_MS, settle_s: float = SETTLE_S):
         self.settled = settled  # until this process's emits queued so far are in the stream
+        self.settle_s = settle_s
         self.redis = redis
         self.block_ms = block_ms
         self.stream = stream
@@ -150,7 +151,7 @@ class StreamReader:
                 follow = FOLLOW_UPS
                 if entries and self.settled is not None:
                     try:
-                        async with asyncio.timeout(SETTLE_S):
+                        async with asyncio.timeout(self.settle_s):
                             await self.settled()
                     except TimeoutError:
                         pass  # deliver what there is: the rest comes with the next read
