@@ -15,7 +15,9 @@ process that owns its session: the cost of needing no sticky sessions.
 
 The load generator (bench/loadgen.js, raw Engine.IO over ws) keeps `window` broadcasts in flight
 and measures deliveries/s and the latency of each delivery. CPU shares are sampled with psutil
-over the measured window for every process: the Board processes, redis-server, the generator.
+over the measured window for every process: the Board processes, redis-server, the generator;
+the Board processes' CPU time per delivery is steadier than throughput when the machine is shared.
+`--profile CONFIG` records that configuration's first Board process with py-spy and prints a summary.
 This machine has 2 cores for all of them, so the cluster cannot show more throughput here; what
 it shows is the cost Redis adds per broadcast and where the CPU goes. Loopback only.
 """
@@ -138,6 +140,12 @@ def run(config: str, a: argparse.Namespace) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def board_cpu_per(run: dict) -> float:
+    """CPU µs the Board processes spent per delivery: steadier than throughput on a shared machine."""
+    busy = sum(v for k, v in run["cpu_pct"].items() if k.startswith("board"))
+    return busy / 100 / run["deliveries_s"] * 1e6
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", default="fanout", choices=["fanout", "echo-polling"])
@@ -158,8 +166,8 @@ def main() -> int:
             print(f"round {r + 1} {c}: {json.dumps(res)}", flush=True)
     print(f"\n{a.scenario}, {a.clients} clients, {a.rounds} round(s) of {a.duration} s; medians")
     unit = "deliveries/s" if a.scenario == "fanout" else "round trips/s"
-    print(f"| configuration | {unit} | ÷ alone | p50 ms | p99 ms | CPU % per process |")
-    print("|---|---|---|---|---|---|")
+    print(f"| configuration | {unit} | ÷ alone | p50 ms | p99 ms | Board CPU µs per delivery | CPU % per process |")
+    print("|---|---|---|---|---|---|---|")
     base = statistics.median(x["deliveries_s"] for x in runs[configs[0]])
     for c in configs:
         d = statistics.median(x["deliveries_s"] for x in runs[c])
@@ -167,7 +175,8 @@ def main() -> int:
         p99 = statistics.median(x["p99_ms"] for x in runs[c])
         names = runs[c][0]["cpu_pct"].keys()
         shares = ", ".join(f"{n} {statistics.median(x['cpu_pct'][n] for x in runs[c]):.0f}" for n in names)
-        print(f"| {c} | {d:,.0f} | {d / base:.2f}× | {p50:.1f} | {p99:.1f} | {shares} |")
+        per = statistics.median(board_cpu_per(x) for x in runs[c])
+        print(f"| {c} | {d:,.0f} | {d / base:.2f}× | {p50:.1f} | {p99:.1f} | {per:.2f} | {shares} |")
     return 0
 
 
