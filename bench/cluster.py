@@ -17,7 +17,9 @@ The load generator (bench/loadgen.js, raw Engine.IO over ws) keeps `window` broa
 and measures deliveries/s and the latency of each delivery. CPU shares are sampled with psutil
 over the measured window for every process: the Board processes, redis-server, the generator;
 the Board processes' CPU time per delivery is steadier than throughput when the machine is shared.
-`--profile CONFIG` records that configuration's first Board process with py-spy and prints a summary.
+`--profile CONFIG` records that configuration's first Board process with py-spy and prints a summary;
+`--counts` says how the fan-out was batched: packets per WebSocket write, entries per stream read
+and emits per Redis pipeline, averaged over the run (bench/counted_app.py).
 This machine has 2 cores for all of them, so the cluster cannot show more throughput here; what
 it shows is the cost Redis adds per broadcast and where the CPU goes. Loopback only.
 """
@@ -100,7 +102,10 @@ def run(config: str, a: argparse.Namespace) -> dict:
             args = [f"--redis=redis://127.0.0.1:{rport}/0"]
         ports = [free_port() for _ in range(2 if config == "redis-2" else 1)]
         for i, port in enumerate(ports):
-            procs[f"board{i + 1}"] = subprocess.Popen([sys.executable, str(HERE / "board_app.py"), str(port), *args],
+            app = [str(HERE / "board_app.py")]
+            if a.counts:
+                app = [str(HERE / "counted_app.py"), os.path.join(tmp, f"counts{i + 1}.json")]
+            procs[f"board{i + 1}"] = subprocess.Popen([sys.executable, *app, str(port), *args],
                                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for port in ports:
             wait_port(port)
@@ -132,12 +137,29 @@ def run(config: str, a: argparse.Namespace) -> dict:
             print(profiler.finish() or summarize_profile(profiler.out_path), flush=True)
         if result is None:
             raise RuntimeError(f"{config}: the load generator gave no result")
-        return {"deliveries_s": result.get("deliveries_per_s") or result.get("rt_per_s"), "p50_ms": (result.get("latency") or {}).get("p50_ms"),
-                "p99_ms": (result.get("latency") or {}).get("p99_ms"), "cpu_pct": shares}
+        out = {"deliveries_s": result.get("deliveries_per_s") or result.get("rt_per_s"), "p50_ms": (result.get("latency") or {}).get("p50_ms"),
+               "p99_ms": (result.get("latency") or {}).get("p99_ms"), "cpu_pct": shares}
+        for proc in procs.values():
+            stop(proc)
+        if a.counts:
+            out["counts"] = {f"board{i + 1}": summarize_counts(Path(tmp) / f"counts{i + 1}.json")
+                             for i in range(len(ports))}
+        return out
     finally:
         for proc in procs.values():
             stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def summarize_counts(path: Path) -> dict:
+    """bench/counted_app.py's counts as averages: packets per write, entries per read, emits per pipeline."""
+    if not path.exists():
+        return {}
+    out = {}
+    for key, pairs in json.loads(path.read_text()).items():
+        calls = sum(n for _, n in pairs)
+        out[key] = round(sum(k * n for k, n in pairs) / calls, 2) if calls else None
+    return out
 
 
 def board_cpu_per(run: dict) -> float:
@@ -154,6 +176,8 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=8)
     p.add_argument("--window", type=int, default=8)
     p.add_argument("--configs", default="alone,redis-1,redis-2")
+    p.add_argument("--counts", action="store_true",
+                   help="run the Board processes with counters (bench/counted_app.py); CPU figures then include them")
     p.add_argument("--profile", default="", help="a configuration whose first process py-spy records (summary printed)")
     a = p.parse_args()
     a.clients = a.clients or (1000 if a.scenario == "fanout" else 50)
@@ -177,6 +201,13 @@ def main() -> int:
         shares = ", ".join(f"{n} {statistics.median(x['cpu_pct'][n] for x in runs[c]):.0f}" for n in names)
         per = statistics.median(board_cpu_per(x) for x in runs[c])
         print(f"| {c} | {d:,.0f} | {d / base:.2f}× | {p50:.1f} | {p99:.1f} | {per:.2f} | {shares} |")
+    if a.counts:
+        print("\nbatching (averages per run, medians over the rounds):")
+        for c in configs:
+            for board, numbers in runs[c][0]["counts"].items():
+                said = ", ".join(f"{k} {statistics.median(x['counts'][board][k] or 0 for x in runs[c]):.2f}"
+                                 for k in numbers)
+                print(f"  {c} {board}: {said}")
     return 0
 
 
