@@ -8,6 +8,8 @@ Configurations, interleaved in each round, each with fresh processes and a fresh
   alone        one Board process, in memory (no Redis)
   redis-1      one Board process on Redis (every broadcast goes through the stream and back)
   redis-2      two Board processes on Redis, the clients split between them
+Before and after a change, in one run: `--base ../base --configs alone,redis-1@base,redis-1` runs the
+Board of the checkout ../base for the configurations marked @base (the load generator is this one's).
 
 With --scenario echo-polling: long-polling clients doing emit-with-ack round trips, each HTTP request
 sent to the next process in turn (no stickiness), so in redis-2 every other request is relayed to the
@@ -89,6 +91,8 @@ def cpu(procs: dict) -> dict:
 
 
 def run(config: str, a: argparse.Namespace) -> dict:
+    config, _, base = config.partition("@")  # "redis-1@base": the Board of the --base checkout
+    apps = Path(a.base).resolve() / "bench" if base else HERE
     procs: dict[str, subprocess.Popen] = {}
     tmp = tempfile.mkdtemp(prefix="board-bench-")
     try:
@@ -102,9 +106,9 @@ def run(config: str, a: argparse.Namespace) -> dict:
             args = [f"--redis=redis://127.0.0.1:{rport}/0"]
         ports = [free_port() for _ in range(2 if config == "redis-2" else 1)]
         for i, port in enumerate(ports):
-            app = [str(HERE / "board_app.py")]
-            if a.counts:
-                app = [str(HERE / "counted_app.py"), os.path.join(tmp, f"counts{i + 1}.json")]
+            app = [str(apps / "board_app.py")]
+            if a.counts:  # the counters of this checkout, around the Board of either
+                app = [str(HERE / "counted_app.py"), os.path.join(tmp, f"counts{i + 1}.json"), str(apps)]
             procs[f"board{i + 1}"] = subprocess.Popen([sys.executable, *app, str(port), *args],
                                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for port in ports:
@@ -120,7 +124,7 @@ def run(config: str, a: argparse.Namespace) -> dict:
             msg = json.loads(line)
             if msg.get("mark") == "start":
                 before, began = cpu(procs), time.monotonic()
-                if a.profile and config == a.profile:
+                if a.profile and config + ("@base" if base else "") == a.profile:
                     OUT.mkdir(exist_ok=True)
                     profiler = Profiler(procs["board1"].pid, a.duration, OUT / f"profile-cluster-{config}.txt", NoPin())
             elif msg.get("mark") == "end":
@@ -176,11 +180,15 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=8)
     p.add_argument("--window", type=int, default=8)
     p.add_argument("--configs", default="alone,redis-1,redis-2")
+    p.add_argument("--base", default="", help="another checkout (e.g. `git worktree add ../base main`): "
+                   "configurations named with @base (redis-1@base) run its Board, interleaved with this one's")
     p.add_argument("--counts", action="store_true",
                    help="run the Board processes with counters (bench/counted_app.py); CPU figures then include them")
     p.add_argument("--profile", default="", help="a configuration whose first process py-spy records (summary printed)")
     a = p.parse_args()
     a.clients = a.clients or (1000 if a.scenario == "fanout" else 50)
+    if "@base" in a.configs and not a.base:
+        p.error("a configuration @base needs --base")
     configs = a.configs.split(",")
     runs: dict[str, list] = {c: [] for c in configs}
     for r in range(a.rounds):

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """bench/board_app.py with counters of how the fan-out is batched (bench/cluster.py --counts).
 
-    python bench/counted_app.py OUT.json PORT [board_app options]
+    python bench/counted_app.py OUT.json BENCH_DIR PORT [board_app options]
+
+BENCH_DIR: the bench/ folder whose board_app.py (and whose checkout's handlers) to run.
 
 Counts, in this process: writes to WebSockets and the packets each carried; on Redis, the entries of
 each delivered stream read and the emits of each pipeline. Written to OUT.json at SIGTERM. The wrappers
@@ -14,13 +16,13 @@ import runpy
 import signal
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+OUT = sys.argv.pop(1)
+APPS = os.path.abspath(sys.argv.pop(1))
+sys.path.insert(0, os.path.dirname(APPS))
 
 from handlers.cluster import redis_adapter  # noqa: E402
 from handlers.transports import websocket_connection  # noqa: E402
 
-OUT = sys.argv.pop(1)
 counts = {"packets per write": collections.Counter(), "entries per read": collections.Counter(),
           "emits per pipeline": collections.Counter()}
 
@@ -55,5 +57,5 @@ def dump(*_):
 
 
 signal.signal(signal.SIGTERM, dump)
-sys.argv[0] = os.path.join(HERE, "board_app.py")
+sys.argv[0] = os.path.join(APPS, "board_app.py")
 runpy.run_path(sys.argv[0], run_name="__main__")
