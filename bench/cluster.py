@@ -141,8 +141,9 @@ def run(config: str, a: argparse.Namespace) -> dict:
             print(profiler.finish() or summarize_profile(profiler.out_path), flush=True)
         if result is None:
             raise RuntimeError(f"{config}: the load generator gave no result")
-        out = {"deliveries_s": result.get("deliveries_per_s") or result.get("rt_per_s"), "p50_ms": (result.get("latency") or {}).get("p50_ms"),
-               "p99_ms": (result.get("latency") or {}).get("p99_ms"), "cpu_pct": shares}
+        latency = result.get("latency") or {}
+        out = {"deliveries_s": result.get("deliveries_per_s") or result.get("rt_per_s"),
+               "p50_ms": latency.get("p50_ms"), "p99_ms": latency.get("p99_ms"), "cpu_pct": shares}
         for proc in procs.values():
             stop(proc)
         if a.counts:
