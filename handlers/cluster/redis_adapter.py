@@ -133,7 +133,8 @@ class RedisAdapter:
         self._push(("alive",))
         self.reader = StreamReader(self.redis, self.stream, lambda: self.last_id, self._delivered,
                                    self._unreachable, self._read_succeeded, self.writes.settled,
-                                   block_ms=int(min(2000, self.stall_seconds * 1000)))
+                                   block_ms=int(min(2000, self.stall_seconds * 1000)),
+                                   written_after=self.writes.written_after)
         self.reader.start()
         self.watchdog = Watchdog(self.reader, {"relay listener": self.relay, "cluster listener": self.cluster},
                                  limit=self.stall_seconds, every=min(1.0, self.stall_seconds / 2),

@@ -1,18 +1,21 @@
 """Reading the cluster's stream: every process delivers every entry to its own sockets, in batches.
 
 One reader task per process reads the stream (XREAD, blocking up to
-`BLOCK_MS`). A read that returns waits until this process's own emits queued
-so far are in the stream (`settled`: the writer's pipelines in flight, and
-the one queued behind them), then reads on without blocking, so that the
-entries of a pipeline (Redis wakes a blocked reader on the first of them)
-and of the pipelines that followed it at once are delivered together: the
-sockets get all of them before the engine's next flush, one write per client
+`BLOCK_MS`). The emits a process sends in one pipeline go in one MULTI/EXEC
+(handlers/cluster/writes.py), which Redis hands to a blocked reader whole. A
+read that returns entries waits until this process's own emits queued so far
+are in the stream (`settled`: the pipeline in flight, and the one queued
+behind it), then, if this process wrote entries after the last one read,
+reads on without blocking: a burst of emits split over two pipelines (the
+second queued while the first was in flight) is delivered together, and the
+sockets get all of it before the engine's next flush, one write per client
 per read, as a local broadcast of the same emits would. Without the wait, a
-burst of emits split over two pipelines stays split: each client gets two
-writes, its reads come back apart, and the next burst is split again. The
-price: a delivery waits for this process's pipelines in flight (a Redis
-round trip each, tens of µs on one host; at most SETTLE_S) and one more
-round trip for the read that follows.
+burst split once stays split: each client gets two writes, its answers come
+back apart, and the next burst is split again. The price: a delivery waits
+for this process's pipelines in flight (a Redis round trip each, tens of µs
+on one host; at most SETTLE_S) and, when there are, one more read.
+A process does not know of other processes' pipelines in flight: their
+bursts split over two pipelines reach its sockets in two writes.
 
 The entries of a batch are grouped by their receivers: consecutive entries
 for the same group (the usual case: everyone) compute their sockets once.
@@ -41,7 +44,7 @@ log = logging.getLogger("board.redis")
 BLOCK_MS = 2000   # a blocking read returns at least this often, entries or not
 COUNT = 1000      # entries per read at most
 SETTLE_S = 0.1    # the longest a read waits for this process's own emits in flight
-FOLLOW_UPS = 2    # non-blocking reads after a blocking one, while they find entries
+FOLLOW_UPS = 2    # non-blocking reads after a blocking one, while this process wrote more
 
 
 def head(namespace: str, attachments: int) -> str:
@@ -107,8 +110,10 @@ class StreamReader:
     def __init__(self, redis: Any, stream: str, position: Callable[[], str],
                  delivered: Callable[[str, list], None], failed: Callable[[Exception], None],
                  succeeded: Callable[[], None], settled: Callable[[], Awaitable[None]] | None = None,
-                 block_ms: int = BLOCK_MS, settle_s: float = SETTLE_S):
+                 block_ms: int = BLOCK_MS, settle_s: float = SETTLE_S,
+                 written_after: Callable[[str], bool] | None = None):
         self.settled = settled  # until this process's emits queued so far are in the stream
+        self.written_after = written_after  # whether this process wrote entries after an id
         self.settle_s = settle_s
         self.redis = redis
         self.block_ms = block_ms
@@ -121,6 +126,7 @@ class StreamReader:
         self.reads = 0       # reads that returned
         self.batches = 0     # ... of which delivered entries
         self.entries = 0     # entries delivered
+        self.follow_ups = 0  # non-blocking reads made after a blocking one
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -155,8 +161,10 @@ class StreamReader:
                             await self.settled()
                     except TimeoutError:
                         pass  # deliver what there is: the rest comes with the next read
-                while entries and follow and len(entries) < COUNT:
+                while entries and follow and len(entries) < COUNT and (
+                        self.written_after is None or self.written_after(entries[-1][0])):
                     follow -= 1
+                    self.follow_ups += 1
                     more = await self.redis.xread({self.stream: entries[-1][0]}, count=COUNT)
                     if not more:
                         break

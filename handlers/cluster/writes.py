@@ -3,13 +3,16 @@
 Every write a process makes (its emits, its sockets' state, its count, its
 heartbeat) is queued here and sent in order by one task, as many as are
 queued at once in one pipeline: the emits of one loop turn reach the stream
-together. A socket's state and the count are coalesced (one queued at a
-time, the newest wins).
+together, in one MULTI/EXEC when there are several (Redis then wakes a
+blocked reader once, with all of them). A socket's state and the count are
+coalesced (one queued at a time, the newest wins).
 
 The queue also says when the emits queued so far are in the stream
-(`settled`): the stream reader waits for that before it reads on, so that
-emits that went out in two pipelines (the second queued while the first was
-in flight) come back in one read and reach each client in one write.
+(`settled`), and whether it wrote any after a given entry (`written_after`):
+the stream reader waits for the first before it reads on, and reads on only
+if the second says so, so that emits that went out in two pipelines (the
+second queued while the first was in flight) come back in one delivery and
+reach each client in one write.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class Writes:
         self._idle.set()
         self.emits_queued = 0    # emits (XADDs) queued since the start
         self.emits_settled = 0   # ... of which written (or given up on)
+        self.last_written = (0, 0)  # the stream id of this process's last emit Redis took
         self._wrote = asyncio.Event()  # set (and replaced) each time a pipeline is done
         self._set_if_owner = adapter.redis.register_script(SET_IF_OWNER)
 
@@ -141,9 +145,17 @@ class Writes:
             log.debug("Redis write failed (%s); once more", exc or "timed out")
             await asyncio.wait_for(self._send(batch), stall)
 
+    def written_after(self, entry_id: str) -> bool:
+        """Whether Redis holds an emit of this process later than `entry_id`."""
+        ms, _, seq = entry_id.partition("-")
+        return self.last_written > (int(ms), int(seq or 0))
+
     async def _send(self, batch: list[tuple]) -> None:
+        """One pipeline; with several emits, in one MULTI/EXEC: Redis then wakes a blocked reader
+        once they are all in the stream, and its read returns them all, with no read after it."""
         a = self.adapter
-        pipe = a.redis.pipeline(transaction=False)
+        emits = sum(1 for op in batch if op[0] == "xadd")
+        pipe = a.redis.pipeline(transaction=emits > 1)
         for op in batch:
             kind = op[0]
             if kind == "xadd":
@@ -156,4 +168,8 @@ class Writes:
                 pipe.hset(a.online_key, a.process, a.hub.count)
             elif kind == "alive":
                 pipe.set(f"{a.prefix}:alive:{a.process}", 1, px=3 * a.hub.engine.ping_interval)
-        await pipe.execute()
+        replies = await pipe.execute()
+        if emits:
+            last = next(r for op, r in zip(reversed(batch), reversed(replies)) if op[0] == "xadd")
+            ms, _, seq = (last.decode() if isinstance(last, bytes) else str(last)).partition("-")
+            self.last_written = max(self.last_written, (int(ms), int(seq or 0)))

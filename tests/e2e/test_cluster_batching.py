@@ -67,6 +67,21 @@ async def test_settled_follows_every_pipeline_queued_before_it_is_done(redis_ser
         await node.stop()
 
 
+async def test_the_emits_of_one_turn_come_back_in_one_read_with_no_read_after_it(cluster):
+    a, _ = cluster
+    client = RawClient()
+    await client.connect(a.url)
+    try:
+        reader = a.hub.adapter.reader
+        before = (reader.batches, reader.entries, reader.follow_ups)
+        for n in range(5):
+            a.hub.emit("shout", n)  # one pipeline, one MULTI/EXEC: Redis wakes the reader once, with all five
+        assert [await client.event() for _ in range(5)] == [["shout", n] for n in range(5)]
+        assert (reader.batches - before[0], reader.entries - before[1], reader.follow_ups - before[2]) == (1, 5, 0)
+    finally:
+        client.ws.close()
+
+
 async def test_a_burst_over_two_pipelines_reaches_a_client_in_one_delivery_in_order(cluster):
     a, _ = cluster
     client = RawClient()
