@@ -34,6 +34,7 @@ from ..wire.protocol import EVENT, Outgoing, Packet, encode_packet
 from ..socketio.recovery import MAX_PID_LENGTH, RECOVERABLE, Saved
 from .moves import MOVED_TTL_MS
 from .relay import TAG_LENGTH, Relay
+from .shards import Shards, log_range, oldest_kept
 from .stream import StreamReader, deliver_entries, head, outgoing, text_fields
 from .watchdog import Watchdog
 
@@ -68,10 +69,14 @@ class RedisAdapter:
     reached) and starts the reader and writer; `window` is the recovery
     window in ms (0: off); `max_packets` bounds the stream. A reader or listener
     that hears nothing for `stall_seconds` is restarted (handlers/cluster/watchdog.py).
+    `shards`: emits to rooms are read only by the processes with a member in them
+    (handlers/cluster/shards.py); None: on if the Redis server is 7.0 or later. The
+    same on every process of a prefix.
     """
 
     def __init__(self, url: str, *, prefix: str = "board", window: int = 120_000,
-                 max_packets: int = 10_000, max_queue: int = 100_000, stall_seconds: float = 5.0):
+                 max_packets: int = 10_000, max_queue: int = 100_000, stall_seconds: float = 5.0,
+                 shards: bool | None = None):
         import redis.asyncio as redis  # only a cluster needs it
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -117,6 +122,8 @@ class RedisAdapter:
         self.watchdog: Watchdog | None = None
         self.stall_seconds = stall_seconds
         self._set_if_owner = self.redis.register_script(SET_IF_OWNER)
+        self.want_shards = shards
+        self.shards: Shards | None = None
 
     @property
     def recovering(self) -> bool:
@@ -134,6 +141,10 @@ class RedisAdapter:
         except Exception as exc:
             raise RuntimeError(f"cannot reach Redis at {self.url}: {exc}") from None
         self.last_id = last[0][0].decode() if last else "0-0"
+        self.shards = await Shards.open(self.redis, self.prefix, self.stream, self.process, self.want_shards)
+        if self.shards is not None:
+            hub.ops.room_watchers.append(self.shards)
+            self.last_id = await self.shards.newest(self.last_id)
         self.reachable = True
         # Long-polling without sticky sessions: session ids say which process owns them.
         tag = self.process[:TAG_LENGTH]
@@ -148,7 +159,7 @@ class RedisAdapter:
         self._push(("alive",))
         self.reader = StreamReader(self.redis, self.stream, lambda: self.last_id, self._delivered,
                                    self._unreachable, self._read_succeeded,
-                                   block_ms=int(min(2000, self.stall_seconds * 1000)))
+                                   block_ms=int(min(2000, self.stall_seconds * 1000)), shards=self.shards)
         self.reader.start()
         self.watchdog = Watchdog(self.reader, {"relay listener": self.relay, "cluster listener": self.cluster},
                                  limit=self.stall_seconds, every=min(1.0, self.stall_seconds / 2),
@@ -170,6 +181,9 @@ class RedisAdapter:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.reader is not None:
             await self.reader.stop()
+        if self.shards is not None:
+            self.hub.ops.room_watchers.remove(self.shards)
+            await self.shards.stop()
         for part in (self.relay, self.cluster):
             if part is not None:
                 await part.stop()
@@ -199,7 +213,8 @@ class RedisAdapter:
                                   "i": json.dumps(sorted(group.include)), "x": json.dumps(sorted(group.exclude))}
         for k, buffer in enumerate(buffers):
             fields[f"a{k}"] = buffer
-        self._push(("xadd", fields))
+        streams = None if self.shards is None else self.shards.targets(namespace, group.include)
+        self._push(("xadd", fields) if streams is None else ("xadd", fields, streams))
         return 0  # delivered when the stream gives it back, on every process: none yet
 
     def send_own(self, socket: "Socket", data: list) -> None:
@@ -284,9 +299,7 @@ class RedisAdapter:
                 return None
             state = json.loads(raw)
             after = offset if offset is not None and _id(offset) > _id(state["start"]) else state["start"]
-            info = await self.redis.xinfo_stream(self.stream)
-            deleted = info.get("max-deleted-entry-id", b"0-0")
-            if _id(deleted.decode() if isinstance(deleted, bytes) else str(deleted)) > _id(after):
+            if await oldest_kept(self.redis, self._log_streams([(state["ns"], set(state["rooms"]))])) > _id(after):
                 log.info("recovery refused for %r…: the log no longer holds offset %s", pid[:6], after)
                 return None
             missed = await self._missed(state, after)
@@ -300,6 +313,9 @@ class RedisAdapter:
         saved = Saved(pid, state["sid"], namespace, state["rooms"], state["data"], state["start"], None, 0)
         return saved, missed
 
+    def _log_streams(self, sockets: list[tuple[str, set]]) -> list[str]:
+        return [self.stream] if self.shards is None else self.shards.log_streams(sockets)
+
     async def _missed(self, state: dict, after: str) -> list[Outgoing]:
         return (await self._missed_by([(state["ns"], set(state["rooms"]) | {state["sid"]})], after, True))[0]
 
@@ -310,7 +326,7 @@ class RedisAdapter:
         low = after
         while _id(low) < _id(self.last_id):
             high = self.last_id
-            for entry_id, fields in await self.redis.xrange(self.stream, "(" + low, high):
+            for entry_id, fields in await log_range(self.redis, self._log_streams(sockets), low, high):
                 fields = text_fields(fields)
                 include, exclude = set(json.loads(fields["i"])), set(json.loads(fields["x"]))
                 for found, (namespace, rooms) in zip(missed, sockets):
@@ -344,6 +360,11 @@ class RedisAdapter:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 raise TimeoutError("this process's reading of the stream is behind")
+            # `after` may be in a room group this process does not read (handlers/cluster/shards.py).
+            if self.shards is not None and await self.shards.nothing_after(self.last_id):
+                if _id(self.last_id) < _id(after):
+                    self.last_id = after  # nothing of its streams up to `after` is left to deliver
+                break
             await asyncio.wait_for(self._advanced.wait(), left)
         return await self._missed_by([(s["ns"], set(s["rooms"]) | {s["id"]}) for s in sockets], after, offsets)
 
@@ -467,7 +488,10 @@ class RedisAdapter:
         pipe = self.redis.pipeline(transaction=False)
         for op in batch:
             kind = op[0]
-            if kind == "xadd":
+            if kind == "xadd" and len(op) > 2:  # to rooms: their groups' streams (handlers/cluster/shards.py)
+                await self.shards.append(keys=[self.stream, self.shards.seq_key, *op[2]],
+                                         args=[self.max_packets, *(x for kv in op[1].items() for x in kv)], client=pipe)
+            elif kind == "xadd":
                 pipe.xadd(self.stream, op[1], maxlen=self.max_packets, approximate=True)
             elif kind == "state":
                 await self._set_if_owner(keys=[op[1]], args=[op[2], op[3], op[4]], client=pipe)

@@ -99,7 +99,8 @@ class StreamReader:
 
     def __init__(self, redis: Any, stream: str, position: Callable[[], str],
                  delivered: Callable[[str, list], None], failed: Callable[[Exception], None],
-                 succeeded: Callable[[], None], block_ms: int = BLOCK_MS):
+                 succeeded: Callable[[], None], block_ms: int = BLOCK_MS, shards: Any = None):
+        self.shards = shards  # room groups read too (handlers/cluster/shards.py), or None
         self.redis = redis
         self.block_ms = block_ms
         self.stream = stream
@@ -134,15 +135,15 @@ class StreamReader:
         delay = 0.1
         while True:
             try:
-                found = await self.redis.xread({self.stream: self.position()}, count=COUNT, block=self.block_ms)
-                entries = parsed(found)
+                epoch = self.shards.epoch if self.shards is not None else 0
+                entries = await self._read(self.position(), self.block_ms)
                 follow = FOLLOW_UPS
                 while entries and follow and len(entries) < COUNT:
                     follow -= 1
-                    more = await self.redis.xread({self.stream: entries[-1][0]}, count=COUNT)
+                    more = await self._read(entries[-1][0], None)
                     if not more:
                         break
-                    entries += parsed(more)
+                    entries += more
                 delay = 0.1
                 self.read_at = loop.time()
                 self.reads += 1
@@ -156,5 +157,13 @@ class StreamReader:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
+            if entries and self.shards is not None and self.shards.epoch != epoch:
+                continue  # a room group was added meanwhile: read again with it, from the same position
             if entries:
                 self.delivered(entries[-1][0], entries)
+
+    async def _read(self, position: str, block: int | None) -> list[tuple[str, dict | None]]:
+        if self.shards is None:
+            return parsed(await self.redis.xread({self.stream: position}, count=COUNT, block=block))
+        streams = self.shards.streams(position, block is not None)
+        return self.shards.merge(await self.redis.xread(streams, count=COUNT, block=block), COUNT)
