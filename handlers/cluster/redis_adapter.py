@@ -302,6 +302,11 @@ class RedisAdapter:
             if await oldest_kept(self.redis, self._log_streams([(state["ns"], set(state["rooms"]))])) > _id(after):
                 log.info("recovery refused for %r…: the log no longer holds offset %s", pid[:6], after)
                 return None
+            if self.shards is not None and _id(self.last_id) < _id(after):  # in a group not read here?
+                if _id(after) > await self.shards.newest_id():
+                    log.info("recovery refused for %r…: offset %s was never given", pid[:6], after)
+                    return None
+                await self._reach(after, 5.0)
             missed = await self._missed(state, after)
         except Exception as exc:
             if isinstance(exc, asyncio.CancelledError):
@@ -340,6 +345,20 @@ class RedisAdapter:
 
     # -- moving a session here (handlers/cluster/handoff.py) ------------------
 
+    async def _reach(self, after: str, timeout: float) -> None:
+        """Once this process has delivered every entry of its streams up to `after` (an id that exists)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while _id(self.last_id) < _id(after):
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError("this process's reading of the stream is behind")
+            # `after` may be in a room group this process does not read (handlers/cluster/shards.py).
+            if self.shards is not None and await self.shards.nothing_after(self.last_id):
+                if _id(self.last_id) < _id(after):
+                    self.last_id = after  # nothing of its streams up to `after` is left to deliver
+                break
+            await asyncio.wait_for(self._advanced.wait(), left)
+
     def moved_out(self, socket: "Socket") -> None:
         """A socket moved to another process with its session: its state is that one's to write now."""
         if socket.namespace.name == "/":
@@ -355,17 +374,7 @@ class RedisAdapter:
         owner delivered: once this process has read that far, the entries since."""
         if not STREAM_ID.match(after):
             raise ValueError(f"not a stream entry id: {after[:24]!r}")
-        deadline = asyncio.get_running_loop().time() + timeout
-        while _id(self.last_id) < _id(after):
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                raise TimeoutError("this process's reading of the stream is behind")
-            # `after` may be in a room group this process does not read (handlers/cluster/shards.py).
-            if self.shards is not None and await self.shards.nothing_after(self.last_id):
-                if _id(self.last_id) < _id(after):
-                    self.last_id = after  # nothing of its streams up to `after` is left to deliver
-                break
-            await asyncio.wait_for(self._advanced.wait(), left)
+        await self._reach(after, timeout)
         return await self._missed_by([(s["ns"], set(s["rooms"]) | {s["id"]}) for s in sockets], after, offsets)
 
     # -- the cluster ---------------------------------------------------
@@ -482,6 +491,8 @@ class RedisAdapter:
             await asyncio.wait_for(self._send(batch), self.stall_seconds)
         except (ConnectionError, OSError, asyncio.TimeoutError, self._redis_errors) as exc:
             log.debug("Redis write failed (%s); once more", exc or "timed out")
+            # The pool's other idle connections are as stale as that one (a restart closed them all).
+            await self.redis.connection_pool.disconnect(inuse_connections=False)
             await asyncio.wait_for(self._send(batch), self.stall_seconds)
 
     async def _send(self, batch: list[tuple]) -> None:

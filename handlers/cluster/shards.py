@@ -142,6 +142,14 @@ class Shards:
         seq = seq.decode() if isinstance(seq, bytes) else seq
         return seq if seq and _id(seq) > _id(last) else last
 
+    async def newest_id(self) -> tuple[int, int]:
+        """The newest id given to any entry (the main stream's last, or the last room emit's)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xrevrange(self.main, count=1)
+        pipe.get(self.seq_key)
+        top, seq = await pipe.execute()
+        return max(_id(top[0][0]) if top else (0, 0), _id(seq) if seq else (0, 0))
+
     def stream(self, group: int) -> str:
         return f"{self.prefix}:g:{group}"
 
