@@ -262,6 +262,7 @@ async def test_an_upgrade_that_reaches_another_process_moves_the_session_there(c
     assert sid in b.hub.engine.sessions and sid not in a.hub.engine.sessions
     moved = b.hub.sockets[connect["sid"]]
     assert moved.pid == connect["pid"] and "blue" in moved.rooms and moved.transport == "websocket"
+    await b.hub.adapter.flush()   # b's count, written when the socket arrived there
     assert not a.hub.sockets and await a.hub.fetch_count() == 1
     a.hub.to("blue").emit("news", "after")   # from the old owner, to the room: once, on the WebSocket
     message = await ws.read_message()
