@@ -500,8 +500,7 @@ class RedisAdapter:
         for op in batch:
             kind = op[0]
             if kind == "xadd" and len(op) > 2:  # to rooms: their groups' streams (handlers/cluster/shards.py)
-                await self.shards.append(keys=[self.stream, self.shards.seq_key, *op[2]],
-                                         args=[self.max_packets, *(x for kv in op[1].items() for x in kv)], client=pipe)
+                self.shards.append(pipe, op[1], op[2], self.max_packets)
             elif kind == "xadd":
                 pipe.xadd(self.stream, op[1], maxlen=self.max_packets, approximate=True)
             elif kind == "state":
@@ -512,7 +511,14 @@ class RedisAdapter:
                 pipe.hset(self.online_key, self.process, self.hub.count)
             elif kind == "alive":
                 pipe.set(f"{self.prefix}:alive:{self.process}", 1, px=3 * self.hub.engine.ping_interval)
-        await pipe.execute()
+        results = await pipe.execute(raise_on_error=False)
+        again = self.shards.unloaded(results) if self.shards is not None else []
+        if again:  # a Redis that restarted has forgotten the room emits' script
+            await self.shards.load()
+            await self._send([batch[k] for k in again])
+        for k, result in enumerate(results):
+            if isinstance(result, Exception) and k not in again:
+                raise result
 
     def _deliver_locally(self, batch: list[tuple]) -> None:
         """Redis is away: this process's own emits still reach its own sockets (not recoverable).
