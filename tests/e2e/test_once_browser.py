@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_support import (  # noqa: E402,F401
-    Board, browser, expect, pages, run_node_script, screenshot, stop_process, submit,
+    Board, browser, expect, pages, post, run_node_script, screenshot, stop_process, submit,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -50,13 +50,18 @@ def stored(db):
         return Counter(dict(conn.execute("SELECT text, count(*) FROM posts GROUP BY text").fetchall()))
 
 
-def replayed(board):
-    """Retries the board answered with a stored ack (its /metrics)."""
+def metric(board, name):
+    """A counter of the board's /metrics."""
     with urllib.request.urlopen(board.url + "metrics", timeout=5) as response:
         for line in response.read().decode().splitlines():
-            if line.startswith("board_once_replayed_total "):
+            if line.startswith(name + " "):
                 return float(line.split()[1])
-    raise AssertionError("no board_once_replayed_total in /metrics")
+    raise AssertionError(f"no {name} in /metrics")
+
+
+def replayed(board):
+    """Retries the board answered with a stored ack."""
+    return metric(board, "board_once_replayed_total")
 
 
 def post_everywhere(posters, rounds):
@@ -150,3 +155,26 @@ def test_the_official_client_with_retries_and_keys_posts_once_through_faults(tmp
         texts = stored(board.db)
         assert len(texts) == 30 and set(texts.values()) == {1}, texts
         assert counts["cuts_at_acks"] > 0, counts
+
+
+def test_poll_answers_lost_on_a_reused_connection_are_shown_once(pages, tmp_path):
+    with Board(tmp_path / "board.db", name="once-poll-retries", args=ONE_ADDRESS) as board:
+        # Every second long-polling answer that carries a message on a reused connection is swallowed
+        # whole and the connection reset: Chromium sends the same GET again by itself, on another
+        # connection, and the page never hears of it. The board must answer that GET with what it lost.
+        proxy, port = start_proxy(board.port, 0, 0, 0, 0, 2)
+        try:
+            a = pages.open(f"http://127.0.0.1:{port}/", "A (polling, answers lost)", websocket=False)
+            b = pages.open(board.url, "B")
+            session = a.evaluate("boardSocket.io.engine.id")
+            meant = []
+            for n in range(8):
+                meant.append(f"B says {n}")
+                post(b, "B", meant[-1])
+            check_once(board, [("A", a), ("B", b)], meant)
+            assert a.evaluate("boardSocket.io.engine.id") == session  # no reconnection: the same session
+            assert metric(board, "board_polls_answered_again_total") > 0
+            screenshot(a, "once-poll-retries")
+        finally:
+            counts = proxy_counts(proxy)
+        assert counts["swallowed_polls"] > 0, counts
