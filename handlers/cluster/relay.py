@@ -20,7 +20,10 @@ holds the session's next answer meanwhile. If the relaying process dies
 first (its channel counts no listener), its HTTP client went away, or it
 says nothing for `KEEP_SECONDS`, the packets go back to the head of the
 session's queue: the client's next GET (the balancer's retry of the same
-one, or any other), wherever it lands, gets them, in order.
+one, or any other), wherever it lands, gets them, in order. A GET our client numbered
+(`n`) is answered by the owner's one rule (handlers/transports/polling.py): the
+same `n` again gets the same answer; an answer taken back is not counted, and one
+answered again to a retry is forgotten here, so nothing goes twice.
 
 Sessions that change process (an upgrade landing elsewhere, a drain handing
 its polling sessions on) go over the same channels: handlers/cluster/moves.py.

@@ -5,7 +5,9 @@ sessions, refusals) and `ConnectionPoll` (the same polls answered on the HTTP/1
 connection, below `RequestHandler`) decide with these functions, so a GET or
 a POST gets the same answer whichever of them reads it: the methods, a
 session already on WebSocket, one POST at a time, the body bound before a
-byte of it is buffered, one GET at a time, and what a GET gets at once.
+byte of it is buffered, one GET at a time, and what a GET gets at once, including
+the answer again to a GET our client numbered as one it already sent (a browser's
+silent retry: `answer_again`, which the cluster's relay applies too).
 """
 
 from __future__ import annotations
