@@ -105,10 +105,9 @@ class AckFault:
 
 
 class PollFault:
-    """Both directions of one connection, read as HTTP/1.1 messages with a Content-Length (what the
-    board and Chromium send for polls): every `every`th answer, counted over the proxy, that carries a
-    message to a long-polling GET on a reused connection is swallowed whole and the connection reset.
-    Once a connection carries anything else (a WebSocket, a chunked answer), it is passed through."""
+    """Both directions of one connection, read as HTTP/1.1 messages: every `every`th answer, counted
+    over the proxy, that carries a message to a long-polling GET on a reused connection is swallowed
+    whole and the connection reset. A connection that becomes a WebSocket is passed through."""
 
     def __init__(self, every: int, proxy: "FaultProxy"):
         self.every = every
@@ -121,25 +120,42 @@ class PollFault:
 
     @staticmethod
     def _split(buffer: bytearray) -> tuple[bytes, bytes] | None:
-        """The next whole message (head, body) taken out of `buffer`; None if it is not all there.
-        Raises ValueError for one without a Content-Length (not a message this fault reads)."""
+        """The next whole message (head, body as sent) taken out of `buffer`; None if it is not all
+        there. Raises ValueError for a WebSocket's handshake answer (not a message this fault reads)."""
         end = buffer.find(b"\r\n\r\n")
         if end < 0:
             return None
         head = bytes(buffer[:end])
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-            elif name.strip().lower() == b"transfer-encoding":
-                raise ValueError("chunked")
         if head.startswith(b"HTTP/1.1 101"):
             raise ValueError("upgrade")
-        if len(buffer) < end + 4 + length:
-            return None
-        body = bytes(buffer[end + 4:end + 4 + length])
-        del buffer[:end + 4 + length]
+        length, chunked = 0, False
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+        if head.startswith(b"HTTP/") and head[9:12] in (b"204", b"304"):
+            length, chunked = 0, False  # no body, whatever the head says
+        at = end + 4
+        if chunked:  # sizes in hex, each chunk and its CRLF; the last is empty (no trailers here)
+            while True:
+                eol = buffer.find(b"\r\n", at)
+                if eol < 0:
+                    return None
+                size = int(bytes(buffer[at:eol]).split(b";")[0], 16)
+                at = eol + 2 + size + 2
+                if len(buffer) < at:
+                    return None
+                if size == 0:
+                    break
+        else:
+            at += length
+            if len(buffer) < at:
+                return None
+        body = bytes(buffer[end + 4:at])
+        del buffer[:at]
         return head, body
 
     def asking(self, data: bytes) -> None:
