@@ -290,7 +290,7 @@ class Relay(Moves, Subscriber):
             if again is not None:
                 self._answer_get(session, reply, rid, via, again)
                 return
-        if session.poller is not None and not session.replace_poller():
+        if session.poller is not None and not session.replace_poller(n is not None):
             self._answer(reply, rid, 400, "Overlapping GET requests")
             session.close("transport error", notify=False)
             return

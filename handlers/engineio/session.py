@@ -199,14 +199,15 @@ class Session:
             polls.count -= 1
             polls.kept = None
 
-    def replace_poller(self) -> bool:
+    def replace_poller(self, numbered: bool = False) -> bool:
         """A GET arrived while another waits. One relayed through another process is gone (that
-        process died and the balancer retried the GET elsewhere, or its client gave up): it ends
-        with a noop and the new GET takes its place. False for a local GET still waiting."""
+        process died and the balancer retried the GET elsewhere, or its client gave up), and so is
+        any when the new GET is `numbered` (our client sends one at a time: this is its retry): it
+        ends with a noop and the new GET takes its place. False for a local GET still waiting."""
         poller = self.poller
         if poller is None:
             return True
-        if not getattr(poller, "relayed", False):  # only the cluster's RemotePoller says so
+        if not (numbered or getattr(poller, "relayed", False)):  # only the cluster's RemotePoller says so
             return False
         self.poller = None
         poller.deliver("6")  # not counted: it has no client to reach (this GET is its retry)

@@ -103,7 +103,7 @@ def answer_get(engine: "Engine", session: "Session", n: str | None = None) -> st
         again = answer_again(session, n)
         if again is not None:
             return again
-    if session.poller is not None and not session.replace_poller():
+    if session.poller is not None and not session.replace_poller(n is not None):
         session.close("transport error")  # the first GET gets the close packet
         return Refusal(BAD_REQUEST, 400, "Overlapping GET requests")
     return session.poll()

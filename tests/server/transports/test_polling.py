@@ -469,3 +469,19 @@ async def test_gets_without_a_count_are_served_as_before(url, hub):
     await until(lambda: hub.engine.sessions[sid].queue)
     assert (await http(url, f"{P}&sid={sid}")).body.startswith(b"42[\"news\",\"two\"")  # nothing sent again
     assert hub.engine.sessions[sid].polls is None
+
+
+async def test_a_numbered_get_sent_again_while_the_first_still_waits_takes_its_place(url, hub):
+    """The connection of a waiting GET dropped and the browser sent it again before the server saw the
+    drop: for our client (one GET at a time) that is its retry, not an overlapping GET."""
+    sid, _ = await polling_session(url)
+    await http(url, f"{P}&sid={sid}", "POST", "40")
+    assert (await http(url, f"{P}&sid={sid}&n=0")).body.startswith(b"40{")
+    first = asyncio.ensure_future(http(url, f"{P}&sid={sid}&n=1"))
+    await until(lambda: hub.engine.sessions[sid].poller is not None)
+    retried = asyncio.ensure_future(http(url, f"{P}&sid={sid}&n=1"))
+    assert (await asyncio.wait_for(first, 5)).body == b"6"  # the one it replaces ends, not counted
+    hub.emit("news", "to the retry")
+    answer = await asyncio.wait_for(retried, 5)
+    assert answer.code == 200 and answer.body.startswith(b"42[\"news\",\"to the retry\"")
+    assert not hub.engine.sessions[sid].closed and hub.engine.sessions[sid].polls.count == 2
