@@ -14,7 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..wire.protocol import (
-    CLOSE, MESSAGE, NOOP, PING, PONG, UPGRADE, Outgoing, ProtocolError, decode_engine_packet, decode_payload,
+    CLOSE, MESSAGE, MESSAGE_MARK, NOOP, PING, PONG, UPGRADE, Outgoing, ProtocolError, decode_engine_packet, decode_payload,
 )
 
 if TYPE_CHECKING:
@@ -310,6 +310,9 @@ class Session:
         """One WebSocket message from `ws`, which carries this session or (`probing`) probes it; True
         while `ws` still probes. Bad input ends a probe (1002; polling carries on) or the session."""
         try:
+            if not probing and message[:1] == MESSAGE_MARK:  # nearly all traffic: a text message
+                self.engine.on_message(self, message[1:])  # type: ignore[index]
+                return False
             kind, data = decode_engine_packet(message)
             if probing:
                 return not self.probe_step(ws, kind, data)
