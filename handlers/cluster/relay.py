@@ -261,7 +261,8 @@ class Relay(Moves, Subscriber):
                 session.poller = None
             return
         if session is None or session.closed:
-            self._answer(reply, rid, 400, "Session ID unknown")
+            last = self.engine.last_answer(sid) if op == "get" else None  # it closed as the GET came
+            self._answer(reply, rid, *((200, last) if last is not None else GONE))
         elif session.ws is not None:
             self._answer(reply, rid, 400, "Session upgraded to WebSocket")
         elif op == "get":

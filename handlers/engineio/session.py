@@ -402,6 +402,8 @@ class Session:
             self.timer = None
         if self.poller is not None:
             self.end_poll(last)  # type: ignore[arg-type]
+            if self.polls is not None and last is not None:  # for its GET's retry, should it be lost
+                self.engine.linger(self.sid, last)
         elif last is not None and (notify or reason == CLIENT_CLOSE):
             self.engine.linger(self.sid, last)
         ws, self.ws = self.ws, None

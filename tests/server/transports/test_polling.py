@@ -485,3 +485,15 @@ async def test_a_numbered_get_sent_again_while_the_first_still_waits_takes_its_p
     answer = await asyncio.wait_for(retried, 5)
     assert answer.code == 200 and answer.body.startswith(b"42[\"news\",\"to the retry\"")
     assert not hub.engine.sessions[sid].closed and hub.engine.sessions[sid].polls.count == 2
+
+
+async def test_the_close_of_a_numbered_session_goes_to_the_retry_of_its_get(url, hub):
+    sid, _ = await polling_session(url)
+    await http(url, f"{P}&sid={sid}", "POST", "40")
+    assert (await http(url, f"{P}&sid={sid}&n=0")).body.startswith(b"40{")
+    waiting = asyncio.ensure_future(http(url, f"{P}&sid={sid}&n=1"))
+    await until(lambda: hub.engine.sessions[sid].poller is not None)
+    hub.engine.sessions[sid].close("server shutting down")
+    assert (await asyncio.wait_for(waiting, 5)).body == b"1"
+    retried = await http(url, f"{P}&sid={sid}&n=1")  # that answer lost: the browser's retry
+    assert (retried.code, retried.body) == (200, b"1")

@@ -301,3 +301,15 @@ async def test_a_client_that_does_not_number_its_gets_has_nothing_kept():
     session.send(Outgoing(["4c"]))
     await turn()
     assert poller.delivered == ["4c"] and session.polls is None
+
+
+async def test_the_last_answer_of_a_numbered_session_waits_for_its_retry():
+    session, _ = numbered_session()
+    poller = session.poller = Recorder()
+    session.close("server shutting down")
+    assert poller.delivered == ["1"]
+    assert session.engine.last_answer(session.sid) == "1"  # the same GET, sent again, gets it too
+    official, _ = new_session()
+    official.poller = Recorder()
+    official.close("server shutting down")
+    assert official.engine.last_answer(official.sid) is None  # nothing kept for a client that does not number
