@@ -47,10 +47,8 @@ class Poller(Protocol):
 
 
 class PollCount:
-    """The GET answers handed to a client that numbers its GETs (our client's `n`: the answers it
-    got), and the last one, kept until a GET says it arrived. A browser re-sends a GET by itself when
-    a reused connection drops before any byte of the answer, with the same `n`: it gets that answer again.
-    """
+    """The GET answers handed to a client that numbers its GETs (our client's `n`), and the last one,
+    kept until a GET's `n` says it arrived: a browser's silent retry of a GET repeats its `n`."""
 
     __slots__ = ("count", "kept")
 
@@ -166,9 +164,8 @@ class Session:
     # -- numbered GETs: an answer lost on the way is answered again ----------------------
 
     def _handed(self, payload: str) -> None:
-        polls = self.polls
-        polls.count += 1  # type: ignore[union-attr]
-        polls.kept = payload  # type: ignore[union-attr]
+        self.polls.count += 1  # type: ignore[union-attr]
+        self.polls.kept = payload  # type: ignore[union-attr]
 
     def answer_again(self, n: int) -> str | None:
         """A GET that says its client got `n` answers: the last one again if the client never got it
@@ -192,8 +189,7 @@ class Session:
         return None
 
     def taken_back(self, payload: str) -> None:
-        """`payload`, the last answer handed, never reached the client and goes back to the queue
-        (handlers/cluster/relay.py): it is not counted, so it is not answered again as well."""
+        """`payload`, the last answer handed, goes back to the queue (relay.py): no longer counted."""
         polls = self.polls
         if polls is not None and polls.kept is payload:
             polls.count -= 1
