@@ -158,13 +158,13 @@ class News:
         else:
             msg = f"{arrived} arrived, {left} went home"
         self.hub.emit("news", {"msg": msg, "count": count})
-        await self._recount(news, count)
+        # On a cluster, two processes' news can cross: each read the count before the other's
+        # arrival was written, and the later emit carries the older count. Once the writes have
+        # landed, the count is read again and sent alone (no line of news) if it is not what was told.
+        asyncio.get_running_loop().call_later(
+            self.every, lambda: asyncio.ensure_future(self._recount(news, count)))
 
     async def _recount(self, news: int, count: int) -> None:
-        """On a cluster, two processes' news can cross: each read the count before the other's
-        arrival was written, and the later emit carries the older count. Once the writes have
-        landed, read it again and send the count alone (no line of news) if it is not what was told."""
-        await asyncio.sleep(self.every)
         if self.timer is not None or self.told != news:
             return  # newer news is due or told, with the count as it is then
         try:
