@@ -170,7 +170,7 @@ class Relay(Moves, Subscriber):
                 return gone()   # no process listens there: it is gone
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.TimeoutError:
-            return gone()
+            return {**gone(), "late": True}  # no answer in time: the owner may still act on it
         except asyncio.CancelledError:
             if op == "get":  # the HTTP client went away: stop the owner from answering into the void
                 await self._publish(owner, {"op": "cancel", "sid": sid, "rid": rid, "reply": self.channel})
