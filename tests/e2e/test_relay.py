@@ -191,3 +191,24 @@ async def test_a_get_retried_elsewhere_replaces_the_relayed_one_it_retries(quiet
     answer = await retried
     assert answer.code == 200 and answer.body.startswith(b'42["news","after",'), answer.body
     assert not session.closed
+
+
+async def test_a_session_a_peer_will_not_take_goes_to_the_next(trio):
+    """The peer a drain picks first drains too (it said so after the drain began): it says no, and
+    the session goes to the next one instead of being closed."""
+    a, b, c = trio
+    sid = await polling_session_on(a)
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(a.url, path, method="POST", body="40")).code == 200
+    assert (await http(a.url, path)).body.startswith(b'40{"sid":')
+    b.hub.ops.admission.draining = True               # b takes no session any more
+    relay = a.hub.engine.relay
+    relay._peer = 0                                   # b is asked first
+    assert await relay.hand_over(a.hub.engine.sessions[sid], [b.hub.engine.relay.tag, c.hub.engine.relay.tag])
+    assert sid in c.hub.engine.sessions and sid not in b.hub.engine.sessions
+    c.hub.emit("news", "after")
+    answer = await http(b.url, path)                  # through b, which asks a, which says c
+    while answer.body.startswith(b"2") or answer.body == b"6":
+        await http(b.url, path, method="POST", body="3")
+        answer = await http(b.url, path)
+    assert answer.code == 200 and b'"after"' in answer.body, answer.body
