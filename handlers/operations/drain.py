@@ -124,8 +124,25 @@ async def hand_over(engine: "Engine", seconds: float) -> int:
     if not peers:
         log.warning("no other process to hand %d long-polling sessions to: their clients reconnect", len(pending))
         return 0
+    deadline = asyncio.get_running_loop().time() + max(seconds, 2.0)
+    relay.leaving = True  # what is queued waits for the move, rather than hold a session here in transit
+    try:
+        moved, pending = await _hand_over_all(engine, pending, peers, deadline)
+    finally:
+        relay.leaving = False
+        for session in list(engine.sessions.values()):
+            if session.queue and not session.closed:
+                session.flush()  # those that stay get what waited for the move
+    log.info("%d long-polling sessions handed to %s%s", moved, ", ".join(peers),
+             f"; {len(pending)} could not be in time" if pending else "")
+    return moved
+
+
+async def _hand_over_all(engine: "Engine", pending: list["Session"], peers: list[str],
+                         deadline: float) -> tuple[int, list["Session"]]:
+    """Each session moves as soon as it can, until `deadline`: (how many moved, those left)."""
+    relay = engine.relay
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + max(seconds, 2.0)
     moving: set[asyncio.Future] = set()
     moved = 0
     while True:
@@ -148,9 +165,7 @@ async def hand_over(engine: "Engine", seconds: float) -> int:
     if moving:  # each bounded by its own timeout
         finished, _ = await asyncio.wait(moving)
         moved += _moved(finished)
-    log.info("%d long-polling sessions handed to %s%s", moved, ", ".join(peers),
-             f"; {len(pending)} could not be in time" if pending else "")
-    return moved
+    return moved, pending
 
 
 def _moved(finished: set[asyncio.Future]) -> int:

@@ -79,7 +79,7 @@ class PollingTransport(EngineRequest, RequestHandler):
         """Serve this request at the process that owns the session (handlers/cluster/relay.py)."""
         engine = self.engine
         timeout = (engine.ping_interval + engine.ping_timeout) / 1000 if op == "get" else 10.0
-        self._waiter = asyncio.ensure_future(engine.relay.request(self.relayed, op, body, timeout))
+        self._waiter = asyncio.ensure_future(engine.relay.request(self.relayed, op, body, timeout, self.request.uri))
         try:
             status, text = await self._waiter
         except asyncio.CancelledError:
@@ -165,7 +165,7 @@ class PollingTransport(EngineRequest, RequestHandler):
         session = self.session
         if session is None:
             return
-        refused = receive_post(session, b"".join(self._chunks))
+        refused = receive_post(session, b"".join(self._chunks), self.request.uri)
         if refused is not None:
             self.refuse(refused)
             return
