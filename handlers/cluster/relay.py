@@ -35,7 +35,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..transports.polling import receive_post
+from ..transports.polling import read_post
 from ..wire.protocol import Outgoing
 from .moves import Moves
 from .subscriber import Subscriber
@@ -270,7 +270,7 @@ class Relay(Moves, Subscriber):
         elif op == "get":
             self._get(session, reply, rid, message.get("from", ""))
         elif op == "post":
-            refused = receive_post(session, message["body"], message.get("uri"))
+            refused = read_post(session, message["body"], message.get("uri"))
             if refused is None:
                 self._answer(reply, rid, 200, "ok")
             else:

@@ -70,6 +70,11 @@ def receive_post(session: "Session", body: bytes | str, uri: str | None = None) 
     The same POST again (its query's `t` and its body), a balancer's retry of one whose answer was
     lost, is answered "ok" and not read twice."""
     session.end_post()
+    return read_post(session, body, uri)
+
+
+def read_post(session: "Session", body: bytes | str, uri: str | None = None) -> Refusal | None:
+    """`receive_post` but for the end of the POST's reading: one relayed from another process."""
     stamp = stamp_of(uri)
     if stamp is not None and session.engine.repeated_post(session.sid, stamp, body):
         return None
