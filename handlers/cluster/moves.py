@@ -26,6 +26,7 @@ import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from ..engineio.session import PollCount
 from ..wire.protocol import Outgoing
 
 if TYPE_CHECKING:
@@ -185,7 +186,9 @@ class Moves:
         if moved is None:
             return False
         queue, context = moved
-        body = json.dumps({"queue": pack(queue), "context": context})
+        polls = session.polls  # counted up to the noop its GET waiting here just got
+        body = json.dumps({"queue": pack(queue), "context": context,
+                           "polls": None if polls is None else [polls.count, polls.kept]})
         # From now on, requests for it here wait for the hand-over, then go where it went.
         handing = self._handing[sid] = asyncio.get_running_loop().create_future()
         try:
@@ -225,8 +228,10 @@ class Moves:
             self._answer(reply, rid, 400, "Not taking sessions")  # type: ignore[attr-defined]
             return
         moved = json.loads(message["body"])
+        polls = moved.get("polls")
         adoption = asyncio.ensure_future(self.engine.adopt(
-            sid, None, unpack(moved["queue"]), moved["context"], self._forward_ack(message["from"], sid)))
+            sid, None, unpack(moved["queue"]), moved["context"], self._forward_ack(message["from"], sid),
+            None if polls is None else PollCount(*polls)))
         self._adopting[sid] = adoption
 
         def done(task: asyncio.Future) -> None:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from ..wire.errors import ERROR_MESSAGES, error_body
 from ..wire.protocol import Outgoing
-from .session import PING_PACKET, Session
+from .session import PING_PACKET, PollCount, Session
 from .stats import Stats, Watcher
 
 if TYPE_CHECKING:
@@ -71,11 +71,15 @@ class Relay(Protocol):
         """The tag of the process that holds `sid`, if another one does."""
 
     async def request(self, sid: str, op: str, body: str | None, timeout: float,
-                      uri: str | None = None) -> tuple[int, str]:
-        """A polling GET or POST (its request's `uri`) served by the owner of `sid`: (HTTP status, body)."""
+                      n: str | None = None, uri: str | None = None) -> tuple[int, str]:
+        """A polling GET (numbered `n` by its client, if it is) or POST (its request's `uri`) served
+        by the owner of `sid`: (HTTP status, body)."""
 
     def written(self, sid: str, ok: bool) -> None:
         """The answer to the last relayed GET of `sid` was written to its HTTP client (or not)."""
+
+    def settle(self, sid: str) -> None:
+        """The answer of `sid` kept in transit went to its client again, by a retry of its GET: forget it."""
 
     async def probe(self, sid: str) -> bool:
         """A WebSocket of `sid`'s client probes here: the owner pauses its polling; False if it cannot."""
@@ -238,20 +242,20 @@ class Engine:
             session.timer.cancel()
             session.timer = None
         session.end_probe()
-        poller, session.poller = session.poller, None
-        if poller is not None:
-            poller.deliver("6")
+        session.end_poll("6")
         session.ws = forwarder
         self.moved[session.sid] = (session, self._ticks)
         for watcher in self.watchers:
             watcher.closed(session, "moved")
         return queue, context
 
-    async def adopt(self, sid: str, ws: Any, queue: list[Outgoing], context: dict, forward_ack: Any) -> Session:
+    async def adopt(self, sid: str, ws: Any, queue: list[Outgoing], context: dict, forward_ack: Any,
+                    polls: PollCount | None = None) -> Session:
         """Take over a session moved here from another process; its WebSocket `ws` is open, or
-        None: it carries on long-polling (its process drained)."""
+        None: it carries on long-polling (its process drained), with the `polls` its client numbered."""
         session = Session(self, sid, time.monotonic())
         session.ws = ws
+        session.polls = polls
         self.sessions[sid] = session
         self._start()
         environ = self.handoff.environ(context)

@@ -263,10 +263,14 @@ class EventLimiter:
         self.strikes = float(limits.event_strikes)
         self.throttled = throttled
         self.addresses = AddressBuckets()
+        # Limits out of reach (`Limits.off()`, a load test): no bucket to keep, nothing to count.
+        self.unlimited = limits.event_rate >= OUT_OF_REACH and limits.address_event_rate >= OUT_OF_REACH
 
     def allow(self, socket: MeteredSocket) -> bool:
         """True if the event may go to the handlers; False if it is dropped (past the strikes,
         the socket is disconnected: a Socket.IO DISCONNECT, which official clients do not retry)."""
+        if self.unlimited:
+            return True
         client = socket.client
         now = time.monotonic()
         bucket = client.events

@@ -5,7 +5,9 @@ sessions, refusals) and `ConnectionPoll` (the same polls answered on the HTTP/1
 connection, below `RequestHandler`) decide with these functions, so a GET or
 a POST gets the same answer whichever of them reads it: the methods, a
 session already on WebSocket, one POST at a time, the body bound before a
-byte of it is buffered, one GET at a time, and what a GET gets at once.
+byte of it is buffered, one GET at a time, and what a GET gets at once, including
+the answer again to a GET our client numbered as one it already sent (a browser's
+silent retry: `answer_again`, which the cluster's relay applies too).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from ..engineio.session import Session
 
 METHODS = ("GET", "POST")
+MAX_COUNT_DIGITS = 15
+BAD_COUNT = "Bad poll count: n must be the number of answers received, in plain digits"
 
 
 class Refusal(NamedTuple):
@@ -92,13 +96,34 @@ def stamp_of(uri: str | None) -> str | None:
     return None
 
 
-def answer_get(engine: "Engine", session: "Session") -> str | Refusal | None:
-    """What a GET gets at once: a payload (or the last answer of a session that closed as it came),
-    a refusal, or None: it waits, as the session's poller."""
+def query_count(args: dict[str, list[bytes]]) -> str | None:
+    """The `n` of a parsed query (the GET answers our client got), as sent; twice is not a count."""
+    n = args.get("n")
+    if n is None:
+        return None
+    return n[0].decode("latin-1") if len(n) == 1 else ","
+
+
+def answer_again(session: "Session", n: str) -> str | Refusal | None:
+    """A GET numbered `n` by its client (our client's count of the answers it got): the last answer
+    again if the client never got it (a browser's silent retry of the GET), a refusal of a count
+    that is not one, or None: the GET is served as usual."""
+    if not (n.isascii() and n.isdigit()) or len(n) > MAX_COUNT_DIGITS:
+        return Refusal(BAD_REQUEST, 400, BAD_COUNT)
+    return session.answer_again(int(n))
+
+
+def answer_get(engine: "Engine", session: "Session", n: str | None = None) -> str | Refusal | None:
+    """What a GET (numbered `n` by our client, None by others) gets at once: a payload (or the last
+    answer of a session that closed as it came), a refusal, or None: it waits, as the session's poller."""
     if session.closed:
         last = engine.last_answer(session.sid)
         return last if last is not None else Refusal(UNKNOWN_SID)
-    if session.poller is not None and not session.replace_poller():
+    if n is not None:
+        again = answer_again(session, n)
+        if again is not None:
+            return again
+    if session.poller is not None and not session.replace_poller(n is not None):
         session.close("transport error")  # the first GET gets the close packet
         return Refusal(BAD_REQUEST, 400, "Overlapping GET requests")
     return session.poll()

@@ -21,9 +21,19 @@ from tornado.websocket import WebSocketProtocol, WebSocketProtocol13
 
 from ..wire.frames import TEXT, FrameError, FrameParser
 
+try:  # Tornado's C unmasking, built with its wheels; the pure one otherwise
+    from tornado.speedups import websocket_mask as _c_unmask
+except ImportError:  # pragma: no cover - a Tornado built without its extension
+    _c_unmask = None
+
 log = logging.getLogger("board.engine")
 
 READ_CHUNK = 65536
+
+
+def frame_parser(max_size: int) -> FrameParser:
+    """The pure `FrameParser`, unmasking in C where Tornado has it (a quarter of the time per message)."""
+    return FrameParser(max_size, _c_unmask)
 
 # What BatchedFrames and send_packets use of Tornado beyond its public API:
 # methods of the class, and state its __init__ sets (checked on each new protocol).

@@ -35,10 +35,11 @@ from tornado.httputil import HTTPConnection, HTTPHeaders, HTTPMessageDelegate, H
 from tornado.routing import Router
 
 from ..wire.errors import BAD_REQUEST
-from ..wire.frames import BINARY, CLOSE, PING, PONG, TEXT, FrameError, FrameParser, close_frame, control_frame
+from ..wire.frames import BINARY, CLOSE, PING, PONG, TEXT, FrameError, close_frame, control_frame
 from .polling_connection import write_error
 from ..wire.protocol import Outgoing
 from .entry import handshake_environ, right_version
+from .tornado_frames import frame_parser
 from ..engineio.session import Session
 
 if TYPE_CHECKING:
@@ -184,7 +185,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.environ = environ    # a new session's handshake
         self.session = session    # ... or the polling session this socket probes
         self.transport: asyncio.Transport | None = None
-        self.frames = FrameParser(engine.max_payload)
+        self.frames = frame_parser(engine.max_payload)
         self.closing = False
         self.behind = False
         self.probing = False

@@ -27,10 +27,9 @@ from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
 
 from ..wire.errors import BAD_REQUEST
-from ..wire.frames import FrameParser
 from ..wire.protocol import PING, UPGRADE, Outgoing, ProtocolError, decode_engine_packet
 from .entry import EngineRequest
-from .tornado_frames import FAST_FRAMES, BatchedFrames, _has_state
+from .tornado_frames import FAST_FRAMES, BatchedFrames, _has_state, frame_parser
 from ..engineio.session import PROBE_REPLY, Session
 
 log = logging.getLogger("board.engine")
@@ -52,7 +51,7 @@ class WebSocketTransport(EngineRequest, WebSocketHandler):
         protocol = super().get_websocket_protocol()
         if FAST_FRAMES and type(protocol) is WebSocketProtocol13 and _has_state(protocol):
             protocol.__class__ = BatchedFrames  # same state, faster reads
-            protocol.frames = FrameParser(self.engine.max_payload)
+            protocol.frames = frame_parser(self.engine.max_payload)
             self.fast = True
         return protocol
 

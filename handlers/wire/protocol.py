@@ -27,6 +27,7 @@ SEPARATOR = "\x1e"
 
 # Engine.IO packet types (one ASCII digit in front of the data).
 OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP = range(7)
+MESSAGE_MARK = str(MESSAGE)  # how a text MESSAGE packet starts: "4"
 # Socket.IO packet types (inside an Engine.IO MESSAGE).
 CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK = range(7)
 
@@ -200,6 +201,9 @@ def _deconstruct(obj: Any, buffers: list[bytes]) -> Any:
     return obj
 
 
+_HEADS = tuple(f"4{kind}" for kind in range(7))  # an Engine.IO MESSAGE holding each Socket.IO type
+
+
 def encode_packet(packet: Packet) -> list[str | bytes]:
     """Engine.IO MESSAGE packets for a Socket.IO packet: `4<text>` then any binary attachments.
 
@@ -220,18 +224,16 @@ def encode_packet(packet: Packet) -> list[str | bytes]:
                 raise ValueError(f"cannot send {len(buffers)} binary attachments in one packet: "
                                  f"socket.io-client accepts {CLIENT_MAX_ATTACHMENTS}") from None
             text = _dump(data)
-    parts = ["4", str(kind)]
-    if buffers:
-        parts.append(f"{len(buffers)}-")
+    head = f"4{kind}{len(buffers)}-" if buffers else _HEADS[kind]
     if packet.namespace != "/":
         if not _utf8_ok(packet.namespace):
             raise ValueError("cannot send a namespace name with a lone surrogate")
-        parts.append(packet.namespace + ",")
+        head += packet.namespace + ","
     if packet.id is not None:
-        parts.append(str(packet.id))
+        head += str(packet.id)
     if text is not None:
-        parts.append(text)
-    return ["".join(parts), *buffers]
+        head += text
+    return [head, *buffers] if buffers else [head]
 
 
 def _check_data(kind: int, data: Any) -> None:
@@ -307,9 +309,8 @@ class Decoder:
                 raise ProtocolError("namespace too long")
             i = stop + 1 if comma >= 0 else stop
         ack_id = None
-        j = i
-        while j < end and "0" <= text[j] <= "9":
-            j += 1
+        body = text[i:].lstrip("0123456789")  # what follows the ack id's digits, if any (in C, not a loop)
+        j = end - len(body)
         if j > i:
             if j - i > 16 or int(text[i:j]) > MAX_ACK_ID:
                 raise ProtocolError("ack id out of range")
@@ -319,8 +320,7 @@ class Decoder:
         elif kind in (ACK, BINARY_ACK):
             raise ProtocolError("ack without an id")
         data = None
-        if j < end:
-            body = text[j:]
+        if body:
             try:
                 data = _json_loads(body)
             except ProtocolError:

@@ -194,6 +194,85 @@ async def test_a_get_retried_elsewhere_replaces_the_relayed_one_it_retries(quiet
     assert not session.closed
 
 
+# -- numbered GETs (our client's `n`): the same rule wherever the GET lands ----------------------------
+
+async def test_a_numbered_get_sent_again_through_another_process_gets_the_answer_it_never_got(quiet_pair):
+    a, b = quiet_pair
+    sid = await polling_session_on(a)
+    session = a.hub.engine.sessions[sid]
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(b.url, path, method="POST", body="40")).code == 200
+    assert (await http(b.url, path + "&n=0")).body.startswith(b"40")
+    waiting = asyncio.ensure_future(http(b.url, path + "&n=1"))  # through b, held at a
+    await until(lambda: session.poller is not None)
+    a.hub.emit("news", "lost on the way")
+    lost = (await waiting).body  # written by b; say the browser never got it
+    assert lost.startswith(b'42["news","lost on the way",')
+    a.hub.emit("news", "came since")
+    again = await http(b.url, path + "&n=1")  # the browser's retry, through b again
+    assert (again.code, again.body) == (200, lost)
+    again = await http(a.url, path + "&n=1")  # ... or at the owner
+    assert (again.code, again.body) == (200, lost)
+    following = await http(b.url, path + "&n=2")
+    assert following.body.startswith(b'42["news","came since",') and b"lost" not in following.body
+    assert a.hub.engine.stats.polls_answered_again == 2
+    refused = await http(b.url, path + "&n=two")
+    assert refused.code == 400 and "Bad poll count" in json.loads(refused.body)["message"]
+
+
+async def test_a_numbered_answer_the_relay_takes_back_is_sent_once(quiet_pair):
+    a, b = quiet_pair
+    sid = await polling_session_on(a)
+    session = a.hub.engine.sessions[sid]
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(b.url, path, method="POST", body="40")).code == 200
+    assert (await http(b.url, path + "&n=0")).body.startswith(b"40")
+    waiting = asyncio.ensure_future(http(b.url, path + "&n=1"))
+    await until(lambda: session.poller is not None)
+    await gone(b)                    # b dies with the GET it relays: its answer never reaches the client
+    a.hub.emit("news", "in transit")
+    await until(lambda: sid in a.hub.engine.relay._kept or session.queue)
+    again = await http(a.url, path + "&n=1")  # the same GET again, at the owner
+    assert again.code == 200 and again.body.startswith(b'42["news","in transit",')
+    await until(lambda: sid not in a.hub.engine.relay._kept and not session.held)
+    a.hub.emit("news", "next")
+    following = await http(a.url, path + "&n=2")
+    assert following.body.startswith(b'42["news","next",') and b"in transit" not in following.body
+    waiting.cancel()
+
+
+@pytest.fixture
+def quiet_trio(io_loop, redis_server):
+    nodes = [Node(redis_server.url, ping=10_000) for _ in range(3)]
+    for node in nodes:
+        io_loop.run_sync(node.start)
+    yield nodes
+    for node in nodes:
+        io_loop.run_sync(node.stop)
+
+
+async def test_a_drain_moves_the_count_of_a_numbered_session(quiet_trio):
+    a, b, c = quiet_trio
+    sid = await polling_session_on(a)
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(a.url, path, method="POST", body="40")).code == 200
+    assert (await http(a.url, path + "&n=0")).body.startswith(b'40{"sid":')
+    waiting = asyncio.ensure_future(http(a.url, path + "&n=1"))  # waiting at a as the drain begins
+    await until(lambda: a.hub.engine.sessions[sid].poller is not None)
+    await a.hub.drain(0.2)
+    assert (await waiting).body == b"6"  # the GET in flight ends: the client asks again, elsewhere
+    owner = next(n for n in (b, c) if sid in n.hub.engine.sessions)
+    polls = owner.hub.engine.sessions[sid].polls
+    assert (polls.count, polls.kept) == (2, "6")  # counted up to that noop, which went with it
+    again = await http(owner.url, path + "&n=1")  # had that noop been lost: the same GET again
+    assert (again.code, again.body) == (200, b"6")
+    owner.hub.emit("news", "after the move")
+    answer = await http(a.url, path + "&n=2")  # through a, still draining, to where it went
+    assert answer.code == 200 and answer.body.startswith(b'42["news","after the move",'), answer.body
+
+
+# -- the drain's edges, and a POST sent twice ------------------------------------------------------
+
 async def test_a_session_a_peer_will_not_take_goes_to_the_next(trio):
     """The peer a drain picks first drains too (it said so after the drain began): it says no, and
     the session goes to the next one instead of being closed."""
@@ -236,18 +315,6 @@ async def test_a_post_the_balancer_sends_again_is_read_once(trio):
     await until(lambda: len(got) >= 3)
     assert got == [1, 1, 2]
     assert a.hub.engine.sessions[sid].closed is False
-
-
-@pytest.fixture
-def quiet_trio(io_loop, redis_server):
-    """Three processes whose heartbeat says nothing for 10 s."""
-    nodes = [Node(redis_server.url, ping=10_000) for _ in range(3)]
-    for node in nodes:
-        io_loop.run_sync(node.start)
-    yield nodes
-    for node in nodes:
-        if node.server is not None:
-            io_loop.run_sync(node.stop)
 
 
 async def test_a_drain_moves_a_session_that_always_has_an_answer_in_transit(quiet_trio):

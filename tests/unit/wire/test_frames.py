@@ -10,6 +10,7 @@ from conftest import client_frame
 from handlers.wire.frames import (
     BINARY, CLOSE, PING, PONG, TEXT, FrameError, FrameParser, close_frame, control_frame, encode_frame, unmask,
 )
+from handlers.transports.tornado_frames import frame_parser
 
 
 
@@ -81,12 +82,24 @@ def test_oversize_refused_from_the_header_alone():
 def test_any_split_gives_the_same_messages(frames, cuts):
     frames = [(op, p[:125] if op == PING else p) for op, p in frames]
     data = b"".join(client_frame(op, p) for op, p in frames)
-    parser, out, pos = FrameParser(10_000), [], 0
-    for cut in cuts:
-        out += parser.feed(data[pos:pos + cut])
-        pos += cut
-    out += parser.feed(data[pos:])
-    assert out == frames
+    for parser in (FrameParser(10_000), frame_parser(10_000)):  # the transports' unmasks in C where it can
+        out, pos = [], 0
+        for cut in cuts:
+            out += parser.feed(data[pos:pos + cut])
+            pos += cut
+        out += parser.feed(data[pos:])
+        assert out == frames
+
+
+def test_a_large_frame_arriving_in_pieces_is_held_until_whole():
+    payload = b"x" * 70_000
+    data = client_frame(TEXT, payload) + client_frame(PING, b"p")
+    parser = FrameParser(100_000)
+    assert parser.feed(data[:3]) == []  # not even its length yet
+    for pos in range(3, 69_003, 1000):
+        assert parser.feed(data[pos:pos + 1000]) == []
+    assert parser.feed(data[69_003:]) == [(TEXT, payload), (PING, b"p")]
+    assert parser.feed(client_frame(TEXT, b"4")) == [(TEXT, b"4")]  # nothing of it left behind
 
 
 @settings(max_examples=500, deadline=None)
