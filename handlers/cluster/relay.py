@@ -38,7 +38,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..transports.polling import Refusal, answer_again
+from ..transports.polling import Refusal, answer_again, read_post
 from ..wire.protocol import Outgoing
 from .moves import Moves
 from .subscriber import Subscriber
@@ -110,11 +110,15 @@ class Relay(Moves, Subscriber):
         self._kept: dict[str, Kept] = {}          # sid -> an answer not yet known to be written
         self._unwritten: dict[str, tuple[str, int]] = {}  # sid -> (owner, rid) of an answer being written here
         self._watching: asyncio.Task | None = None
+        self._telling: set[asyncio.Future] = set()  # messages being published
+        self.leaving = False  # a drain hands this process's sessions over: no answer goes into transit
         self._init_moves()
 
     async def stop(self) -> None:
         if self._watching is not None:
             self._watching.cancel()
+        if self._telling:  # "written" and the like: once this channel is gone, its word would be taken for "lost"
+            await asyncio.wait(set(self._telling), timeout=2)
         await super().stop()
 
     def _channel(self, tag: str) -> str:
@@ -133,17 +137,17 @@ class Relay(Moves, Subscriber):
     # -- asking --------------------------------------------------------
 
     async def request(self, sid: str, op: str, body: str | None, timeout: float,
-                      n: str | None = None) -> tuple[int, str]:
-        """Send a GET (numbered `n` by our client) or POST of session `sid` to its owner; (status,
-        body) of its answer.
+                      n: str | None = None, uri: str | None = None) -> tuple[int, str]:
+        """Send a GET (numbered `n` by our client) or POST (its request's `uri`) of session `sid` to
+        its owner; (status, body) of its answer.
 
         A GET answered with packets must be followed by `written(sid, ok)` once its HTTP answer
         is written (or not): until then the owner keeps the packets.
         """
-        return await self.request_to(self.owner(sid), sid, op, body, timeout, n)
+        return await self.request_to(self.owner(sid), sid, op, body, timeout, n, uri)
 
     async def request_to(self, owner: str, sid: str, op: str, body: str | None,
-                         timeout: float, n: str | None = None) -> tuple[int, str]:
+                         timeout: float, n: str | None = None, uri: str | None = None) -> tuple[int, str]:
         """`request`, to the process `owner`; followed once to where a drain moved the session."""
         if op != "adopt" and sid in self._handing:
             await self.handed_over(sid)
@@ -152,7 +156,7 @@ class Relay(Moves, Subscriber):
                 return GONE  # no process took it: the client reconnects
             owner = moved
         for _ in range(3):
-            answer = await self._ask(owner, sid, op, body, timeout, n)
+            answer = await self._ask(owner, sid, op, body, timeout, n, uri)
             moved = answer.get("moved")
             if moved is None and answer.get("gone") and op != "adopt":
                 moved = await self.moved_elsewhere(sid, owner)
@@ -165,7 +169,7 @@ class Relay(Moves, Subscriber):
         return answer["status"], answer["body"]
 
     async def _ask(self, owner: str, sid: str, op: str, body: str | None, timeout: float,
-                   n: str | None = None) -> dict:
+                   n: str | None = None, uri: str | None = None) -> dict:
         rid = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         self._waiting[rid] = (future, owner)
@@ -174,12 +178,14 @@ class Relay(Moves, Subscriber):
         message = {"op": op, "sid": sid, "rid": rid, "reply": self.channel, "from": self.tag, "body": body}
         if n is not None:
             message["n"] = n
+        if op == "post":
+            message["uri"] = uri  # its `t` tells a retry of the same POST from the next
         try:
             if not await self.redis.publish(self._channel(owner), json.dumps(message)):
                 return gone()   # no process listens there: it is gone
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.TimeoutError:
-            return gone()
+            return {**gone(), "late": True}  # no answer in time: the owner may still act on it
         except asyncio.CancelledError:
             if op == "get":  # the HTTP client went away: stop the owner from answering into the void
                 await self._publish(owner, {"op": "cancel", "sid": sid, "rid": rid, "reply": self.channel})
@@ -203,7 +209,8 @@ class Relay(Moves, Subscriber):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         await asyncio.sleep(0.05)  # the noops leave
-        while any(op != "get" for op, _ in self._asked.values()) and loop.time() < deadline:
+        # POSTs finish; answers being written say so (else their owners would send them again).
+        while (self._unwritten or any(op != "get" for op, _ in self._asked.values())) and loop.time() < deadline:
             await asyncio.sleep(0.02)
 
     def written(self, sid: str, ok: bool) -> None:
@@ -216,7 +223,9 @@ class Relay(Moves, Subscriber):
 
     def tell(self, tag: str, message: dict) -> None:
         """Send `message` to the process `tag`, expecting no answer."""
-        asyncio.ensure_future(self._publish(tag, message))
+        telling = asyncio.ensure_future(self._publish(tag, message))
+        self._telling.add(telling)
+        telling.add_done_callback(self._telling.discard)
 
     async def _publish(self, tag: str, message: dict) -> None:
         try:
@@ -268,8 +277,11 @@ class Relay(Moves, Subscriber):
         elif op == "get":
             self._get(session, reply, rid, message.get("from", ""), message.get("n"))
         elif op == "post":
-            refused = session.receive_payload(message["body"])
-            self._answer(reply, rid, 400 if refused else 200, refused or "ok")
+            refused = read_post(session, message["body"], message.get("uri"))
+            if refused is None:
+                self._answer(reply, rid, 200, "ok")
+            else:
+                self._answer(reply, rid, 400, refused.message or "Bad request")
         elif op == "probe":
             if not session.probed_elsewhere():  # polling pauses, as for a probe here
                 self._answer(reply, rid, 400, "Upgrade already in progress")
@@ -308,6 +320,17 @@ class Relay(Moves, Subscriber):
         if payload is None:
             payload = "6"
         keep = payload != "6" and not session.closed and via != ""
+        if keep and self.leaving:
+            # This process hands its sessions over: what is queued goes with the session rather than
+            # to a GET whose answer would hold it here until written (under load, a session answered
+            # again and again would never be free to move). The GET waits on; the move ends it (a
+            # noop), and the next one gets the packets from the new owner.
+            session.taken_back(payload)  # not handed after all: counted when it is
+            out = payload_packets(payload)
+            session.queue.insert(0, out)
+            session.queued_bytes += out.size
+            session.poller = RemotePoller(self, session, reply, rid, via)
+            return
         if keep:
             self._kept[session.sid] = Kept(session, payload, via, rid, asyncio.get_running_loop().time())
             session.held = True  # the next answer waits: it must not overtake this one

@@ -69,11 +69,31 @@ def body_overflow(engine: "Engine", session: "Session", size: int) -> Refusal | 
     return Refusal(BAD_REQUEST, 413, "Payload too large")
 
 
-def receive_post(session: "Session", body: bytes) -> Refusal | None:
-    """A POST's whole body: the client's packets, or the refusal (the session closed on bad input)."""
+def receive_post(session: "Session", body: bytes | str, uri: str | None = None) -> Refusal | None:
+    """A POST's whole body: the client's packets, or the refusal (the session closed on bad input).
+    The same POST again (its query's `t` and its body), a balancer's retry of one whose answer was
+    lost, is answered "ok" and not read twice."""
     session.end_post()
-    refused = session.receive_body(body)
+    return read_post(session, body, uri)
+
+
+def read_post(session: "Session", body: bytes | str, uri: str | None = None) -> Refusal | None:
+    """`receive_post` but for the end of the POST's reading: one relayed from another process."""
+    stamp = stamp_of(uri)
+    if stamp is not None and session.engine.repeated_post(session.sid, stamp, body):
+        return None
+    refused = session.receive_body(body) if isinstance(body, bytes) else session.receive_payload(body)
     return Refusal(BAD_REQUEST, 400, refused) if refused else None
+
+
+def stamp_of(uri: str | None) -> str | None:
+    """The `t` of a request's query: the official clients put a new one on each request."""
+    if not uri:
+        return None
+    for field in uri.partition("?")[2].split("&"):
+        if field[:2] == "t=":
+            return field[2:]
+    return None
 
 
 def query_count(args: dict[str, list[bytes]]) -> str | None:

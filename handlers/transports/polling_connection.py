@@ -152,7 +152,7 @@ class ConnectionPoll(HTTPMessageDelegate):
 
     def _post(self, session: Session) -> None:
         body, self.chunks = b"".join(self.chunks), []
-        refused = receive_post(session, body)
+        refused = receive_post(session, body, self.uri)
         if refused is not None:
             self.fail(*refused)
             return

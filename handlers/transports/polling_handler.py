@@ -80,7 +80,8 @@ class PollingTransport(EngineRequest, RequestHandler):
         engine = self.engine
         timeout = (engine.ping_interval + engine.ping_timeout) / 1000 if op == "get" else 10.0
         n = query_count(self.request.query_arguments) if op == "get" else None
-        self._waiter = asyncio.ensure_future(engine.relay.request(self.relayed, op, body, timeout, n))
+        self._waiter = asyncio.ensure_future(engine.relay.request(self.relayed, op, body, timeout, n,
+                                                                  self.request.uri))
         try:
             status, text = await self._waiter
         except asyncio.CancelledError:
@@ -166,7 +167,7 @@ class PollingTransport(EngineRequest, RequestHandler):
         session = self.session
         if session is None:
             return
-        refused = receive_post(session, b"".join(self._chunks))
+        refused = receive_post(session, b"".join(self._chunks), self.request.uri)
         if refused is not None:
             self.refuse(refused)
             return

@@ -253,7 +253,7 @@ class PollingConnection(asyncio.Protocol):
             else:
                 self.answer(payload.encode(), OK_TEXT)
         else:
-            refused = receive_post(session, body)
+            refused = receive_post(session, body, self.uri)
             if refused is not None:
                 self.fail(*refused)
             else:
