@@ -293,7 +293,10 @@ class RedisAdapter:
             old.client.session.close("transport close", notify=False)  # back before its old connection died
         try:
             await self.flush()
-            raw = await self.redis.getdel(self._state_key(pid))
+            # Read, not taken: a client may give up on this CONNECT (python-socketio waits 1 s) and
+            # try again; the state is there for that try. The recovered socket's own state, written
+            # as it connects, replaces it (a newer connection wins, SET_IF_OWNER).
+            raw = await self.redis.get(self._state_key(pid))
             if raw is None:
                 log.info("recovery refused: unknown pid %r…", pid[:6])
                 return None
