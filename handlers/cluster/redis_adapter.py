@@ -5,7 +5,9 @@ one stream under the prefix; every process, the emitting one included, reads
 the stream and delivers each entry to its own sockets, so every process
 delivers the same emits in the same order, each encoded once per process.
 The stream's entry ids are the recovery offsets and the stream is the
-recovery log, readable from any process. Long-polling needs no sticky
+recovery log, readable from any process. An emit to rooms goes instead to
+the streams of the rooms' groups, read only by the processes with a member
+in one, under ids of the same sequence (handlers/cluster/shards.py). Long-polling needs no sticky
 sessions: a request for another process's session is relayed to it
 (handlers/cluster/relay.py). A socket's state (id, rooms, data)
 is written to Redis while it is connected, not only when it leaves, so a

@@ -47,3 +47,33 @@ def test_a_read_of_several_streams_is_one_order_each_entry_once_cut_where_a_stre
     # p:g:1 gave 3 (the count): what lies past its last (9-0) waits for the next read.
     assert [i for i, _ in s.merge(found, 3)] == ["3-0", "5-0", "6-0", "7-0"]
     assert s.read == 14
+
+
+class Version(NoRedis):
+    """What `INFO server` says, no more: the version check without an old Redis at hand."""
+
+    def __init__(self, version: str):
+        self.version = version
+        self.loaded = False
+
+    async def info(self, section):
+        return {"redis_version": self.version}
+
+    async def script_load(self, script):
+        self.loaded = True
+
+
+def test_on_by_default_from_redis_7_off_before_with_one_line_and_off_when_asked(caplog):
+    import asyncio
+    import logging
+
+    import pytest
+
+    with caplog.at_level(logging.WARNING, logger="board.redis"):
+        assert asyncio.run(Shards.open(Version("6.2.14"), "p", "p:emits", "me", None)) is None
+    assert caplog.text.count("every process reads every emit to a room") == 1
+    new = Version("7.0.15")
+    assert asyncio.run(Shards.open(new, "p", "p:emits", "me", None)) is not None and new.loaded
+    assert asyncio.run(Shards.open(Version("7.2.4"), "p", "p:emits", "me", False)) is None
+    with pytest.raises(RuntimeError, match="6.2.14"):
+        asyncio.run(Shards.open(Version("6.2.14"), "p", "p:emits", "me", True))
