@@ -127,6 +127,7 @@ class News:
         self.arrived = self.left = 0
         self.last = -1e9
         self.timer: asyncio.TimerHandle | None = None
+        self.told = 0  # news told so far (a recount is for the newest only)
 
     def changed(self, arrived: bool) -> None:
         if arrived:
@@ -140,10 +141,11 @@ class News:
     def _due(self) -> None:
         self.timer = None
         self.last = asyncio.get_running_loop().time()
+        self.told += 1
         arrived, left, self.arrived, self.left = self.arrived, self.left, 0, 0
-        asyncio.ensure_future(self._tell(arrived, left))
+        asyncio.ensure_future(self._tell(arrived, left, self.told))
 
-    async def _tell(self, arrived: int, left: int) -> None:
+    async def _tell(self, arrived: int, left: int, news: int) -> None:
         try:
             count = await self.hub.fetch_count()  # the cluster's, whichever process this is
         except Exception as exc:
@@ -156,6 +158,21 @@ class News:
         else:
             msg = f"{arrived} arrived, {left} went home"
         self.hub.emit("news", {"msg": msg, "count": count})
+        # On a cluster, two processes' news can cross: each read the count before the other's
+        # arrival was written, and the later emit carries the older count. Once the writes have
+        # landed, the count is read again and sent alone (no line of news) if it is not what was told.
+        asyncio.get_running_loop().call_later(
+            self.every, lambda: asyncio.ensure_future(self._recount(news, count)))
+
+    async def _recount(self, news: int, count: int) -> None:
+        if self.timer is not None or self.told != news:
+            return  # newer news is due or told, with the count as it is then
+        try:
+            now = await self.hub.fetch_count()
+        except Exception:
+            return
+        if now != count and self.told == news:
+            self.hub.emit("news", {"count": now})
 
 
 class Board:

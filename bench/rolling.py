@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import shutil
 import signal
 import socket
@@ -60,7 +61,7 @@ http {{
         listen 127.0.0.1:{port};
         location / {{
             proxy_pass http://board;
-            proxy_next_upstream error timeout http_502 http_503;
+            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
             proxy_http_version 1.1;
             proxy_buffering off;
             proxy_set_header Host $http_host;
@@ -143,8 +144,18 @@ class PyClient:
         self.gap = 0.0
         self.last_at = 0.0
         self.sids: list[str] = []
+        self.notes: list[list] = []          # [time, what]: disconnections and the engine.io client's warnings
         self.pid = self.offset = None
         owner = self
+
+        class Notes(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                owner.notes.append([time.monotonic(), record.getMessage()[:200]])
+
+        logger = logging.getLogger(f"rolling.client.{id(self)}")
+        logger.propagate = False
+        logger.setLevel(logging.WARNING)
+        logger.addHandler(Notes())
 
         class Client(socketio.AsyncClient):
             async def _handle_connect(self, namespace, data):
@@ -153,7 +164,7 @@ class PyClient:
                     owner.pid = data["pid"]
                 await super()._handle_connect(namespace, data)
 
-        self.sio = Client(reconnection_attempts=0)
+        self.sio = Client(reconnection_attempts=0, engineio_logger=logger)
         self.sio.on("connect", self._connected)
         self.sio.on("disconnect", self._disconnected)
         self.sio.on("message", self._message)
@@ -169,12 +180,13 @@ class PyClient:
 
     def _connected(self) -> None:
         self.connects += 1
-        self.sids.append((self.sio.eio.sid or "")[:8])
+        self.sids.append(self.sio.eio.sid or "")
         if self.down and self.down[-1][1] == 0:
             self.down[-1][1] = time.monotonic()
 
     def _disconnected(self, *reason) -> None:
         self.down.append([time.monotonic(), 0])
+        self.notes.append([time.monotonic(), f"disconnected: {reason[0] if reason else '?'}"])
 
     def _message(self, data, *offset) -> None:
         if offset:
@@ -194,14 +206,18 @@ class PyClient:
                 "recovered": self.recovered, "maxDownMs": round(1000 * max(
                     ((u or time.monotonic()) - s for s, u in self.down), default=0)),
                 "maxGapMs": round(1000 * self.gap), "sids": self.sids,
-                "downs": [[s, u] for s, u in self.down]}
+                "downs": [[s, u] for s, u in self.down], "notes": self.notes}
 
 
 async def run(clients: int = 20, posts: int = 600, rate: float = 10.0, drain: float = 5.0, ping: int = 5000,
-              kinds: tuple[str, ...] = KINDS, settle: float = 15.0, keep: bool = False) -> dict:
-    """The whole scenario; what every client received, the posts' times and the phases."""
+              kinds: tuple[str, ...] = KINDS, settle: float = 15.0, keep: bool | str = "failure",
+              max_fails: int | None = 0) -> dict:
+    """The whole scenario; what every client received, the posts' times and the phases. The
+    processes' logs are kept (their folder is the result's "logs") if `keep`, or with "failure"
+    if the run broke the bar (`broken`) or did not finish."""
     tmp = Path(tempfile.mkdtemp(prefix="board-rolling-"))
     started: list = []
+    result: dict | None = None
     try:
         rport = free_port()
         redis = await asyncio.create_subprocess_exec(
@@ -223,9 +239,10 @@ async def run(clients: int = 20, posts: int = 600, rate: float = 10.0, drain: fl
         (tmp / "nginx").mkdir()
         conf = tmp / "nginx" / "nginx.conf"
         # max_fails=0: a process that refuses or is restarting is skipped per request (proxy_next_upstream),
-        # not written off for 10 s: in a rolling restart that would soon be every process.
+        # not written off for 10 s: in a rolling restart that would soon be every process (README).
         conf.write_text(NGINX_CONF.format(prefix=tmp / "nginx", port=nginx_port, servers="".join(
-            f"        server 127.0.0.1:{p.port} max_fails=0;\n" for p in members)))
+            f"        server 127.0.0.1:{p.port}{'' if max_fails is None else f' max_fails={max_fails}'};\n"
+            for p in members)))
         nginx = await asyncio.create_subprocess_exec(
             shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-p", str(tmp / "nginx"), "-g", "daemon off;",
             stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
@@ -307,8 +324,9 @@ async def run(clients: int = 20, posts: int = 600, rate: float = 10.0, drain: fl
                 summaries.append({**c, "kind": kind, "downs": []})
         for c in py:
             await c.sio.disconnect()
-        return {"posts": posts, "kill_at": kill_at, "roll_at": roll_at, "times": times, "events": events,
-                "killed_tag": killed_tag, "clients": summaries}
+        result = {"posts": posts, "kill_at": kill_at, "roll_at": roll_at, "times": times, "events": events,
+                  "killed_tag": killed_tag, "clients": summaries}
+        return result
     finally:
         for p in locals().get("members", []) + [locals().get("poster_process")]:
             if p is not None:
@@ -321,8 +339,10 @@ async def run(clients: int = 20, posts: int = 600, rate: float = 10.0, drain: fl
                 except asyncio.TimeoutError:
                     proc.kill()
                     await proc.wait()
-        if keep:
+        if keep is True or (keep == "failure" and (result is None or broken(result))):
             print(f"logs kept in {tmp}", file=sys.stderr)
+            if result is not None:
+                result["logs"] = str(tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -336,7 +356,55 @@ def phases(result: dict, client: dict) -> tuple[list[int], list[int]]:
 
 def was_on(client: dict, tag: str) -> bool:
     """Whether the client's session at the kill was one of the killed process (by its sid's tag)."""
-    return bool(client["sids"]) and client["sids"][0] == tag
+    return bool(client["sids"]) and client["sids"][0][:len(tag)] == tag
+
+
+SLACK = 0.5  # s: a post acked this close to a disconnection may have been sent just before it
+
+
+def missed_only_while_away(result: dict, client: dict) -> bool:
+    """Every post the client missed was posted while it was disconnected (Python clients say when);
+    one whose session died with the killed process was away from the kill on."""
+    times = result["times"]
+    downs = client["downs"]
+    if was_on(client, result["killed_tag"]):
+        kill = next(t for what, t in result["events"] if what == "kill")
+        downs = [[kill if kill <= since <= kill + 5 else since, until] for since, until in downs]
+    return all(any(since - SLACK <= times[n] <= (until or float("inf")) + SLACK for since, until in downs)
+               for n in client["missingIds"])
+
+
+def broken(result: dict) -> list[str]:
+    """What broke the bar, one line per client: through the rolling restart every client but a
+    WebSocket one without recovery gets every post, once, in order (a polling one without even
+    reconnecting); through the kill every recovering client and every client whose session lived
+    elsewhere does; the rest miss only what was posted while they were away; nobody is stranded 5 s."""
+    wrong = []
+    for c in result["clients"]:
+        kind = c["kind"]
+        through_kill, through_roll = phases(result, c)
+        on_killed = was_on(c, result["killed_tag"])
+        why = []
+        if c["duplicates"] or c["outOfOrder"]:
+            why.append(f"{c['duplicates']} twice, {c['outOfOrder']} out of order")
+        if c["maxDownMs"] >= 5000:
+            why.append(f"disconnected {c['maxDownMs']} ms")
+        if kind.startswith("js-") or kind == "py-recovering":
+            if c["missingIds"]:
+                why.append(f"missed {c['missingIds']}")
+        elif kind == "py-polling":
+            if through_roll:
+                why.append(f"missed {through_roll} through the rolling restart")
+            if c["connects"] != 1 + on_killed:
+                why.append(f"connected {c['connects']} times (on the killed process: {on_killed})")
+        if not kind.startswith("js-") and kind != "py-recovering":
+            if through_kill and not on_killed:
+                why.append(f"missed {through_kill} through the kill, its session elsewhere")
+            if not missed_only_while_away(result, c):
+                why.append(f"missed {c['missingIds']} while connected")
+        if why:
+            wrong.append(f"{kind} {c['sids']}: " + "; ".join(why))
+    return wrong
 
 
 def table(result: dict) -> str:
@@ -365,14 +433,20 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=10, help="posts a second")
     p.add_argument("--drain", type=float, default=5, help="each process's drain window, s")
     p.add_argument("--json", help="also write the whole result there")
-    p.add_argument("--keep", action="store_true", help="keep the processes' logs")
+    p.add_argument("--max-fails", type=int, default=0, help="nginx's max_fails for each process (-1: nginx's "
+                   "default, 1 in 10 s)")
+    p.add_argument("--keep", action="store_true", help="keep the processes' logs (they are kept anyway if the "
+                   "run broke the bar)")
     a = p.parse_args()
-    result = asyncio.run(run(a.clients, int(a.seconds * a.rate), a.rate, a.drain, keep=a.keep))
+    result = asyncio.run(run(a.clients, int(a.seconds * a.rate), a.rate, a.drain, keep=a.keep or "failure",
+                             max_fails=None if a.max_fails < 0 else a.max_fails))
     if a.json:
         Path(a.json).write_text(json.dumps(result))
     print(f"{a.clients} clients of each kind, {result['posts']} posts at {a.rate:g}/s; SIGKILL of one process "
           f"at post {result['kill_at']}, rolling restart (drain {a.drain:g} s each) from post {result['roll_at']}")
     print(table(result))
+    for line in broken(result):
+        print("bar broken:", line)
     return 0
 
 

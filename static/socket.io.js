@@ -473,6 +473,10 @@
     this._afterPost = null; // the closing POST, waiting for the one in flight
     this._paused = false; // an upgrade: wind down, then call _onPaused
     this._onPaused = null;
+    // The answers to this session's GETs we got, sent as `n` in each GET: a browser re-sends a GET by
+    // itself when a reused connection drops before its answer arrives, and the server, seeing the same
+    // n again, answers with what it had sent rather than what came since (else that would be lost).
+    this._answers = 0;
   }
 
   PollingTransport.decodePayload = function (text) {
@@ -494,14 +498,17 @@
 
     _get: function () {
       var self = this;
+      var counted = !!this.sid; // the handshake's answer is not counted
+      var url = this.url(counted ? { t: cacheBuster(), n: this._answers } : { t: cacheBuster() });
       this._polling = true;
-      this._request('GET', this.url({ t: cacheBuster() }), null, function (err, text) {
+      this._request('GET', url, null, function (err, text) {
         self._polling = false;
         if (self.stopped) return;
         if (err) {
           self._lost('transport error', err);
           return;
         }
+        if (counted) self._answers++;
         var packets;
         try {
           packets = PollingTransport.decodePayload(text);

@@ -26,6 +26,7 @@ import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from ..engineio.session import PollCount
 from ..wire.protocol import Outgoing
 
 if TYPE_CHECKING:
@@ -175,32 +176,49 @@ class Moves:
 
     async def hand_over(self, session: Any, peers: list[str]) -> bool:
         """Move a long-polling `session` to one of `peers` (taken in turn); False if it could not move
-        (then it is still here) or if the process it went to did not take it (then it is gone)."""
+        (then it is still here) or if no process took it (then it is gone).
+
+        A peer that says no (it drains too, or could not install the session) or is gone holds
+        nothing of it: the next one is asked. One that did not answer in time may still take it,
+        so it is not asked again elsewhere (one owner at most)."""
         sid = session.sid
-        target = peers[self._peer % len(peers)]
-        self._peer += 1
-        moved = self.engine.move_out(session, Forwarder(self, target, sid), upgrade=False)
+        moved = self.engine.move_out(session, Forwarder(self, peers[self._peer % len(peers)], sid), upgrade=False)
         if moved is None:
             return False
         queue, context = moved
+        polls = session.polls  # counted up to the noop its GET waiting here just got
+        body = json.dumps({"queue": pack(queue), "context": context,
+                           "polls": None if polls is None else [polls.count, polls.kept]})
         # From now on, requests for it here wait for the hand-over, then go where it went.
-        self.remember_move(sid, target)
         handing = self._handing[sid] = asyncio.get_running_loop().create_future()
         try:
-            body = json.dumps({"queue": pack(queue), "context": context})
-            status, text = await self.request_to(target, sid, "adopt", body, 5.0)  # type: ignore[attr-defined]
-            if status != 200:
-                log.warning("session %s… not taken by %s (%s): its client reconnects", sid[:8], target, text)
-                self.moved_to.pop(sid, None)
-                return False
-            try:
-                await self.redis.set(self._moved_key(sid), target, px=MOVED_TTL_MS)
-            except Exception as exc:
-                log.warning("session %s… moved to %s, but Redis could not say so: %s", sid[:8], target, exc)
-            return True
+            for _ in range(len(peers)):
+                target = peers[self._peer % len(peers)]
+                self._peer += 1
+                session.ws = Forwarder(self, target, sid)
+                self.remember_move(sid, target)
+                answer = await self._ask(target, sid, "adopt", body, 5.0)  # type: ignore[attr-defined]
+                if answer["status"] == 200:
+                    await self._say_moved(sid, target)
+                    return True
+                if answer.get("late"):  # it may yet take it: requests go there, and fail there if not
+                    log.warning("session %s… handed to %s, which did not say it took it", sid[:8], target)
+                    await self._say_moved(sid, target)
+                    return True
+                log.warning("session %s… not taken by %s: %s", sid[:8], target, answer["body"])
+            log.warning("session %s… taken by no process: its client reconnects", sid[:8])
+            self.moved_to.pop(sid, None)
+            return False
         finally:
             del self._handing[sid]
             handing.set_result(None)
+
+    async def _say_moved(self, sid: str, target: str) -> None:
+        """Write down in Redis where `sid` went, for the processes that ask after this one is gone."""
+        try:
+            await self.redis.set(self._moved_key(sid), target, px=MOVED_TTL_MS)
+        except Exception as exc:
+            log.warning("session %s… moved to %s, but Redis could not say so: %s", sid[:8], target, exc)
 
     def _adopt(self, message: dict) -> None:
         """A draining process hands us a long-polling session."""
@@ -210,8 +228,10 @@ class Moves:
             self._answer(reply, rid, 400, "Not taking sessions")  # type: ignore[attr-defined]
             return
         moved = json.loads(message["body"])
+        polls = moved.get("polls")
         adoption = asyncio.ensure_future(self.engine.adopt(
-            sid, None, unpack(moved["queue"]), moved["context"], self._forward_ack(message["from"], sid)))
+            sid, None, unpack(moved["queue"]), moved["context"], self._forward_ack(message["from"], sid),
+            None if polls is None else PollCount(*polls)))
         self._adopting[sid] = adoption
 
         def done(task: asyncio.Future) -> None:

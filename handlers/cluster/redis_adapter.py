@@ -5,7 +5,9 @@ one stream under the prefix; every process, the emitting one included, reads
 the stream and delivers each entry to its own sockets, so every process
 delivers the same emits in the same order, each encoded once per process.
 The stream's entry ids are the recovery offsets and the stream is the
-recovery log, readable from any process. Long-polling needs no sticky
+recovery log, readable from any process. An emit to rooms goes instead to
+the streams of the rooms' groups, read only by the processes with a member
+in one, under ids of the same sequence (handlers/cluster/shards.py). Long-polling needs no sticky
 sessions: a request for another process's session is relayed to it
 (handlers/cluster/relay.py). A socket's state (id, rooms, data)
 is written to Redis while it is connected, not only when it leaves, so a
@@ -34,6 +36,7 @@ from ..wire.protocol import EVENT, Outgoing, Packet, encode_packet
 from ..socketio.recovery import MAX_PID_LENGTH, RECOVERABLE, Saved
 from .moves import MOVED_TTL_MS
 from .relay import TAG_LENGTH, Relay
+from .shards import Shards, log_range, oldest_kept
 from .stream import StreamReader, deliver_entries, head, outgoing, text_fields
 from .watchdog import Watchdog
 from .writes import Writes
@@ -61,10 +64,14 @@ class RedisAdapter:
     reached) and starts the reader and writer; `window` is the recovery
     window in ms (0: off); `max_packets` bounds the stream. A reader or listener
     that hears nothing for `stall_seconds` is restarted (handlers/cluster/watchdog.py).
+    `shards`: emits to rooms are read only by the processes with a member in them
+    (handlers/cluster/shards.py); None: on if the Redis server is 7.0 or later. The
+    same on every process of a prefix.
     """
 
     def __init__(self, url: str, *, prefix: str = "board", window: int = 120_000,
-                 max_packets: int = 10_000, max_queue: int = 100_000, stall_seconds: float = 5.0):
+                 max_packets: int = 10_000, max_queue: int = 100_000, stall_seconds: float = 5.0,
+                 shards: bool | None = None):
         import redis.asyncio as redis  # only a cluster needs it
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -99,6 +106,8 @@ class RedisAdapter:
         self.reader: StreamReader | None = None
         self.watchdog: Watchdog | None = None
         self.stall_seconds = stall_seconds
+        self.want_shards = shards
+        self.shards: Shards | None = None
         self.writes = Writes(self)
         self._push = self.writes.push
         self._push_state = self.writes.push_state
@@ -119,6 +128,10 @@ class RedisAdapter:
         except Exception as exc:
             raise RuntimeError(f"cannot reach Redis at {self.url}: {exc}") from None
         self.last_id = last[0][0].decode() if last else "0-0"
+        self.shards = await Shards.open(self.redis, self.prefix, self.stream, self.process, self.want_shards)
+        if self.shards is not None:
+            hub.ops.room_watchers.append(self.shards)
+            self.last_id = await self.shards.newest(self.last_id)
         self.reachable = True
         # Long-polling without sticky sessions: session ids say which process owns them.
         tag = self.process[:TAG_LENGTH]
@@ -133,7 +146,7 @@ class RedisAdapter:
         self._push(("alive",))
         self.reader = StreamReader(self.redis, self.stream, lambda: self.last_id, self._delivered,
                                    self._unreachable, self._read_succeeded, self.writes.settled,
-                                   block_ms=int(min(2000, self.stall_seconds * 1000)),
+                                   block_ms=int(min(2000, self.stall_seconds * 1000)), shards=self.shards,
                                    written_after=self.writes.written_after)
         self.reader.start()
         self.watchdog = Watchdog(self.reader, {"relay listener": self.relay, "cluster listener": self.cluster},
@@ -156,6 +169,9 @@ class RedisAdapter:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.reader is not None:
             await self.reader.stop()
+        if self.shards is not None:
+            self.hub.ops.room_watchers.remove(self.shards)
+            await self.shards.stop()
         for part in (self.relay, self.cluster):
             if part is not None:
                 await part.stop()
@@ -185,7 +201,8 @@ class RedisAdapter:
                                   "i": json.dumps(sorted(group.include)), "x": json.dumps(sorted(group.exclude))}
         for k, buffer in enumerate(buffers):
             fields[f"a{k}"] = buffer
-        self._push(("xadd", fields))
+        streams = None if self.shards is None else self.shards.targets(namespace, group.include)
+        self._push(("xadd", fields) if streams is None else ("xadd", fields, streams))
         return 0  # delivered when the stream gives it back, on every process: none yet
 
     def send_own(self, socket: "Socket", data: list) -> None:
@@ -256,17 +273,23 @@ class RedisAdapter:
             old.client.session.close("transport close", notify=False)  # back before its old connection died
         try:
             await self.flush()
-            raw = await self.redis.getdel(self._state_key(pid))
+            # Read, not taken: a client may give up on this CONNECT (python-socketio waits 1 s) and
+            # try again; the state is there for that try. The recovered socket's own state, written
+            # as it connects, replaces it (a newer connection wins, SET_IF_OWNER).
+            raw = await self.redis.get(self._state_key(pid))
             if raw is None:
                 log.info("recovery refused: unknown pid %r…", pid[:6])
                 return None
             state = json.loads(raw)
             after = offset if offset is not None and _id(offset) > _id(state["start"]) else state["start"]
-            info = await self.redis.xinfo_stream(self.stream)
-            deleted = info.get("max-deleted-entry-id", b"0-0")
-            if _id(deleted.decode() if isinstance(deleted, bytes) else str(deleted)) > _id(after):
+            if await oldest_kept(self.redis, self._log_streams([(state["ns"], set(state["rooms"]))])) > _id(after):
                 log.info("recovery refused for %r…: the log no longer holds offset %s", pid[:6], after)
                 return None
+            if self.shards is not None and _id(self.last_id) < _id(after):  # in a group not read here?
+                if _id(after) > await self.shards.newest_id():
+                    log.info("recovery refused for %r…: offset %s was never given", pid[:6], after)
+                    return None
+                await self._reach(after, 5.0)
             missed = await self._missed(state, after)
         except Exception as exc:
             if isinstance(exc, asyncio.CancelledError):
@@ -278,6 +301,9 @@ class RedisAdapter:
         saved = Saved(pid, state["sid"], namespace, state["rooms"], state["data"], state["start"], None, 0)
         return saved, missed
 
+    def _log_streams(self, sockets: list[tuple[str, set]]) -> list[str]:
+        return [self.stream] if self.shards is None else self.shards.log_streams(sockets)
+
     async def _missed(self, state: dict, after: str) -> list[Outgoing]:
         return (await self._missed_by([(state["ns"], set(state["rooms"]) | {state["sid"]})], after, True))[0]
 
@@ -288,7 +314,7 @@ class RedisAdapter:
         low = after
         while _id(low) < _id(self.last_id):
             high = self.last_id
-            for entry_id, fields in await self.redis.xrange(self.stream, "(" + low, high):
+            for entry_id, fields in await log_range(self.redis, self._log_streams(sockets), low, high):
                 fields = text_fields(fields)
                 include, exclude = set(json.loads(fields["i"])), set(json.loads(fields["x"]))
                 for found, (namespace, rooms) in zip(missed, sockets):
@@ -301,6 +327,20 @@ class RedisAdapter:
         return missed
 
     # -- moving a session here (handlers/cluster/handoff.py) ------------------
+
+    async def _reach(self, after: str, timeout: float) -> None:
+        """Once this process has delivered every entry of its streams up to `after` (an id that exists)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while _id(self.last_id) < _id(after):
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError("this process's reading of the stream is behind")
+            # `after` may be in a room group this process does not read (handlers/cluster/shards.py).
+            if self.shards is not None and await self.shards.nothing_after(self.last_id):
+                if _id(self.last_id) < _id(after):
+                    self.last_id = after  # nothing of its streams up to `after` is left to deliver
+                break
+            await asyncio.wait_for(self._advanced.wait(), left)
 
     def moved_out(self, socket: "Socket") -> None:
         """A socket moved to another process with its session: its state is that one's to write now."""
@@ -317,12 +357,7 @@ class RedisAdapter:
         owner delivered: once this process has read that far, the entries since."""
         if not STREAM_ID.match(after):
             raise ValueError(f"not a stream entry id: {after[:24]!r}")
-        deadline = asyncio.get_running_loop().time() + timeout
-        while _id(self.last_id) < _id(after):
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                raise TimeoutError("this process's reading of the stream is behind")
-            await asyncio.wait_for(self._advanced.wait(), left)
+        await self._reach(after, timeout)
         return await self._missed_by([(s["ns"], set(s["rooms"]) | {s["id"]}) for s in sockets], after, offsets)
 
     # -- the cluster ---------------------------------------------------

@@ -20,7 +20,10 @@ holds the session's next answer meanwhile. If the relaying process dies
 first (its channel counts no listener), its HTTP client went away, or it
 says nothing for `KEEP_SECONDS`, the packets go back to the head of the
 session's queue: the client's next GET (the balancer's retry of the same
-one, or any other), wherever it lands, gets them, in order.
+one, or any other), wherever it lands, gets them, in order. A GET our client numbered
+(`n`) is answered by the owner's one rule (handlers/transports/polling.py): the
+same `n` again gets the same answer; an answer taken back is not counted, and one
+answered again to a retry is forgotten here, so nothing goes twice.
 
 Sessions that change process (an upgrade landing elsewhere, a drain handing
 its polling sessions on) go over the same channels: handlers/cluster/moves.py.
@@ -35,6 +38,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ..transports.polling import Refusal, answer_again, read_post
 from ..wire.protocol import Outgoing
 from .moves import Moves
 from .subscriber import Subscriber
@@ -106,11 +110,15 @@ class Relay(Moves, Subscriber):
         self._kept: dict[str, Kept] = {}          # sid -> an answer not yet known to be written
         self._unwritten: dict[str, tuple[str, int]] = {}  # sid -> (owner, rid) of an answer being written here
         self._watching: asyncio.Task | None = None
+        self._telling: set[asyncio.Future] = set()  # messages being published
+        self.leaving = False  # a drain hands this process's sessions over: no answer goes into transit
         self._init_moves()
 
     async def stop(self) -> None:
         if self._watching is not None:
             self._watching.cancel()
+        if self._telling:  # "written" and the like: once this channel is gone, its word would be taken for "lost"
+            await asyncio.wait(set(self._telling), timeout=2)
         await super().stop()
 
     def _channel(self, tag: str) -> str:
@@ -128,16 +136,18 @@ class Relay(Moves, Subscriber):
 
     # -- asking --------------------------------------------------------
 
-    async def request(self, sid: str, op: str, body: str | None, timeout: float) -> tuple[int, str]:
-        """Send a GET or POST of session `sid` to its owner; (status, body) of its answer.
+    async def request(self, sid: str, op: str, body: str | None, timeout: float,
+                      n: str | None = None, uri: str | None = None) -> tuple[int, str]:
+        """Send a GET (numbered `n` by our client) or POST (its request's `uri`) of session `sid` to
+        its owner; (status, body) of its answer.
 
         A GET answered with packets must be followed by `written(sid, ok)` once its HTTP answer
         is written (or not): until then the owner keeps the packets.
         """
-        return await self.request_to(self.owner(sid), sid, op, body, timeout)
+        return await self.request_to(self.owner(sid), sid, op, body, timeout, n, uri)
 
     async def request_to(self, owner: str, sid: str, op: str, body: str | None,
-                         timeout: float) -> tuple[int, str]:
+                         timeout: float, n: str | None = None, uri: str | None = None) -> tuple[int, str]:
         """`request`, to the process `owner`; followed once to where a drain moved the session."""
         if op != "adopt" and sid in self._handing:
             await self.handed_over(sid)
@@ -146,7 +156,7 @@ class Relay(Moves, Subscriber):
                 return GONE  # no process took it: the client reconnects
             owner = moved
         for _ in range(3):
-            answer = await self._ask(owner, sid, op, body, timeout)
+            answer = await self._ask(owner, sid, op, body, timeout, n, uri)
             moved = answer.get("moved")
             if moved is None and answer.get("gone") and op != "adopt":
                 moved = await self.moved_elsewhere(sid, owner)
@@ -158,19 +168,24 @@ class Relay(Moves, Subscriber):
             self._unwritten[sid] = (answer.get("from", owner), answer["rid"])
         return answer["status"], answer["body"]
 
-    async def _ask(self, owner: str, sid: str, op: str, body: str | None, timeout: float) -> dict:
+    async def _ask(self, owner: str, sid: str, op: str, body: str | None, timeout: float,
+                   n: str | None = None, uri: str | None = None) -> dict:
         rid = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         self._waiting[rid] = (future, owner)
         self._asked[rid] = (op, sid)
         self._watch()
         message = {"op": op, "sid": sid, "rid": rid, "reply": self.channel, "from": self.tag, "body": body}
+        if n is not None:
+            message["n"] = n
+        if op == "post":
+            message["uri"] = uri  # its `t` tells a retry of the same POST from the next
         try:
             if not await self.redis.publish(self._channel(owner), json.dumps(message)):
                 return gone()   # no process listens there: it is gone
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.TimeoutError:
-            return gone()
+            return {**gone(), "late": True}  # no answer in time: the owner may still act on it
         except asyncio.CancelledError:
             if op == "get":  # the HTTP client went away: stop the owner from answering into the void
                 await self._publish(owner, {"op": "cancel", "sid": sid, "rid": rid, "reply": self.channel})
@@ -194,7 +209,8 @@ class Relay(Moves, Subscriber):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         await asyncio.sleep(0.05)  # the noops leave
-        while any(op != "get" for op, _ in self._asked.values()) and loop.time() < deadline:
+        # POSTs finish; answers being written say so (else their owners would send them again).
+        while (self._unwritten or any(op != "get" for op, _ in self._asked.values())) and loop.time() < deadline:
             await asyncio.sleep(0.02)
 
     def written(self, sid: str, ok: bool) -> None:
@@ -207,7 +223,9 @@ class Relay(Moves, Subscriber):
 
     def tell(self, tag: str, message: dict) -> None:
         """Send `message` to the process `tag`, expecting no answer."""
-        asyncio.ensure_future(self._publish(tag, message))
+        telling = asyncio.ensure_future(self._publish(tag, message))
+        self._telling.add(telling)
+        telling.add_done_callback(self._telling.discard)
 
     async def _publish(self, tag: str, message: dict) -> None:
         try:
@@ -252,14 +270,18 @@ class Relay(Moves, Subscriber):
                 session.poller = None
             return
         if session is None or session.closed:
-            self._answer(reply, rid, 400, "Session ID unknown")
+            last = self.engine.last_answer(sid) if op == "get" else None  # it closed as the GET came
+            self._answer(reply, rid, *((200, last) if last is not None else GONE))
         elif session.ws is not None:
             self._answer(reply, rid, 400, "Session upgraded to WebSocket")
         elif op == "get":
-            self._get(session, reply, rid, message.get("from", ""))
+            self._get(session, reply, rid, message.get("from", ""), message.get("n"))
         elif op == "post":
-            refused = session.receive_payload(message["body"])
-            self._answer(reply, rid, 400 if refused else 200, refused or "ok")
+            refused = read_post(session, message["body"], message.get("uri"))
+            if refused is None:
+                self._answer(reply, rid, 200, "ok")
+            else:
+                self._answer(reply, rid, 400, refused.message or "Bad request")
         elif op == "probe":
             if not session.probed_elsewhere():  # polling pauses, as for a probe here
                 self._answer(reply, rid, 400, "Upgrade already in progress")
@@ -272,8 +294,16 @@ class Relay(Moves, Subscriber):
         elif op == "move":
             self._move_out(session, message)
 
-    def _get(self, session: Any, reply: str, rid: int, via: str) -> None:
-        if session.poller is not None and not session.replace_poller():
+    def _get(self, session: Any, reply: str, rid: int, via: str, n: str | None) -> None:
+        if n is not None:  # a numbered GET: the same rule as a GET served here
+            again = answer_again(session, n)
+            if isinstance(again, Refusal):
+                self._answer(reply, rid, again.status, again.message)  # type: ignore[arg-type]
+                return
+            if again is not None:
+                self._answer_get(session, reply, rid, via, again)
+                return
+        if session.poller is not None and not session.replace_poller(n is not None):
             self._answer(reply, rid, 400, "Overlapping GET requests")
             session.close("transport error", notify=False)
             return
@@ -290,6 +320,17 @@ class Relay(Moves, Subscriber):
         if payload is None:
             payload = "6"
         keep = payload != "6" and not session.closed and via != ""
+        if keep and self.leaving:
+            # This process hands its sessions over: what is queued goes with the session rather than
+            # to a GET whose answer would hold it here until written (under load, a session answered
+            # again and again would never be free to move). The GET waits on; the move ends it (a
+            # noop), and the next one gets the packets from the new owner.
+            session.taken_back(payload)  # not handed after all: counted when it is
+            out = payload_packets(payload)
+            session.queue.insert(0, out)
+            session.queued_bytes += out.size
+            session.poller = RemotePoller(self, session, reply, rid, via)
+            return
         if keep:
             self._kept[session.sid] = Kept(session, payload, via, rid, asyncio.get_running_loop().time())
             session.held = True  # the next answer waits: it must not overtake this one
@@ -304,6 +345,12 @@ class Relay(Moves, Subscriber):
         if kept is not None and kept.rid == rid:
             self._release(sid, written)
 
+    def settle(self, sid: str) -> None:
+        """The answer kept for `sid` went to its client again, by a retry of the GET numbered
+        (handlers/transports/polling.py): it is not sent a third time."""
+        if sid in self._kept:
+            self._release(sid, True)
+
     def _release(self, sid: str, written: bool) -> None:
         """The kept answer of `sid` was written, or is sent again ahead of what came since."""
         kept = self._kept.pop(sid)
@@ -313,6 +360,7 @@ class Relay(Moves, Subscriber):
             return
         if not written:
             log.info("session %s…: its answer through %s was not written; sent again", sid[:8], kept.via)
+            session.taken_back(kept.payload)  # the next GET gets it from the queue, counted then
             out = payload_packets(kept.payload)
             session.queue.insert(0, out)
             session.queued_bytes += out.size

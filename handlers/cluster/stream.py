@@ -1,8 +1,9 @@
 """Reading the cluster's stream: every process delivers every entry to its own sockets, in batches.
 
 One reader task per process reads the stream (XREAD, blocking up to
-`BLOCK_MS`). The emits a process sends in one pipeline go in one MULTI/EXEC
-(handlers/cluster/writes.py), which Redis hands to a blocked reader whole. A
+`BLOCK_MS`). The emits to everyone a process sends in one pipeline go in one
+MULTI/EXEC (handlers/cluster/writes.py), which Redis hands to a blocked reader
+whole (emits to rooms go to their groups' streams, each on its own). A
 read that returns entries waits until this process's own emits queued so far
 are in the stream (`settled`: the pipeline in flight, and the one queued
 behind it), then, if this process wrote entries after the last one read,
@@ -111,10 +112,11 @@ class StreamReader:
                  delivered: Callable[[str, list], None], failed: Callable[[Exception], None],
                  succeeded: Callable[[], None], settled: Callable[[], Awaitable[None]] | None = None,
                  block_ms: int = BLOCK_MS, settle_s: float = SETTLE_S,
-                 written_after: Callable[[str], bool] | None = None):
+                 written_after: Callable[[str], bool] | None = None, shards: Any = None):
         self.settled = settled  # until this process's emits queued so far are in the stream
         self.written_after = written_after  # whether this process wrote entries after an id
         self.settle_s = settle_s
+        self.shards = shards  # room groups read too (handlers/cluster/shards.py), or None
         self.redis = redis
         self.block_ms = block_ms
         self.stream = stream
@@ -152,8 +154,8 @@ class StreamReader:
         delay = 0.1
         while True:
             try:
-                found = await self.redis.xread({self.stream: self.position()}, count=COUNT, block=self.block_ms)
-                entries = parsed(found)
+                epoch = self.shards.epoch if self.shards is not None else 0
+                entries = await self._read(self.position(), self.block_ms)
                 follow = FOLLOW_UPS
                 if entries and self.settled is not None:
                     try:
@@ -165,10 +167,10 @@ class StreamReader:
                         self.written_after is None or self.written_after(entries[-1][0])):
                     follow -= 1
                     self.follow_ups += 1
-                    more = await self.redis.xread({self.stream: entries[-1][0]}, count=COUNT)
+                    more = await self._read(entries[-1][0], None)
                     if not more:
                         break
-                    entries += parsed(more)
+                    entries += more
                 delay = 0.1
                 self.read_at = loop.time()
                 self.reads += 1
@@ -182,7 +184,15 @@ class StreamReader:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
+            if entries and self.shards is not None and self.shards.epoch != epoch:
+                continue  # a room group was added meanwhile: read again with it, from the same position
             if entries:
                 self.batches += 1
                 self.entries += len(entries)
                 self.delivered(entries[-1][0], entries)
+
+    async def _read(self, position: str, block: int | None) -> list[tuple[str, dict | None]]:
+        if self.shards is None:
+            return parsed(await self.redis.xread({self.stream: position}, count=COUNT, block=block))
+        streams = self.shards.streams(position, block is not None)
+        return self.shards.merge(await self.redis.xread(streams, count=COUNT, block=block), COUNT)

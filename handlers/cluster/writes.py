@@ -3,8 +3,8 @@
 Every write a process makes (its emits, its sockets' state, its count, its
 heartbeat) is queued here and sent in order by one task, as many as are
 queued at once in one pipeline: the emits of one loop turn reach the stream
-together, in one MULTI/EXEC when there are several (Redis then wakes a
-blocked reader once, with all of them). A socket's state and the count are
+together, in one MULTI/EXEC when there are several, all to everyone (Redis
+then wakes a blocked reader once, with all of them). A socket's state and the count are
 coalesced (one queued at a time, the newest wins).
 
 The queue also says when the emits queued so far are in the stream
@@ -143,6 +143,8 @@ class Writes:
             await asyncio.wait_for(self._send(batch), stall)
         except (ConnectionError, OSError, asyncio.TimeoutError, self._redis_errors) as exc:
             log.debug("Redis write failed (%s); once more", exc or "timed out")
+            # The pool's other idle connections are as stale as that one (a restart closed them all).
+            await self.adapter.redis.connection_pool.disconnect(inuse_connections=False)
             await asyncio.wait_for(self._send(batch), stall)
 
     def written_after(self, entry_id: str) -> bool:
@@ -151,14 +153,18 @@ class Writes:
         return self.last_written > (int(ms), int(seq or 0))
 
     async def _send(self, batch: list[tuple]) -> None:
-        """One pipeline; with several emits, in one MULTI/EXEC: Redis then wakes a blocked reader
-        once they are all in the stream, and its read returns them all, with no read after it."""
+        """One pipeline. Several emits all to the main stream go in one MULTI/EXEC: Redis then wakes
+        a blocked reader once, with all of them, and it needs no read after. Not with emits to room
+        groups (handlers/cluster/shards.py): a reader blocked on several streams is woken with the
+        entries of one of them, and its position would pass the others' entries of the same EXEC."""
         a = self.adapter
-        emits = sum(1 for op in batch if op[0] == "xadd")
-        pipe = a.redis.pipeline(transaction=emits > 1)
+        emits = [op for op in batch if op[0] == "xadd"]
+        pipe = a.redis.pipeline(transaction=len(emits) > 1 and all(len(op) == 2 for op in emits))
         for op in batch:
             kind = op[0]
-            if kind == "xadd":
+            if kind == "xadd" and len(op) > 2:  # to rooms: their groups' streams (handlers/cluster/shards.py)
+                a.shards.append(pipe, op[1], op[2], a.max_packets)
+            elif kind == "xadd":
                 pipe.xadd(a.stream, op[1], maxlen=a.max_packets, approximate=True)
             elif kind == "state":
                 await self._set_if_owner(keys=[op[1]], args=[op[2], op[3], op[4]], client=pipe)
@@ -168,8 +174,15 @@ class Writes:
                 pipe.hset(a.online_key, a.process, a.hub.count)
             elif kind == "alive":
                 pipe.set(f"{a.prefix}:alive:{a.process}", 1, px=3 * a.hub.engine.ping_interval)
-        replies = await pipe.execute()
-        if emits:
-            last = next(r for op, r in zip(reversed(batch), reversed(replies)) if op[0] == "xadd")
-            ms, _, seq = (last.decode() if isinstance(last, bytes) else str(last)).partition("-")
-            self.last_written = max(self.last_written, (int(ms), int(seq or 0)))
+        results = await pipe.execute(raise_on_error=False)
+        again = a.shards.unloaded(results) if a.shards is not None else []
+        if again:  # a Redis that restarted has forgotten the room emits' script
+            await a.shards.load()
+            await self._send([batch[k] for k in again])
+        for k, (op, result) in enumerate(zip(batch, results)):
+            if isinstance(result, Exception):
+                if k not in again:
+                    raise result
+            elif op[0] == "xadd":  # its entry's id: the emits this process wrote (`written_after`)
+                ms, _, seq = (result.decode() if isinstance(result, bytes) else str(result)).partition("-")
+                self.last_written = max(self.last_written, (int(ms), int(seq or 0)))

@@ -13,6 +13,7 @@ after the handshake, as clients (and the official test suites) expect.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import secrets
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 
 from ..wire.errors import ERROR_MESSAGES, error_body
 from ..wire.protocol import Outgoing
-from .session import PING_PACKET, Session
+from .session import PING_PACKET, PollCount, Session
 from .stats import Stats, Watcher
 
 if TYPE_CHECKING:
@@ -64,14 +65,21 @@ class OpenConnections(Protocol):
 class Relay(Protocol):
     """Carries requests for another process's sessions (the cluster's relay), plugged in with `join_cluster`."""
 
+    leaving: bool  # set while a drain hands the sessions over: relayed GETs get no packets meanwhile
+
     def owner(self, sid: str) -> str | None:
         """The tag of the process that holds `sid`, if another one does."""
 
-    async def request(self, sid: str, op: str, body: str | None, timeout: float) -> tuple[int, str]:
-        """A polling GET or POST served by the owner of `sid`: (HTTP status, body)."""
+    async def request(self, sid: str, op: str, body: str | None, timeout: float,
+                      n: str | None = None, uri: str | None = None) -> tuple[int, str]:
+        """A polling GET (numbered `n` by its client, if it is) or POST (its request's `uri`) served
+        by the owner of `sid`: (HTTP status, body)."""
 
     def written(self, sid: str, ok: bool) -> None:
         """The answer to the last relayed GET of `sid` was written to its HTTP client (or not)."""
+
+    def settle(self, sid: str) -> None:
+        """The answer of `sid` kept in transit went to its client again, by a retry of its GET: forget it."""
 
     async def probe(self, sid: str) -> bool:
         """A WebSocket of `sid`'s client probes here: the owner pauses its polling; False if it cannot."""
@@ -152,6 +160,7 @@ class Engine:
         self.handoff: Handoff | None = None  # moves a session to the process that holds its WebSocket
         self.moved: dict[str, tuple[Session, int]] = {}  # sessions moved away, forwarding for a while
         self._last_answers: dict[str, tuple[str, int]] = {}  # closed polling sid -> (answer, tick)
+        self._last_posts: dict[str, bytes] = {}  # open sid -> digest of its last POST's `t` and body
         self._dirty: list[Session] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick: asyncio.TimerHandle | None = None
@@ -208,6 +217,7 @@ class Engine:
 
     def discard(self, session: Session, reason: str) -> None:
         """Called by a session as it closes."""
+        self._last_posts.pop(session.sid, None)
         if self.sessions.pop(session.sid, None) is not None:
             for watcher in self.watchers:
                 watcher.closed(session, reason)
@@ -227,24 +237,25 @@ class Engine:
             return None
         queue, session.queue, session.queued_bytes = session.queue, [], 0
         self.sessions.pop(session.sid, None)
+        self._last_posts.pop(session.sid, None)
         if session.timer is not None:
             session.timer.cancel()
             session.timer = None
         session.end_probe()
-        poller, session.poller = session.poller, None
-        if poller is not None:
-            poller.deliver("6")
+        session.end_poll("6")
         session.ws = forwarder
         self.moved[session.sid] = (session, self._ticks)
         for watcher in self.watchers:
             watcher.closed(session, "moved")
         return queue, context
 
-    async def adopt(self, sid: str, ws: Any, queue: list[Outgoing], context: dict, forward_ack: Any) -> Session:
+    async def adopt(self, sid: str, ws: Any, queue: list[Outgoing], context: dict, forward_ack: Any,
+                    polls: PollCount | None = None) -> Session:
         """Take over a session moved here from another process; its WebSocket `ws` is open, or
-        None: it carries on long-polling (its process drained)."""
+        None: it carries on long-polling (its process drained), with the `polls` its client numbered."""
         session = Session(self, sid, time.monotonic())
         session.ws = ws
+        session.polls = polls
         self.sessions[sid] = session
         self._start()
         environ = self.handoff.environ(context)
@@ -260,6 +271,18 @@ class Engine:
             session.close("transport error", notify=False)
             raise
         return session
+
+    def repeated_post(self, sid: str, stamp: str, body: bytes | str) -> bool:
+        """Whether this POST of `sid` (its query's `t`, its body) is the last one again: a balancer
+        retried it after the process it crossed died with the answer (nginx's `non_idempotent`).
+        Remembered per open session; a client that sends no `t` is not told apart."""
+        digest = hashlib.blake2b(body if isinstance(body, bytes) else body.encode(), digest_size=12,
+                                 key=stamp.encode()[:64]).digest()
+        if self._last_posts.get(sid) == digest:
+            log.info("session %s…: the same POST again (a retry); not read twice", sid[:8])
+            return True
+        self._last_posts[sid] = digest
+        return False
 
     def linger(self, sid: str, answer: str) -> None:
         """Keep the last answer of a polling session that closed with no GET waiting, for one GET."""

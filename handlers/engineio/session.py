@@ -46,13 +46,24 @@ class Poller(Protocol):
     def deliver(self, payload: str) -> None: ...
 
 
+class PollCount:
+    """The GET answers handed to a client that numbers its GETs (our client's `n`), and the last one,
+    kept until a GET's `n` says it arrived: a browser's silent retry of a GET repeats its `n`."""
+
+    __slots__ = ("count", "kept")
+
+    def __init__(self, count: int = 0, kept: str | None = None):
+        self.count = count
+        self.kept = kept
+
+
 class Session:
     """An Engine.IO session, whichever transport currently carries it."""
 
     __slots__ = (
         "engine", "sid", "ws", "poller", "queue", "queued_bytes", "dirty",
         "awaiting_pong", "upgrading", "probed", "closed", "posting", "created", "context",
-        "held", "timer", "__weakref__",
+        "held", "timer", "polls", "__weakref__",
     )
 
     def __init__(self, engine: "Engine", sid: str, created: float):
@@ -72,6 +83,7 @@ class Session:
         self.context: Any = None             # the layer above (the hub's client) keeps its state here
         self.held = False                    # see write_apart; on polling, an answer in transit (relay.py)
         self.timer: asyncio.TimerHandle | None = None  # its first ping, then that ping's deadline
+        self.polls: PollCount | None = None  # once its client numbers its GETs (none for official clients)
 
     @property
     def transport(self) -> str:
@@ -127,29 +139,74 @@ class Session:
             if not written:
                 self.close("transport error", notify=False)
         elif self.poller is not None:
-            poller, self.poller = self.poller, None
-            poller.deliver(self.take_payload())  # type: ignore[arg-type]
+            self.end_poll(self.take_payload())  # type: ignore[arg-type]
 
     def poll(self) -> str | None:
         """What a GET gets at once, whichever process or path serves it; None: it waits."""
         if self.held:  # the last answer is still in transit through another process
-            return "6" if self.probed else None
-        payload = self.take_payload()
-        if payload is None and self.probed:
-            return "6"  # mid-upgrade: let the client pause polling and confirm on the WebSocket
+            payload = "6" if self.probed else None
+        else:
+            payload = self.take_payload()
+            if payload is None and self.probed:
+                payload = "6"  # mid-upgrade: let the client pause polling and confirm on the WebSocket
+        if payload is not None and self.polls is not None:
+            self._handed(payload)
         return payload
 
-    def replace_poller(self) -> bool:
+    def end_poll(self, payload: str) -> None:
+        """The GET waiting, if one is, ends with `payload` (counted as handed to the client)."""
+        poller, self.poller = self.poller, None
+        if poller is not None:
+            if self.polls is not None:
+                self._handed(payload)
+            poller.deliver(payload)
+
+    # -- numbered GETs: an answer lost on the way is answered again ----------------------
+
+    def _handed(self, payload: str) -> None:
+        self.polls.count += 1  # type: ignore[union-attr]
+        self.polls.kept = payload  # type: ignore[union-attr]
+
+    def answer_again(self, n: int) -> str | None:
+        """A GET that says its client got `n` answers: the last one again if the client never got it
+        (not counted twice), else None (served as usual). `n` is the count: the last answer is
+        dropped. Any other `n` (a count lost on a move) is taken as the count from here on."""
+        polls = self.polls
+        if polls is None:  # its first numbered GET
+            self.polls = PollCount(n)
+            return None
+        if n == polls.count:
+            polls.kept = None
+            return None
+        if n == polls.count - 1 and polls.kept is not None:
+            log.info("session %s: GET %d came again, its answer lost on the way; sent again", self.sid[:8], n)
+            self.engine.stats.polls_answered_again += 1
+            if self.held and self.engine.relay is not None:  # that answer, kept in transit: reached it now
+                self.engine.relay.settle(self.sid)
+            return polls.kept
+        log.debug("session %s: GET numbered %d, %d answers handed; counting from it", self.sid[:8], n, polls.count)
+        polls.count, polls.kept = n, None
+        return None
+
+    def taken_back(self, payload: str) -> None:
+        """`payload`, the last answer handed, goes back to the queue (relay.py): no longer counted."""
+        polls = self.polls
+        if polls is not None and polls.kept is payload:
+            polls.count -= 1
+            polls.kept = None
+
+    def replace_poller(self, numbered: bool = False) -> bool:
         """A GET arrived while another waits. One relayed through another process is gone (that
-        process died and the balancer retried the GET elsewhere, or its client gave up): it ends
-        with a noop and the new GET takes its place. False for a local GET still waiting."""
+        process died and the balancer retried the GET elsewhere, or its client gave up), and so is
+        any when the new GET is `numbered` (our client sends one at a time: this is its retry): it
+        ends with a noop and the new GET takes its place. False for a local GET still waiting."""
         poller = self.poller
         if poller is None:
             return True
-        if not getattr(poller, "relayed", False):  # only the cluster's RemotePoller says so
+        if not (numbered or getattr(poller, "relayed", False)):  # only the cluster's RemotePoller says so
             return False
         self.poller = None
-        poller.deliver("6")
+        poller.deliver("6")  # not counted: it has no client to reach (this GET is its retry)
         return True
 
     def take_payload(self, limit: int = MAX_POLL_PACKETS) -> str | None:
@@ -240,9 +297,7 @@ class Session:
             upgraded = True
         else:
             raise ProtocolError("expected a probe or an upgrade")
-        poller, self.poller = self.poller, None
-        if poller is not None:
-            poller.deliver("6")  # the GET in flight ends: polling pauses, or stops
+        self.end_poll("6")  # the GET in flight ends: polling pauses, or stops
         if upgraded:
             self.flush()
         return upgraded
@@ -278,9 +333,7 @@ class Session:
         if self.upgrading:
             return False
         self.upgrading = self.probed = True
-        poller, self.poller = self.poller, None
-        if poller is not None:
-            poller.deliver("6")
+        self.end_poll("6")
         return True
 
     def websocket_closed(self, ws: Writer, probing: bool) -> None:
@@ -343,9 +396,10 @@ class Session:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        poller, self.poller = self.poller, None
-        if poller is not None:
-            poller.deliver(last)  # type: ignore[arg-type]
+        if self.poller is not None:
+            self.end_poll(last)  # type: ignore[arg-type]
+            if self.polls is not None and last is not None:  # for its GET's retry, should it be lost
+                self.engine.linger(self.sid, last)
         elif last is not None and (notify or reason == CLIENT_CLOSE):
             self.engine.linger(self.sid, last)
         ws, self.ws = self.ws, None

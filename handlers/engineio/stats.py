@@ -37,6 +37,7 @@ class Stats(Watcher):
     __slots__ = (
         "handshakes", "disconnects", "upgrades", "packets_received", "packets_sent",
         "broadcasts", "deliveries", "ack_timeouts", "slow_clients_dropped", "limits", "once_replayed",
+        "polls_answered_again",
         "handler_buckets", "handler_sum", "handler_count",
     )
 
@@ -51,6 +52,7 @@ class Stats(Watcher):
         self.ack_timeouts = 0
         self.once_replayed = 0  # retries of `once` events answered with the stored ack
         self.slow_clients_dropped = 0
+        self.polls_answered_again = 0  # long-polling answers lost on the way, given to the GET's retry
         self.limits: dict[str, int] = {}
         self.handler_buckets = [0] * (len(HANDLER_BUCKETS) + 1)  # the last one is +Inf
         self.handler_sum = 0.0

@@ -56,19 +56,27 @@ def close_for_restart(session: "Session") -> None:
 
 
 async def drain(hub: Drained, seconds: float) -> None:
-    """Refuse new sessions at once; on a cluster hand the polling ones over; close the rest over
-    `seconds`; return when all are gone."""
+    """Refuse new sessions at once; on a cluster hand the polling ones over while the rest close
+    over `seconds`; return when all are gone."""
     hub.ops.admission.draining = True
-    if hub.engine.relay is not None:
-        await hand_over(hub.engine, seconds)
-    sessions = list(hub.engine.sessions.values())
-    log.info("draining %d sessions over %.1f s", len(sessions), seconds)
+    engine = hub.engine
+    # On a cluster the long-polling sessions are the hand-over's; those no process takes are
+    # closed as the rest, once it ends. Both go on at once: a slow hand-over delays no close.
+    moving = asyncio.ensure_future(hand_over(engine, seconds)) if engine.relay is not None else None
+    sessions = [s for s in engine.sessions.values() if moving is None or s.ws is not None]
+    log.info("draining %d sessions over %.1f s", len(engine.sessions), seconds)
     loop = asyncio.get_running_loop()
     start = loop.time()
-    total = len(sessions)
     done = 0
     late: list[tuple[float, "Session"]] = []
-    while done < total:
+    while True:
+        if moving is not None and moving.done():
+            moving = None
+            taken = set(sessions)
+            sessions += [s for s in list(engine.sessions.values()) if s not in taken]
+        total = len(sessions)
+        if done >= total and moving is None:
+            break
         # Close the share of sessions due by now: evenly spread over the window.
         due = total if seconds <= 0 else min(total, int(total * (loop.time() - start) / seconds) + 1)
         while done < due:
@@ -79,13 +87,12 @@ async def drain(hub: Drained, seconds: float) -> None:
             else:
                 close_for_restart(session)
         late = _close_late(late, loop.time())
-        if done < total:
-            await asyncio.sleep(TICK)
+        await asyncio.sleep(TICK)
     while late:
         await asyncio.sleep(TICK)
         late = _close_late(late, loop.time())
     await asyncio.sleep(TICK)  # let the last close frames and answers leave
-    log.info("drained; %d sessions left", len(hub.engine.sessions))
+    log.info("drained; %d sessions left", len(engine.sessions))
 
 
 def _close_late(late: list[tuple[float, "Session"]], now: float) -> list[tuple[float, "Session"]]:
@@ -104,7 +111,7 @@ def _close_late(late: list[tuple[float, "Session"]], now: float) -> list[tuple[f
 async def hand_over(engine: "Engine", seconds: float) -> int:
     """Hand every long-polling session to another live process, within `seconds` (at least 2);
     how many moved. One with something half-done (a POST being read, an answer in transit) waits
-    for its turn."""
+    for its turn; each moves as soon as it can, whatever the others' hand-overs wait for."""
     relay = engine.relay
     try:
         peers = await relay.draining(seconds)
@@ -117,19 +124,58 @@ async def hand_over(engine: "Engine", seconds: float) -> int:
     if not peers:
         log.warning("no other process to hand %d long-polling sessions to: their clients reconnect", len(pending))
         return 0
+    deadline = asyncio.get_running_loop().time() + max(seconds, 2.0)
+    relay.leaving = True  # what is queued waits for the move, rather than hold a session here in transit
+    try:
+        moved, pending = await _hand_over_all(engine, pending, peers, deadline)
+    finally:
+        relay.leaving = False
+        for session in list(engine.sessions.values()):
+            if session.queue and not session.closed:
+                session.flush()  # those that stay get what waited for the move
+    log.info("%d long-polling sessions handed to %s%s", moved, ", ".join(peers),
+             f"; {len(pending)} could not be in time" if pending else "")
+    return moved
+
+
+async def _hand_over_all(engine: "Engine", pending: list["Session"], peers: list[str],
+                         deadline: float) -> tuple[int, list["Session"]]:
+    """Each session moves as soon as it can, until `deadline`: (how many moved, those left)."""
+    relay = engine.relay
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + max(seconds, 2.0)
+    moving: set[asyncio.Future] = set()
     moved = 0
-    while pending and loop.time() < deadline:
-        ready, later = [], []
+    while True:
+        later = []
         for session in pending:
             if session.closed or session.ws is not None or engine.sessions.get(session.sid) is not session:
                 continue
-            (ready if relay.can_hand_over(session) and len(ready) < HAND_OVER_BATCH else later).append(session)
-        done = await asyncio.gather(*(relay.hand_over(s, peers) for s in ready), return_exceptions=True)
-        moved += sum(d is True for d in done)
+            if relay.can_hand_over(session) and len(moving) < HAND_OVER_BATCH:
+                moving.add(asyncio.ensure_future(relay.hand_over(session, peers)))
+            else:
+                later.append(session)
         pending = later
-        if pending:
+        if not pending or loop.time() >= deadline:
+            break
+        if moving:
+            finished, moving = await asyncio.wait(moving, timeout=TICK)
+            moved += _moved(finished)
+        else:
             await asyncio.sleep(TICK)
-    log.info("%d long-polling sessions handed to %s", moved, ", ".join(peers))
-    return moved
+    if moving:  # each bounded by its own timeout
+        finished, _ = await asyncio.wait(moving)
+        moved += _moved(finished)
+    return moved, pending
+
+
+def _moved(finished: set[asyncio.Future]) -> int:
+    """How many of these hand-overs moved their session (one that failed is logged)."""
+    count = 0
+    for f in finished:
+        if f.cancelled():
+            continue
+        if f.exception() is not None:
+            log.warning("a hand-over failed: %r", f.exception())
+        elif f.result() is True:
+            count += 1
+    return count

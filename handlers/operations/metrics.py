@@ -49,6 +49,8 @@ class HubCollector(Collector):
             ("board_deliveries", "Packets handed to sessions by group emits", stats.deliveries),
             ("board_ack_timeouts", "Acknowledgements not received in time", stats.ack_timeouts),
             ("board_once_replayed", "Retries of once events answered with the stored ack", stats.once_replayed),
+            ("board_polls_answered_again", "Long-polling answers lost on the way, given again to the GET's retry",
+             stats.polls_answered_again),
             ("board_slow_clients_dropped", "Sessions closed for falling too far behind",
              stats.slow_clients_dropped),
         ):

@@ -76,6 +76,7 @@ class Ops:
         hub.engine.watchers.append(SessionLog())
         self.events = EventLimiter(limits, self.throttled)
         self.monitor: Monitor | None = None  # the Admin UI's instrumentation, when on (watch_with)
+        self.room_watchers: list[Any] = []   # told of every join and leave too (a cluster's room groups)
         # Readiness checks besides the drain: each returns None when fine, else why not.
         self.checks: list[Callable[[], str | None]] = []
 
@@ -98,11 +99,15 @@ class Ops:
         """A socket joined `room` (told to the monitor, if any)."""
         if self.monitor is not None:
             self.monitor.room_joined(socket, room)
+        for watcher in self.room_watchers:
+            watcher.room_joined(socket, room)
 
     def room_left(self, socket: Any, room: str) -> None:
         """A socket left `room` (told to the monitor, if any)."""
         if self.monitor is not None:
             self.monitor.room_left(socket, room)
+        for watcher in self.room_watchers:
+            watcher.room_left(socket, room)
 
     # -- health ----------------------------------------------------------
 

@@ -33,7 +33,7 @@ from tornado.routing import Router
 
 from ..engineio.session import Session
 from .entry import right_version
-from .polling import Refusal, answer_get, body_overflow, receive_post, would_refuse
+from .polling import Refusal, answer_get, body_overflow, query_count, receive_post, would_refuse
 
 if TYPE_CHECKING:
     from ..engineio.engine import Engine
@@ -93,22 +93,23 @@ class ConnectionPolls(Router):
         if admitted is None:
             return None
         return ConnectionPoll(self.engine, admitted[0], request.method, request.connection,  # type: ignore[arg-type]
-                        request.uri, admitted[1])
+                              request.uri, admitted[1], query_count(args))
 
 
 class ConnectionPoll(HTTPMessageDelegate):
     """One GET or POST of a local polling session, answered straight on its connection."""
 
-    __slots__ = ("engine", "session", "method", "connection", "uri", "origin", "chunks", "size", "done")
+    __slots__ = ("engine", "session", "method", "connection", "uri", "origin", "n", "chunks", "size", "done")
 
     def __init__(self, engine: "Engine", session: Session, method: str, connection: HTTPConnection,
-                 uri: str | None, origin: str | None):
+                 uri: str | None, origin: str | None, n: str | None = None):
         self.engine = engine
         self.session: Session | None = session
         self.method = method
         self.connection = connection
         self.uri = uri
         self.origin = origin
+        self.n = n  # the GET's count of answers its client got (our client's), as sent
         self.chunks: list[bytes] = []
         self.size = 0
         self.done = False  # answered, or the client went away
@@ -139,7 +140,7 @@ class ConnectionPoll(HTTPMessageDelegate):
             self._post(self.session)
 
     def _get(self, session: Session) -> None:
-        payload = answer_get(self.engine, session)
+        payload = answer_get(self.engine, session, self.n)
         if isinstance(payload, Refusal):
             self.fail(*payload)
             return
@@ -151,7 +152,7 @@ class ConnectionPoll(HTTPMessageDelegate):
 
     def _post(self, session: Session) -> None:
         body, self.chunks = b"".join(self.chunks), []
-        refused = receive_post(session, body)
+        refused = receive_post(session, body, self.uri)
         if refused is not None:
             self.fail(*refused)
             return

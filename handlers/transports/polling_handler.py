@@ -15,7 +15,7 @@ from tornado.web import RequestHandler, stream_request_body
 from ..wire.errors import BAD_HANDSHAKE_METHOD, BAD_REQUEST, UNKNOWN_SID
 from .entry import EngineRequest, body_too_large
 from ..engineio.session import Session
-from .polling import METHODS, Refusal, answer_get, body_overflow, receive_post, refuse_request
+from .polling import METHODS, Refusal, answer_get, body_overflow, query_count, receive_post, refuse_request
 
 
 @stream_request_body
@@ -79,7 +79,9 @@ class PollingTransport(EngineRequest, RequestHandler):
         """Serve this request at the process that owns the session (handlers/cluster/relay.py)."""
         engine = self.engine
         timeout = (engine.ping_interval + engine.ping_timeout) / 1000 if op == "get" else 10.0
-        self._waiter = asyncio.ensure_future(engine.relay.request(self.relayed, op, body, timeout))
+        n = query_count(self.request.query_arguments) if op == "get" else None
+        self._waiter = asyncio.ensure_future(engine.relay.request(self.relayed, op, body, timeout, n,
+                                                                  self.request.uri))
         try:
             status, text = await self._waiter
         except asyncio.CancelledError:
@@ -140,7 +142,7 @@ class PollingTransport(EngineRequest, RequestHandler):
             upgrades = ["websocket"] if "websocket" in self.engine.transports else []
             self.finish(self.engine.open_packet(session, upgrades))
             return
-        payload = answer_get(self.engine, session)
+        payload = answer_get(self.engine, session, query_count(self.request.query_arguments))
         if isinstance(payload, Refusal):
             self.refuse(payload)
             return
@@ -165,7 +167,7 @@ class PollingTransport(EngineRequest, RequestHandler):
         session = self.session
         if session is None:
             return
-        refused = receive_post(session, b"".join(self._chunks))
+        refused = receive_post(session, b"".join(self._chunks), self.request.uri)
         if refused is not None:
             self.refuse(refused)
             return

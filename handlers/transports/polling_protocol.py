@@ -76,7 +76,7 @@ class PollingConnection(asyncio.Protocol):
 
     __slots__ = ("front", "engine", "parser", "transport", "buf", "first", "url", "headers", "odd",
                  "method", "session", "origin", "need", "ours", "busy", "keep", "paused", "address",
-                 "peer", "gone", "uri", "unread")
+                 "peer", "gone", "uri", "unread", "n")
 
     def __init__(self, front: "EngineDelegate", first: tuple[str, str, dict[str, str]] | None, buffered: bytes,
                  peer: Any):
@@ -102,6 +102,7 @@ class PollingConnection(asyncio.Protocol):
         self.gone = False         # closed, or handed back to Tornado
         self.uri = ""             # of the request in flight, for the log
         self.unread = False       # reading paused: a client sending ahead of its answers
+        self.n: str | None = None  # the GET's count of answers its client got (our client's), as sent
 
     # -- asyncio ------------------------------------------------------------
 
@@ -234,7 +235,7 @@ class PollingConnection(asyncio.Protocol):
         length = headers.get("Content-Length")
         self.need = int(length) if length else 0  # admitted: plain digits, within maxPayload
         self.method, self.session, self.busy, self.keep, self.ours = method, session, True, bool(keep), False
-        self.uri = uri
+        self.uri, self.n = uri, target[2]
         if method == "POST":
             session.start_post()
         return True
@@ -244,7 +245,7 @@ class PollingConnection(asyncio.Protocol):
         if session is None:
             return
         if self.method == "GET":
-            payload = answer_get(self.engine, session)
+            payload = answer_get(self.engine, session, self.n)
             if isinstance(payload, Refusal):
                 self.fail(*payload)
             elif payload is None:
@@ -252,7 +253,7 @@ class PollingConnection(asyncio.Protocol):
             else:
                 self.answer(payload.encode(), OK_TEXT)
         else:
-            refused = receive_post(session, body)
+            refused = receive_post(session, body, self.uri)
             if refused is not None:
                 self.fail(*refused)
             else:

@@ -132,14 +132,15 @@ class EngineDelegate(HTTPServerConnectionDelegate):
                 closed += 1
         return closed
 
-    def engine_query(self, uri: str) -> tuple[str | None, str | None] | None:
-        """(transport, sid) of a request for the engine's path with `EIO=4` and a plain query, else None."""
+    def engine_query(self, uri: str) -> tuple[str | None, str | None, str | None] | None:
+        """(transport, sid, n) of a request for the engine's path with `EIO=4` and a plain query, else
+        None; `n`, our client's count of the poll answers it got, is None from other clients."""
         if not uri.startswith(self.prefix):
             return None
         query = uri[len(self.prefix):]
         if "%" in query or "+" in query or query.count("&") >= MAX_QUERY_FIELDS:
             return None  # decoding or limits to apply: Tornado's own parser decides
-        eio = transport = sid = None
+        eio = transport = sid = n = None
         for field in query.split("&"):
             key, _, value = field.partition("=")
             if key == "sid":
@@ -154,7 +155,11 @@ class EngineDelegate(HTTPServerConnectionDelegate):
                 if transport is not None:
                     return None
                 transport = value
-        return (transport, sid) if eio == EIO else None
+            elif key == "n":
+                if n is not None:
+                    return None
+                n = value
+        return (transport, sid, n) if eio == EIO else None
 
     @staticmethod
     def simple_host(host: str) -> bool:
@@ -169,7 +174,7 @@ class EngineDelegate(HTTPServerConnectionDelegate):
         target = self.engine_query(uri)
         if target is None:
             return None
-        transport, sid = target
+        transport, sid, n = target
         host = headers.get("Host")
         if host is None or not self.simple_host(host):
             return None
@@ -183,7 +188,7 @@ class EngineDelegate(HTTPServerConnectionDelegate):
             return None
         if self.server is not None and self.handover and can_hand_over(start_line, headers, connection):
             return PollHandover(self, start_line, headers, connection)
-        return ConnectionPoll(self.engine, admitted[0], start_line.method, connection, uri, admitted[1])
+        return ConnectionPoll(self.engine, admitted[0], start_line.method, connection, uri, admitted[1], n)
 
     # -- the connections handed to PollingConnection -------------------------
 

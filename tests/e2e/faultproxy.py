@@ -10,6 +10,12 @@ each WebSocket (the frame is not forwarded; the connection stays up): the
 client hears nothing and must try again. With `cut_at_acks=N` it resets the
 connection right before one ACK in N instead (WebSocket or long-polling): the
 server did the work, the connection dropped before the client heard of it.
+
+With `swallow_polls=N` it loses every Nth long-polling answer that carries a message (an event or an
+ACK) on a connection that served a request before: not a byte of the answer is forwarded and the
+connection is reset, so the browser sends the same GET again by itself on another connection, with no
+error the page could see (Chromium does so when a reused connection drops before any byte of the
+answer). The answer to that retry goes through.
 """
 
 from __future__ import annotations
@@ -98,6 +104,107 @@ class AckFault:
         return bytes(out)
 
 
+class PollFault:
+    """Both directions of one connection, read as HTTP/1.1 messages: every `every`th answer, counted
+    over the proxy, that carries a message to a long-polling GET on a reused connection is swallowed
+    whole and the connection reset. A connection that becomes a WebSocket is passed through."""
+
+    def __init__(self, every: int, proxy: "FaultProxy"):
+        self.every = every
+        self.proxy = proxy
+        self.requests = bytearray()  # what the client sent, not yet split into requests
+        self.asked: list[bytes] = []  # the request lines not answered yet, in order
+        self.answers = bytearray()   # what the server sent, not yet a whole answer
+        self.served = 0              # answers forwarded on this connection
+        self.plain = False           # passing everything through from now on
+
+    @staticmethod
+    def _split(buffer: bytearray) -> tuple[bytes, bytes] | None:
+        """The next whole message (head, body as sent) taken out of `buffer`; None if it is not all
+        there. Raises ValueError for a WebSocket's handshake answer (not a message this fault reads)."""
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        head = bytes(buffer[:end])
+        if head.startswith(b"HTTP/1.1 101"):
+            raise ValueError("upgrade")
+        length, chunked = 0, False
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+        if head.startswith(b"HTTP/") and head[9:12] in (b"204", b"304"):
+            length, chunked = 0, False  # no body, whatever the head says
+        at = end + 4
+        if chunked:  # sizes in hex, each chunk and its CRLF; the last is empty (no trailers here)
+            while True:
+                eol = buffer.find(b"\r\n", at)
+                if eol < 0:
+                    return None
+                size = int(bytes(buffer[at:eol]).split(b";")[0], 16)
+                at = eol + 2 + size + 2
+                if len(buffer) < at:
+                    return None
+                if size == 0:
+                    break
+        else:
+            at += length
+            if len(buffer) < at:
+                return None
+        body = bytes(buffer[end + 4:at])
+        del buffer[:at]
+        return head, body
+
+    def asking(self, data: bytes) -> None:
+        """From the client: note each request's line, to know what each answer answers."""
+        if self.plain:
+            return
+        self.requests += data
+        try:
+            while (message := self._split(self.requests)) is not None:
+                self.asked.append(message[0].split(b"\r\n", 1)[0])
+        except ValueError:
+            self.plain = True
+
+    def feed(self, data: bytes) -> bytes:
+        """From the server: whole answers only, less the one swallowed (raises _Cut with what precedes it)."""
+        if self.plain:
+            return data
+        self.answers += data
+        out = bytearray()
+        try:
+            while (message := self._split(self.answers)) is not None:
+                head, body = message
+                asked = self.asked.pop(0) if self.asked else b""
+                if self._swallows(asked, head, body):
+                    raise _Cut(bytes(out))
+                self.served += 1
+                out += head + b"\r\n\r\n" + body
+        except ValueError:
+            self.plain = True
+            out += self.answers
+            self.answers.clear()
+        return bytes(out)
+
+    def _swallows(self, asked: bytes, head: bytes, body: bytes) -> bool:
+        if not (self.served and asked.startswith(b"GET ") and b"transport=polling" in asked
+                and b"sid=" in asked and head.startswith(b"HTTP/1.1 200")):
+            return False
+        if not any(packet[:2] in (b"42", b"43") for packet in body.split(b"\x1e")):
+            return False
+        if asked in self.proxy.swallowed_asks:
+            return False  # the browser's retry of an answer swallowed: it goes through
+        self.proxy.poll_turns += 1
+        if self.proxy.poll_turns % self.every:
+            return False
+        self.proxy.swallowed_asks.add(asked)
+        self.proxy.swallowed_polls += 1
+        return True
+
+
 class _Cut(Exception):
     """An AckFault's turn to reset the connection, once `before` has reached the client."""
 
@@ -116,10 +223,14 @@ class FaultProxy:
     """
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1", drop_acks: int = 0,
-                 cut_at_acks: int = 0):
+                 cut_at_acks: int = 0, swallow_polls: int = 0):
         self.target = (target_host, target_port)
         self.drop_acks = drop_acks
         self.cut_at_acks = cut_at_acks
+        self.swallow_polls = swallow_polls
+        self.poll_turns = 0          # answers with a message on a reused connection, seen
+        self.swallowed_polls = 0
+        self.swallowed_asks: set[bytes] = set()  # the request lines whose answer was swallowed
         self.dropped_acks = 0
         self.cuts_at_acks = 0
         self.links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
@@ -146,12 +257,16 @@ class FaultProxy:
         link = (writer, up_writer)
         self.links.add(link)
         fault = None
-        if self.cut_at_acks > 0:
+        if self.swallow_polls > 0:
+            fault = PollFault(self.swallow_polls, self)
+        elif self.cut_at_acks > 0:
             fault = AckFault(self.cut_at_acks, True, self)
         elif self.drop_acks > 0:
             fault = AckFault(self.drop_acks, False, self)
         try:
-            await asyncio.gather(self._pump(reader, up_writer, link), self._pump(up_reader, writer, link, fault))
+            asking = fault if isinstance(fault, PollFault) else None
+            await asyncio.gather(self._pump(reader, up_writer, link, watch=asking),
+                                 self._pump(up_reader, writer, link, fault))
         except asyncio.CancelledError:
             pass  # the proxy is stopping
         finally:
@@ -161,16 +276,19 @@ class FaultProxy:
                     w.close()
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: tuple,
-                    fault: AckFault | None = None) -> None:
+                    fault: AckFault | PollFault | None = None, watch: PollFault | None = None) -> None:
         try:
             while data := await reader.read(65536):
                 if link in self.holes:
                     continue  # dropped on the floor
+                if watch is not None:
+                    watch.asking(data)
                 if fault is not None:
                     try:
                         data = fault.feed(data)
-                    except _Cut as cut:  # the ACK never arrives: the connection is reset before it
-                        self.cuts_at_acks += 1
+                    except _Cut as cut:  # the ACK (or poll answer) never arrives: the connection is reset
+                        if isinstance(fault, AckFault):
+                            self.cuts_at_acks += 1
                         if cut.before:
                             writer.write(cut.before)
                             await writer.drain()
@@ -222,17 +340,19 @@ async def _chaos(proxy: FaultProxy, every: float, fraction: float) -> None:
 
 
 async def _main(target_port: int, every: float = 0, fraction: float = 0, drop_acks: float = 0,
-                cut_at_acks: float = 0) -> None:
+                cut_at_acks: float = 0, swallow_polls: float = 0) -> None:
     """As a process of its own (for browsers, benchmarks): SIGUSR1 cuts the network (every
     connection reset, new ones too), SIGUSR2 brings it back; with `every` > 0 it also
     resets `fraction` of the live connections every `every` seconds; with `drop_acks` N > 0
     it loses every Nth ACK of each WebSocket, with `cut_at_acks` N > 0 it resets the
-    connection before one ACK in N instead. SIGTERM stops it and prints how many connections it
-    reset (at an ACK, and in all) and how many acks it lost."""
+    connection before one ACK in N instead; with `swallow_polls` N > 0 it swallows every Nth
+    long-polling answer carrying a message on a reused connection. SIGTERM stops it and prints how
+    many connections it reset (at an ACK, and in all), how many acks and poll answers it lost."""
     import signal
     import sys
 
-    proxy = await FaultProxy(target_port, drop_acks=int(drop_acks), cut_at_acks=int(cut_at_acks)).start()
+    proxy = await FaultProxy(target_port, drop_acks=int(drop_acks), cut_at_acks=int(cut_at_acks),
+                             swallow_polls=int(swallow_polls)).start()
     loop = asyncio.get_running_loop()
     chaos = asyncio.ensure_future(_chaos(proxy, every, fraction)) if every > 0 else None
 
@@ -255,6 +375,7 @@ async def _main(target_port: int, every: float = 0, fraction: float = 0, drop_ac
     print(f"resets {proxy.resets}", flush=True)
     print(f"cuts_at_acks {proxy.cuts_at_acks}", flush=True)
     print(f"dropped_acks {proxy.dropped_acks}", flush=True)
+    print(f"swallowed_polls {proxy.swallowed_polls}", flush=True)
     sys.stdout.close()
 
 
@@ -262,4 +383,4 @@ if __name__ == "__main__":
     import sys
 
     args = sys.argv[1:]
-    asyncio.run(_main(int(args[0]), *(float(x) for x in args[1:5])))
+    asyncio.run(_main(int(args[0]), *(float(x) for x in args[1:6])))

@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_support import (  # noqa: E402,F401
-    Board, browser, expect, pages, run_node_script, screenshot, stop_process, submit,
+    Board, Nginx, RedisServer, browser, expect, pages, post, run_node_script, screenshot, stop_process, submit,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -50,13 +50,18 @@ def stored(db):
         return Counter(dict(conn.execute("SELECT text, count(*) FROM posts GROUP BY text").fetchall()))
 
 
-def replayed(board):
-    """Retries the board answered with a stored ack (its /metrics)."""
+def metric(board, name):
+    """A counter of the board's /metrics."""
     with urllib.request.urlopen(board.url + "metrics", timeout=5) as response:
         for line in response.read().decode().splitlines():
-            if line.startswith("board_once_replayed_total "):
+            if line.startswith(name + " "):
                 return float(line.split()[1])
-    raise AssertionError("no board_once_replayed_total in /metrics")
+    raise AssertionError(f"no {name} in /metrics")
+
+
+def replayed(board):
+    """Retries the board answered with a stored ack."""
+    return metric(board, "board_once_replayed_total")
 
 
 def post_everywhere(posters, rounds):
@@ -83,7 +88,8 @@ def check_once(board, pages_, meant):
             raise AssertionError(f"page {label} misses {missing} (state, recovered: {state})") from None
         shown = Counter(texts_of(page))
         assert shown == Counter(meant), (label, shown)  # each shown once
-    assert stored(board.db) == Counter(meant)  # each stored once
+    if board is not None:  # None: a cluster's posts, not in one file
+        assert stored(board.db) == Counter(meant)  # each stored once
 
 
 def test_posts_through_connection_resets_are_stored_and_shown_once(pages, tmp_path):
@@ -150,3 +156,49 @@ def test_the_official_client_with_retries_and_keys_posts_once_through_faults(tmp
         texts = stored(board.db)
         assert len(texts) == 30 and set(texts.values()) == {1}, texts
         assert counts["cuts_at_acks"] > 0, counts
+
+
+def shown_once_though_answers_are_lost(pages, boards, url, poster_url):
+    """Page A, on long-polling, through the fault proxy in front of `url`, and page B posting at
+    `poster_url`: every second long-polling answer that carries a message on a reused connection is
+    swallowed whole and the connection reset, so Chromium sends the same GET again by itself, on another
+    connection, and the page never hears of it. The board must answer that GET with what was lost."""
+    proxy, port = start_proxy(url.rsplit(":", 1)[1].rstrip("/"), 0, 0, 0, 0, 2)
+    try:
+        a = pages.open(f"http://127.0.0.1:{port}/", "A (polling, answers lost)", websocket=False)
+        b = pages.open(poster_url, "B")
+        session = a.evaluate("boardSocket.io.engine.id")
+        meant = []
+        for n in range(8):
+            meant.append(f"B says {n}")
+            post(b, "B", meant[-1])
+        check_once(boards[0] if len(boards) == 1 else None, [("A", a), ("B", b)], meant)
+        assert a.evaluate("boardSocket.io.engine.id") == session  # no reconnection: the same session
+        assert sum(metric(board, "board_polls_answered_again_total") for board in boards) > 0
+        screenshot(a, "once-poll-retries")
+    finally:
+        counts = proxy_counts(proxy)
+    assert counts["swallowed_polls"] > 0, counts
+
+
+def test_poll_answers_lost_on_a_reused_connection_are_shown_once(pages, tmp_path):
+    with Board(tmp_path / "board.db", name="once-poll-retries", args=ONE_ADDRESS) as board:
+        shown_once_though_answers_are_lost(pages, [board], board.url, board.url)
+
+
+@pytest.mark.nginx
+def test_poll_answers_lost_are_shown_once_when_the_retry_reaches_another_process(pages, tmp_path):
+    """Two processes on Redis behind nginx round robin: the GET sent again may land on the process that
+    does not own the session, which relays it to the owner; the owner's rule is the same."""
+    with RedisServer(tmp_path / "redis") as redis_server:
+        args = [f"--redis={redis_server.url}", "--redis_prefix=once-polls", *ONE_ADDRESS]
+        with Board(tmp_path / "a.db", name="once-poll-retries-a", args=args) as a, \
+                Board(tmp_path / "b.db", name="once-poll-retries-b", args=args) as b, \
+                Nginx([a.port, b.port], tmp_path / "nginx", name="once-poll-retries") as nginx:
+            shown_once_though_answers_are_lost(pages, [a, b], nginx.url, a.url)
+            served = {}  # each poll's URL -> the processes that served it (twice: the browser's retry)
+            for line in (nginx.prefix / "upstreams.log").read_text().splitlines():
+                upstream, _, request = line.partition(" ")
+                if "transport=polling" in request and "sid=" in request:
+                    served.setdefault(request, set()).add(upstream)
+            assert any(len(upstreams) == 2 for upstreams in served.values()), served  # a retry went elsewhere

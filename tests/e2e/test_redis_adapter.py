@@ -14,7 +14,7 @@ import sys
 
 import pytest
 import tornado.web
-from conftest import Recorder, raw_websocket, until
+from conftest import Recorder, http, raw_websocket, until
 from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
@@ -124,6 +124,40 @@ async def test_a_client_of_a_process_that_dies_recovers_on_another(cluster):
     await b.hub.adapter.flush()
     state = json.loads(await b.hub.adapter.redis.get(f"test:socket:{client.pid}"))
     assert state["sid"] == client.sid and state["rooms"] == ["blue", "green"]
+
+
+async def test_a_recovery_its_client_gave_up_on_leaves_the_state_for_its_next_attempt(cluster):
+    """python-socketio waits 1 s for a reconnection's CONNECT answer, then closes and tries again: the
+    state a recovery read for a client that had already gone must still be there for the next try."""
+    a, b = cluster
+    client = RawClient()
+    first = await client.connect(a.url)
+    a.hub.emit("news", 1)
+    assert await client.event() == ["news", 1]
+    await a.hub.adapter.flush()
+    a.server.stop()                                   # a "dies" (its socket says nothing)
+    ended = asyncio.Event()
+    restore = b.hub.adapter.restore
+
+    async def watched(*args):
+        try:
+            return await restore(*args)
+        finally:
+            ended.set()
+    b.hub.adapter.restore = watched
+    opened = await http(b.url)
+    sid = json.loads(opened.body[1:])["sid"]
+    auth = json.dumps({"pid": client.pid, "offset": client.offset})
+    # The CONNECT and the client's close in one payload: the session is gone before the recovery ends.
+    gave_up = await http(b.url, f"/socket.io/?EIO=4&transport=polling&sid={sid}", method="POST",
+                         body=f"40{auth}\x1e1")
+    assert gave_up.code == 200
+    await asyncio.wait_for(ended.wait(), 5)           # the recovery started for it has ended
+    assert sid not in b.hub.engine.sessions and not b.hub.sockets
+    b.hub.emit("news", 2)
+    again = await client.connect(b.url)               # the next attempt
+    assert again == first and b.hub.sockets[client.sid].recovered
+    assert await client.event() == ["news", 2]
 
 
 async def test_redis_down_serves_local_clients_and_the_cluster_catches_up(cluster, redis_server, caplog):
@@ -262,6 +296,7 @@ async def test_an_upgrade_that_reaches_another_process_moves_the_session_there(c
     assert sid in b.hub.engine.sessions and sid not in a.hub.engine.sessions
     moved = b.hub.sockets[connect["sid"]]
     assert moved.pid == connect["pid"] and "blue" in moved.rooms and moved.transport == "websocket"
+    await b.hub.adapter.flush()   # b's count, written when the socket arrived there
     assert not a.hub.sockets and await a.hub.fetch_count() == 1
     a.hub.to("blue").emit("news", "after")   # from the old owner, to the room: once, on the WebSocket
     message = await ws.read_message()

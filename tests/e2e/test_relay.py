@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 
@@ -191,3 +192,171 @@ async def test_a_get_retried_elsewhere_replaces_the_relayed_one_it_retries(quiet
     answer = await retried
     assert answer.code == 200 and answer.body.startswith(b'42["news","after",'), answer.body
     assert not session.closed
+
+
+# -- numbered GETs (our client's `n`): the same rule wherever the GET lands ----------------------------
+
+async def test_a_numbered_get_sent_again_through_another_process_gets_the_answer_it_never_got(quiet_pair):
+    a, b = quiet_pair
+    sid = await polling_session_on(a)
+    session = a.hub.engine.sessions[sid]
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(b.url, path, method="POST", body="40")).code == 200
+    assert (await http(b.url, path + "&n=0")).body.startswith(b"40")
+    waiting = asyncio.ensure_future(http(b.url, path + "&n=1"))  # through b, held at a
+    await until(lambda: session.poller is not None)
+    a.hub.emit("news", "lost on the way")
+    lost = (await waiting).body  # written by b; say the browser never got it
+    assert lost.startswith(b'42["news","lost on the way",')
+    a.hub.emit("news", "came since")
+    again = await http(b.url, path + "&n=1")  # the browser's retry, through b again
+    assert (again.code, again.body) == (200, lost)
+    again = await http(a.url, path + "&n=1")  # ... or at the owner
+    assert (again.code, again.body) == (200, lost)
+    following = await http(b.url, path + "&n=2")
+    assert following.body.startswith(b'42["news","came since",') and b"lost" not in following.body
+    assert a.hub.engine.stats.polls_answered_again == 2
+    refused = await http(b.url, path + "&n=two")
+    assert refused.code == 400 and "Bad poll count" in json.loads(refused.body)["message"]
+
+
+async def test_a_numbered_answer_the_relay_takes_back_is_sent_once(quiet_pair):
+    a, b = quiet_pair
+    sid = await polling_session_on(a)
+    session = a.hub.engine.sessions[sid]
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(b.url, path, method="POST", body="40")).code == 200
+    assert (await http(b.url, path + "&n=0")).body.startswith(b"40")
+    waiting = asyncio.ensure_future(http(b.url, path + "&n=1"))
+    await until(lambda: session.poller is not None)
+    await gone(b)                    # b dies with the GET it relays: its answer never reaches the client
+    a.hub.emit("news", "in transit")
+    await until(lambda: sid in a.hub.engine.relay._kept or session.queue)
+    again = await http(a.url, path + "&n=1")  # the same GET again, at the owner
+    assert again.code == 200 and again.body.startswith(b'42["news","in transit",')
+    await until(lambda: sid not in a.hub.engine.relay._kept and not session.held)
+    a.hub.emit("news", "next")
+    following = await http(a.url, path + "&n=2")
+    assert following.body.startswith(b'42["news","next",') and b"in transit" not in following.body
+    waiting.cancel()
+
+
+@pytest.fixture
+def quiet_trio(io_loop, redis_server):
+    nodes = [Node(redis_server.url, ping=10_000) for _ in range(3)]
+    for node in nodes:
+        io_loop.run_sync(node.start)
+    yield nodes
+    for node in nodes:
+        io_loop.run_sync(node.stop)
+
+
+async def test_a_drain_moves_the_count_of_a_numbered_session(quiet_trio):
+    a, b, c = quiet_trio
+    sid = await polling_session_on(a)
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(a.url, path, method="POST", body="40")).code == 200
+    assert (await http(a.url, path + "&n=0")).body.startswith(b'40{"sid":')
+    waiting = asyncio.ensure_future(http(a.url, path + "&n=1"))  # waiting at a as the drain begins
+    await until(lambda: a.hub.engine.sessions[sid].poller is not None)
+    await a.hub.drain(0.2)
+    assert (await waiting).body == b"6"  # the GET in flight ends: the client asks again, elsewhere
+    owner = next(n for n in (b, c) if sid in n.hub.engine.sessions)
+    polls = owner.hub.engine.sessions[sid].polls
+    assert (polls.count, polls.kept) == (2, "6")  # counted up to that noop, which went with it
+    again = await http(owner.url, path + "&n=1")  # had that noop been lost: the same GET again
+    assert (again.code, again.body) == (200, b"6")
+    owner.hub.emit("news", "after the move")
+    answer = await http(a.url, path + "&n=2")  # through a, still draining, to where it went
+    assert answer.code == 200 and answer.body.startswith(b'42["news","after the move",'), answer.body
+
+
+# -- the drain's edges, and a POST sent twice ------------------------------------------------------
+
+async def test_a_session_a_peer_will_not_take_goes_to_the_next(trio):
+    """The peer a drain picks first drains too (it said so after the drain began): it says no, and
+    the session goes to the next one instead of being closed."""
+    a, b, c = trio
+    sid = await polling_session_on(a)
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(a.url, path, method="POST", body="40")).code == 200
+    assert (await http(a.url, path)).body.startswith(b'40{"sid":')
+    b.hub.ops.admission.draining = True               # b takes no session any more
+    relay = a.hub.engine.relay
+    relay._peer = 0                                   # b is asked first
+    assert await relay.hand_over(a.hub.engine.sessions[sid], [b.hub.engine.relay.tag, c.hub.engine.relay.tag])
+    assert sid in c.hub.engine.sessions and sid not in b.hub.engine.sessions
+    c.hub.emit("news", "after")
+    answer = await http(b.url, path)                  # through b, which asks a, which says c
+    while answer.body.startswith(b"2") or answer.body == b"6":
+        await http(b.url, path, method="POST", body="3")
+        answer = await http(b.url, path)
+    assert answer.code == 200 and b'"after"' in answer.body, answer.body
+
+
+async def test_a_post_the_balancer_sends_again_is_read_once(trio):
+    """nginx with `proxy_next_upstream ... non_idempotent` sends a POST again, to the next process,
+    when the one it crossed died before answering: the same query (its `t`) and body. Wherever the
+    retry lands (another relaying process, or the owner itself), the owner reads it once; a new POST
+    with the same body (a new `t`) is read."""
+    a, b, c = trio
+    got = []
+    a.hub.on("count")(lambda socket, n: got.append(n))
+    sid = await polling_session_on(a)
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(a.url, path + "&t=open", method="POST", body="40")).code == 200
+    assert (await http(a.url, path)).body.startswith(b'40{"sid":')
+    once = path + "&t=Nx1"
+    for node in (b, c, a, b):     # the first time through b; then again through c, at a, through b
+        answer = await http(node.url, once, method="POST", body='42["count",1]')
+        assert answer.code == 200 and answer.body == b"ok"
+    assert (await http(c.url, path + "&t=Nx2", method="POST", body='42["count",1]')).code == 200
+    assert (await http(b.url, path + "&t=Nx3", method="POST", body='42["count",2]')).code == 200
+    await until(lambda: len(got) >= 3)
+    assert got == [1, 1, 2]
+    assert a.hub.engine.sessions[sid].closed is False
+
+
+async def test_a_drain_moves_a_session_that_always_has_an_answer_in_transit(quiet_trio):
+    """Under load the relaying process says late that it wrote an answer; a session whose GETs cross
+    it and that has something to send at every moment always holds an answer in transit, and could
+    never be handed over: it was closed at the end of the drain. While a drain hands over, nothing
+    goes into transit; the session moves with what waited, and the client gets every packet once."""
+    a, b, c = quiet_trio
+    sid = await polling_session_on(a)
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(a.url, path, method="POST", body="40")).code == 200
+    assert (await http(a.url, path)).body.startswith(b'40{"sid":')
+    late = b.hub.engine.relay.written
+    b.hub.engine.relay.written = lambda s, ok: asyncio.get_running_loop().call_later(0.2, late, s, ok)
+    bodies: list[bytes] = []
+
+    async def poll_through_b():
+        while True:
+            answer = await http(b.url, path)
+            assert answer.code == 200, answer.body
+            bodies.append(answer.body)
+
+    polling = asyncio.ensure_future(poll_through_b())
+    sent = 0
+
+    async def news(until_sent: int):
+        nonlocal sent
+        while sent < until_sent:
+            a.hub.emit("news", sent)
+            sent += 1
+            await asyncio.sleep(0.02)
+
+    await news(10)
+    assert sid in a.hub.engine.relay._kept             # an answer in transit, as at every moment
+    streaming = asyncio.ensure_future(news(150))
+    await a.hub.drain(0.5)                              # the hand-over has 2 s
+    await streaming
+    assert any(sid in n.hub.engine.sessions for n in (b, c)), "the session was not handed over"
+    got = []
+    while len(got) < sent:
+        await until(lambda: bodies, 5)
+        got += [int(n) for n in re.findall(rb'42\["news",(\d+)', b"".join(bodies))]
+        bodies.clear()
+    assert got == list(range(sent))
+    polling.cancel()

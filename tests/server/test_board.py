@@ -245,3 +245,44 @@ async def test_a_resent_post_with_its_key_is_stored_and_shown_once(url, clients,
     for bad in (7, "", "k" * 65):
         assert await a.client.call("post", {"name": "Ann", "text": "x", "key": bad}, timeout=3) == \
             {"error": "A post's key must be a string of 1 to 64 characters"}
+
+
+async def test_news_that_carried_a_stale_count_is_corrected_with_the_count_alone():
+    """On a cluster, news can read the count before another process's arrival is written (two
+    arrivals at once on two processes): once the writes have landed the count is sent again, alone."""
+    from board import News
+    from handlers import Hub
+
+    hub = Hub(limits=False)
+    sent = []
+    hub.emit = lambda event, data: sent.append((event, data))  # what the clients would be sent
+    reads = iter([1, 2])  # the first read misses the other process's arrival
+
+    async def fetch_count():
+        return next(reads)
+
+    hub.fetch_count = fetch_count
+    news = News(hub, every=0.05)
+    news.changed(arrived=True)
+    await until(lambda: len(sent) == 2, timeout=2)
+    assert sent == [("news", {"msg": "One more person is online", "count": 1}), ("news", {"count": 2})]
+
+
+async def test_a_count_that_was_right_is_not_sent_again():
+    from board import News
+    from handlers import Hub
+
+    hub = Hub(limits=False)
+    sent = []
+    hub.emit = lambda event, data: sent.append((event, data))
+    reads = []
+
+    async def fetch_count():
+        reads.append(1)
+        return 1
+
+    hub.fetch_count = fetch_count
+    news = News(hub, every=0.05)
+    news.changed(arrived=True)
+    await until(lambda: len(reads) == 2, timeout=2)  # told, then read again (and decided in the same step)
+    assert sent == [("news", {"msg": "One more person is online", "count": 1})]

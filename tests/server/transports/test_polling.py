@@ -423,3 +423,77 @@ async def test_the_front_takes_polls_before_the_application_and_leaves_it_the_re
         assert odd.code == 400  # Tornado's own check of the Host
     else:  # 6.4 checks no Host: the application serves it, through its rules
         assert odd.code == 200 and routed[-1].endswith("&odd=host")
+
+
+async def test_a_numbered_get_sent_again_gets_the_answer_it_never_got(url, hub):
+    """Our client numbers its GETs (`n`: the answers of the session it got). A browser re-sends a GET by
+    itself, same URL, on a new connection, when a reused one drops before any byte of the answer: that
+    GET gets the lost answer again, and the next one what came since."""
+    sid, _ = await polling_session(url)
+    stream = await raw_connection(url)
+
+    async def get(n):
+        stream.write(f"GET {P}&sid={sid}&t=x&n={n} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+        return await raw_response(stream)
+
+    try:
+        stream.write(f"POST {P}&sid={sid} HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n40".encode())
+        assert (await raw_response(stream))[2] == b"ok"
+        assert (await get(0))[2].startswith(b"40{")
+        waiting = asyncio.ensure_future(get(1))
+        await until(lambda: hub.engine.sessions[sid].poller is not None)
+        hub.emit("news", "lost on the way")
+        status, _, lost = await asyncio.wait_for(waiting, 5)
+        assert status == 200 and lost.startswith(b"42[\"news\",\"lost on the way\"")
+        hub.emit("news", "came since")
+        await until(lambda: hub.engine.sessions[sid].queue)
+        retried = await http(url, f"{P}&sid={sid}&t=x&n=1")  # the browser's retry, on a new connection
+        assert (retried.code, retried.body) == (200, lost)
+        status, _, body = await get(2)
+        assert status == 200 and body.startswith(b"42[\"news\",\"came since\"") and b"lost" not in body
+        status, _, body = await get("2x")
+        assert status == 400 and b"Bad poll count" in body
+        assert hub.engine.stats.polls_answered_again == 1
+    finally:
+        stream.close()
+
+
+async def test_gets_without_a_count_are_served_as_before(url, hub):
+    sid, _ = await polling_session(url)
+    await http(url, f"{P}&sid={sid}", "POST", "40")
+    assert (await http(url, f"{P}&sid={sid}")).body.startswith(b"40{")
+    hub.emit("news", "one")
+    await until(lambda: hub.engine.sessions[sid].queue)
+    assert (await http(url, f"{P}&sid={sid}")).body.startswith(b"42[\"news\",\"one\"")
+    hub.emit("news", "two")
+    await until(lambda: hub.engine.sessions[sid].queue)
+    assert (await http(url, f"{P}&sid={sid}")).body.startswith(b"42[\"news\",\"two\"")  # nothing sent again
+    assert hub.engine.sessions[sid].polls is None
+
+
+async def test_a_numbered_get_sent_again_while_the_first_still_waits_takes_its_place(url, hub):
+    """The connection of a waiting GET dropped and the browser sent it again before the server saw the
+    drop: for our client (one GET at a time) that is its retry, not an overlapping GET."""
+    sid, _ = await polling_session(url)
+    await http(url, f"{P}&sid={sid}", "POST", "40")
+    assert (await http(url, f"{P}&sid={sid}&n=0")).body.startswith(b"40{")
+    first = asyncio.ensure_future(http(url, f"{P}&sid={sid}&n=1"))
+    await until(lambda: hub.engine.sessions[sid].poller is not None)
+    retried = asyncio.ensure_future(http(url, f"{P}&sid={sid}&n=1"))
+    assert (await asyncio.wait_for(first, 5)).body == b"6"  # the one it replaces ends, not counted
+    hub.emit("news", "to the retry")
+    answer = await asyncio.wait_for(retried, 5)
+    assert answer.code == 200 and answer.body.startswith(b"42[\"news\",\"to the retry\"")
+    assert not hub.engine.sessions[sid].closed and hub.engine.sessions[sid].polls.count == 2
+
+
+async def test_the_close_of_a_numbered_session_goes_to_the_retry_of_its_get(url, hub):
+    sid, _ = await polling_session(url)
+    await http(url, f"{P}&sid={sid}", "POST", "40")
+    assert (await http(url, f"{P}&sid={sid}&n=0")).body.startswith(b"40{")
+    waiting = asyncio.ensure_future(http(url, f"{P}&sid={sid}&n=1"))
+    await until(lambda: hub.engine.sessions[sid].poller is not None)
+    hub.engine.sessions[sid].close("server shutting down")
+    assert (await asyncio.wait_for(waiting, 5)).body == b"1"
+    retried = await http(url, f"{P}&sid={sid}&n=1")  # that answer lost: the browser's retry
+    assert (retried.code, retried.body) == (200, b"1")

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from handlers import Engine
-from handlers.wire.protocol import Outgoing
+from handlers.wire.protocol import PING, Outgoing
 
 pytestmark = pytest.mark.gen_test(timeout=10)
 
@@ -215,3 +215,101 @@ async def test_one_session_that_cannot_write_does_not_stop_the_others(caplog):
     good.send(Outgoing(["2"]))  # the engine still flushes
     await turn()
     assert good_ws.written[-1] == Outgoing(["2"]).frames
+
+
+# -- numbered GETs (our client's `n`): an answer lost on the way is answered again ----------------
+
+def numbered_session():
+    """A polling session whose client numbers its GETs, after its first numbered GET (n=0)."""
+    session, closed = new_session()
+    assert session.answer_again(0) is None
+    return session, closed
+
+
+async def test_a_get_sent_again_with_the_same_count_gets_the_answer_it_never_got():
+    session, _ = numbered_session()
+    session.send(Outgoing(["42[\"post\",1]"]))
+    await turn()
+    first = session.poll()
+    assert first == "42[\"post\",1]" and session.polls.count == 1
+    session.send(Outgoing(["42[\"post\",2]"]))  # what came since waits for the GET that says it got the first
+    await turn()
+    assert session.answer_again(0) == first  # the browser's retry of that GET: the same n
+    assert session.answer_again(0) == first  # ... and again, should that answer be lost too
+    assert session.polls.count == 1 and session.engine.stats.polls_answered_again == 2  # not counted again
+    assert session.answer_again(1) is None  # the client got it: served as usual, the kept answer dropped
+    assert session.polls.kept is None
+    assert session.poll() == "42[\"post\",2]" and session.polls.count == 2
+
+
+async def test_every_answer_handed_to_a_get_is_counted_and_the_last_kept():
+    session, _ = numbered_session()
+    poller = session.poller = Recorder()
+    session.send(Outgoing(["4a"]))
+    await turn()
+    assert poller.delivered == ["4a"] and (session.polls.count, session.polls.kept) == (1, "4a")
+    assert session.answer_again(1) is None
+    poller = session.poller = Recorder()
+    assert session.begin_probe()
+    session.probe_step(Recorder(), PING, "probe")  # a probe answered: the GET in flight ends with a noop
+    assert poller.delivered == ["6"] and (session.polls.count, session.polls.kept) == (2, "6")
+    session.end_probe()
+    assert session.answer_again(2) is None
+    poller = session.poller = Recorder()
+    session.close("server shutting down")  # the last answer: the close packet
+    assert poller.delivered == ["1"] and (session.polls.count, session.polls.kept) == (3, "1")
+
+
+async def test_the_noop_ending_a_relayed_get_that_was_retried_is_not_counted():
+    session, _ = numbered_session()
+    gone = Recorder()
+    gone.relayed = True  # the cluster's RemotePoller: its GET came again, through another process
+    session.poller = gone
+    assert session.replace_poller() and gone.delivered == ["6"]
+    assert session.polls.count == 0  # that noop reaches no client
+
+
+async def test_a_count_that_does_not_follow_is_served_as_usual_and_counted_from():
+    session, _ = numbered_session()
+    session.send(Outgoing(["4a"]))
+    await turn()
+    assert session.poll() == "4a"
+    assert session.answer_again(5) is None and (session.polls.count, session.polls.kept) == (5, None)
+    assert session.answer_again(4) is None  # nothing kept to answer again: served as usual
+    assert session.engine.stats.polls_answered_again == 0
+
+
+async def test_an_answer_taken_back_is_no_longer_counted():
+    session, _ = numbered_session()
+    session.send(Outgoing(["4a"]))
+    await turn()
+    answer = session.poll()
+    session.taken_back("".join(["4", "a"]))  # another answer with the same text is not that one
+    assert session.polls.count == 1
+    session.taken_back(answer)  # the relay could not write it: it goes back to the queue
+    assert (session.polls.count, session.polls.kept) == (0, None)
+    assert session.answer_again(0) is None  # the retry is served from the queue, as a new answer
+
+
+async def test_a_client_that_does_not_number_its_gets_has_nothing_kept():
+    session, _ = new_session()
+    for text in ("4a", "4b"):
+        session.send(Outgoing([text]))
+        await turn()
+        assert session.poll() == text
+    poller = session.poller = Recorder()
+    session.send(Outgoing(["4c"]))
+    await turn()
+    assert poller.delivered == ["4c"] and session.polls is None
+
+
+async def test_the_last_answer_of_a_numbered_session_waits_for_its_retry():
+    session, _ = numbered_session()
+    poller = session.poller = Recorder()
+    session.close("server shutting down")
+    assert poller.delivered == ["1"]
+    assert session.engine.last_answer(session.sid) == "1"  # the same GET, sent again, gets it too
+    official, _ = new_session()
+    official.poller = Recorder()
+    official.close("server shutting down")
+    assert official.engine.last_answer(official.sid) is None  # nothing kept for a client that does not number
