@@ -24,6 +24,15 @@ from handlers.cluster.stream import StreamReader  # noqa: E402
 pytestmark = pytest.mark.gen_test(timeout=30)
 
 
+async def blocked_readers(redis, count: int, timeout: float = 10.0) -> None:
+    """Until Redis has `count` clients blocked (the readers' XREADs: nothing else here blocks);
+    Redis says so only when asked."""
+    async def check():
+        while (await redis.info("clients"))["blocked_clients"] != count:
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(check(), timeout)
+
+
 async def test_a_read_waits_for_the_emits_in_flight_and_delivers_them_together(redis_server):
     import redis.asyncio as redis
 
@@ -97,3 +106,23 @@ async def test_a_burst_over_two_pipelines_reaches_a_client_in_one_delivery_in_or
         assert (reader.batches - before[0], reader.entries - before[1]) == (1, 6)
     finally:
         client.ws.close()
+
+
+async def test_a_turn_of_emits_to_everyone_and_to_a_room_group_reaches_blocked_readers_whole(cluster):
+    """Emits to room groups are not put in one MULTI/EXEC with emits to everyone: a reader blocked on
+    several streams is woken with one stream's entries, and would read on past the others'."""
+    from test_shards import member, rooms_in_distinct_groups
+
+    a, b = cluster
+    assert a.hub.adapter.shards is not None  # room groups on: a real redis-server 7
+    blue = rooms_in_distinct_groups(1)[0]
+    on_a, on_b = await member(a.url, blue), await member(b.url, blue)
+    try:
+        await blocked_readers(a.hub.adapter.redis, 2)  # both in XREAD on the main stream and blue's group
+        for n in range(12):
+            (a.hub if n % 2 == 0 else a.hub.to(blue)).emit("news", n)  # one turn: one pipeline
+        assert [await on_a.next("news") for _ in range(12)] == list(range(12))
+        assert [await on_b.next("news") for _ in range(12)] == list(range(12))
+    finally:
+        await on_a.close()
+        await on_b.close()
