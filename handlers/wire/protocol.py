@@ -312,11 +312,13 @@ class Decoder:
         body = text[i:].lstrip("0123456789")  # what follows the ack id's digits, if any (in C, not a loop)
         j = end - len(body)
         if j > i:
-            if j - i > 16 or int(text[i:j]) > MAX_ACK_ID:
+            if j - i > 16:
+                raise ProtocolError("ack id out of range")
+            ack_id = int(text[i:j])
+            if ack_id > MAX_ACK_ID:
                 raise ProtocolError("ack id out of range")
             if kind not in (EVENT, ACK, BINARY_EVENT, BINARY_ACK):
                 raise ProtocolError("ack id on a packet that takes none")
-            ack_id = int(text[i:j])
         elif kind in (ACK, BINARY_ACK):
             raise ProtocolError("ack without an id")
         data = None
