@@ -5,6 +5,8 @@
                                                      # in Chromium x 15 posts, every 2 s 20% of the
                                                      # connections reset, and before 1 ACK in 4
     python bench/posts_faults.py --posters 10 --posts 10 --pages 2 --page_posts 5
+    python bench/posts_faults.py --polling_pages 2 --swallow_polls 3   # two pages on long-polling, and
+                                                     # 1 in 3 poll answers lost on a reused connection
 
 The real board (board.py, SQLite, post limits off) behind our fault proxy (tests/e2e/faultproxy.py,
 its own process): it resets a share of the live connections at intervals, and resets a
@@ -101,7 +103,7 @@ async def run(a: argparse.Namespace) -> dict:
                         log=db.with_name("board.log"))
     await until_up(port, time.monotonic() + 20)
     proxy = await start(sys.executable, str(ROOT / "tests" / "e2e" / "faultproxy.py"), str(port),
-                        str(a.cut_every), str(a.cut_fraction), "0", str(a.cut_at_acks))
+                        str(a.cut_every), str(a.cut_fraction), "0", str(a.cut_at_acks), str(a.swallow_polls))
     proxy_port = int(await proxy.stdout.readline())
     proxied, direct = f"http://127.0.0.1:{proxy_port}/", f"http://127.0.0.1:{port}/"
     prefix = f"run{int(time.time())}"
@@ -114,6 +116,8 @@ async def run(a: argparse.Namespace) -> dict:
             pages = []
             for i in range(a.pages + 1):  # the last one watches, directly
                 context = await browser.new_context()
+                if i < a.polling_pages:  # a browser without WebSocket (nor SharedWorker): long-polling only
+                    await context.add_init_script("delete window.WebSocket; delete window.SharedWorker;")
                 page = await context.new_page()
                 await page.goto(proxied if i < a.pages else direct)
                 await page.wait_for_selector("body[data-state=connected]", timeout=20_000)
@@ -181,6 +185,11 @@ def main() -> None:
     parser.add_argument("--cut_every", type=float, default=2.0, help="seconds between resets")
     parser.add_argument("--cut_fraction", type=float, default=0.2, help="share of connections reset each time")
     parser.add_argument("--cut_at_acks", type=int, default=4, help="reset before 1 ACK in N (0: never)")
+    parser.add_argument("--polling_pages", type=int, default=0,
+                        help="how many of the proxied pages run on long-polling only (no WebSocket)")
+    parser.add_argument("--swallow_polls", type=int, default=0,
+                        help="swallow 1 in N long-polling answers carrying a message on a reused connection, "
+                             "then reset it before any byte reaches the browser (it re-sends the GET by itself)")
     parser.add_argument("--without_keys", action="store_true",
                         help="the control run: the official clients post without a key (the pages keep theirs)")
     parser.add_argument("--deadline", type=int, default=240, help="seconds for the whole run")
