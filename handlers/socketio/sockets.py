@@ -10,7 +10,7 @@ import asyncio
 import inspect
 import logging
 import secrets
-import time
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .arity import describe, takes
@@ -329,11 +329,11 @@ class Socket:
     # -- inbound -------------------------------------------------------
 
     def _on_event(self, packet: Packet) -> None:
-        args = packet.data
+        args, ack_id, namespace = packet.data, packet.id, self.namespace
         event = args[0]
-        if not self.namespace.hub.ops.event_allowed(self, packet):
-            if packet.id is not None:  # over its rate: dropped (see handlers/operations/limits.py)
-                self._ack(packet.id, RATE_LIMITED)
+        if not namespace.hub.ops.event_allowed(self, packet):
+            if ack_id is not None:  # over its rate: dropped (see handlers/operations/limits.py)
+                self._ack(ack_id, RATE_LIMITED)
             return
         if event in RESERVED_EVENTS:
             log.info("%s emitted reserved event %r; ignored", self, event)
@@ -342,43 +342,41 @@ class Socket:
         if handler is not None:
             call_args = args[1:]
         else:
-            handler = self.namespace.handlers.get(event) or self.namespace.any_handler
+            handler = namespace.handlers.get(event) or namespace.any_handler
             if handler is None:
                 log.debug("%s: no handler for %r", self, event)
                 return
-            call_args = [self, *args[1:]] if handler is not self.namespace.any_handler else [self, *args]
+            call_args = [self, *args[1:]] if handler is not namespace.any_handler else [self, *args]
         if not takes(handler, len(call_args)):
             name = str(event)[:64]
             log.warning("%s: %r came with %d argument(s) for a handler that takes %s; dropped", self, name,
                         len(call_args), describe(handler))
-            if packet.id is not None:
-                self._ack(packet.id, {"error": f"Wrong number of arguments for {name!r}"})
+            if ack_id is not None:
+                self._ack(ack_id, {"error": f"Wrong number of arguments for {name!r}"})
             return
-        if packet.id is not None and event in self.namespace.once_events \
-                and handler is self.namespace.handlers.get(event):
-            task = asyncio.ensure_future(handle_once(self, packet.id, event, handler, call_args))
+        if ack_id is not None and event in namespace.once_events and handler is namespace.handlers.get(event):
+            task = asyncio.ensure_future(handle_once(self, ack_id, event, handler, call_args))
             task.add_done_callback(log_task_error)
             return
-        started = time.perf_counter()
+        started = perf_counter()
         try:
             result = handler(*call_args)
         except Exception:
             log.exception("error in handler of %r for %s", event, self)
             return
         finally:
-            self.namespace.hub.stats.handler_time(time.perf_counter() - started)
+            namespace.hub.stats.handler_time(perf_counter() - started)
         if type(result) not in PLAIN and inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             task.add_done_callback(log_task_error)
-            if packet.id is not None:
-                ack_id = packet.id
+            if ack_id is not None:
 
                 def ack_when_done(task: asyncio.Task) -> None:
                     if not task.cancelled() and task.exception() is None:
                         self._ack(ack_id, task.result())
                 task.add_done_callback(ack_when_done)
-        elif packet.id is not None:
-            self._ack(packet.id, result)
+        elif ack_id is not None:
+            self._ack(ack_id, result)
 
     def _ack(self, ack_id: int, result: Any) -> None:
         self._send_ack(ack_id, _ack_args(result))

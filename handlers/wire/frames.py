@@ -86,6 +86,11 @@ class FrameParser:
         self._unmask = unmask or globals()["unmask"]
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        # Nearly every read is one whole masked text frame of under 126 bytes (its second byte is
+        # 0x80 + its length, its size 6 + its length), with nothing held from before: taken at once.
+        if not self._buffer and self._fragments is None and len(data) > 6 and data[0] == 0x81 \
+                and 0x80 < data[1] < 0xFE and len(data) == data[1] - 0x7A and data[1] - 0x80 <= self.max_size:
+            return [(TEXT, self._unmask(data[2:6], data[6:]))]
         if self._buffer:
             self._buffer += data
             if len(self._buffer) < self._need:

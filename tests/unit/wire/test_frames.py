@@ -119,3 +119,15 @@ def test_control_frames_stay_within_125_bytes():
     assert close_frame(1000) == b"\x88\x02\x03\xe8"
     long = close_frame(1001, "\u00e9" * 100)  # 200 bytes of UTF-8: cut at a whole character
     assert long[1] == 124 and long[4:].decode("utf-8") == "\u00e9" * 61
+
+
+@pytest.mark.parametrize("make", [FrameParser, frame_parser])
+def test_one_whole_small_frame_read_alone_keeps_every_rule(make):
+    assert make(100).feed(client_frame(TEXT, b"42[\"a\"]")) == [(TEXT, b"42[\"a\"]")]
+    with pytest.raises(FrameError) as refused:
+        make(4).feed(client_frame(TEXT, b"hello"))  # over the limit, however small
+    assert refused.value.code == 1009
+    parser, frame = make(100), client_frame(TEXT, b"42")
+    assert parser.feed(frame[:-1]) == []  # one byte short: held
+    assert parser.feed(frame[-1:] + client_frame(TEXT, b"x")) == [(TEXT, b"42"), (TEXT, b"x")]
+    assert make(100).feed(client_frame(BINARY, b"42")) == [(BINARY, b"42")]  # not text: the usual way
