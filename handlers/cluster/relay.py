@@ -108,6 +108,7 @@ class Relay(Moves, Subscriber):
         self._waiting: dict[int, tuple[asyncio.Future, str]] = {}  # rid -> (its answer, the owner's tag)
         self._asked: dict[int, tuple[str, str]] = {}  # rid -> (op, sid) of what waits
         self._kept: dict[str, Kept] = {}          # sid -> an answer not yet known to be written
+        self._probes: dict[str, tuple[Any, str]] = {}  # sid -> (session, the process its probe went to)
         self._unwritten: dict[str, tuple[str, int]] = {}  # sid -> (owner, rid) of an answer being written here
         self._watching: asyncio.Task | None = None
         self._telling: set[asyncio.Future] = set()  # messages being published
@@ -287,10 +288,14 @@ class Relay(Moves, Subscriber):
                 self._answer(reply, rid, 400, "Upgrade already in progress")
                 return
             self._answer(reply, rid, 200, "ok")
-            # If the other process dies before the client confirms, polling must not stay paused.
+            # If the other process dies before the client confirms, polling must not stay paused: at
+            # once when the watch finds it gone, at the latest once the client would have timed out.
             engine = self.engine
             asyncio.get_running_loop().call_later(
                 (engine.ping_interval + engine.ping_timeout) / 1000 + 5, self._unpause, session)
+            if message.get("from"):
+                self._probes[session.sid] = (session, message["from"])
+                self._watch()
         elif op == "move":
             self._move_out(session, message)
 
@@ -374,9 +379,16 @@ class Relay(Moves, Subscriber):
     async def _watch_loop(self) -> None:
         """While requests wait or answers are in transit: are the processes at the other end alive?"""
         loop = asyncio.get_running_loop()
-        while self._waiting or self._kept:
+        while self._waiting or self._kept or self._probes:
             await asyncio.sleep(WATCH_SECONDS)
-            tags = {owner for _, owner in self._waiting.values()} | {k.via for k in self._kept.values()}
+            for sid, (session, _) in list(self._probes.items()):
+                if not session.probed or session.ws is not None or session.closed \
+                        or self.engine.sessions.get(sid) is not session:
+                    del self._probes[sid]  # upgraded, moved with its WebSocket, or the probe ended
+            tags = {owner for _, owner in self._waiting.values()} | {k.via for k in self._kept.values()} \
+                | {via for _, via in self._probes.values()}
+            if not tags:
+                continue
             try:
                 counts = await asyncio.wait_for(self.redis.pubsub_numsub(*[self._channel(t) for t in tags]), 2)
             except asyncio.CancelledError:
@@ -393,6 +405,11 @@ class Relay(Moves, Subscriber):
             for sid, kept in list(self._kept.items()):
                 if self._channel(kept.via) in dead or now - kept.since > KEEP_SECONDS:
                     self._release(sid, False)
+            for sid, (session, via) in list(self._probes.items()):
+                if self._channel(via) in dead:  # its WebSocket died with that process: polling goes on
+                    del self._probes[sid]
+                    log.info("session %s…: its upgrade probe's process %s is gone; polling goes on", sid[:8], via)
+                    self._unpause(session)
 
     def _answer(self, reply: str, rid: int, status: int, body: str) -> None:
         message = json.dumps({"op": "answer", "rid": rid, "status": status, "body": body})

@@ -58,6 +58,28 @@ async def test_a_probe_from_another_process_pauses_polling_once(cluster):
     await until(lambda: not session.probed and not session.upgrading)
 
 
+async def test_a_probe_whose_process_dies_lets_polling_go_on_within_a_second(cluster, io_loop):
+    """The WebSocket of an upgrade died with the process it reached: the owner does not wait for the
+    client's ping timeout to let the session poll (and be handed over by a drain) again."""
+    a, b = cluster
+    sid = await polling_session_on(a)
+    session = a.hub.engine.sessions[sid]
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(a.url, path, method="POST", body="40")).code == 200
+    assert (await http(a.url, path)).body.startswith(b"40")
+    assert await b.hub.engine.relay.probe(sid)
+    assert session.probed
+    paused = await http(a.url, path)
+    assert paused.body == b"6"  # mid-upgrade: the client pauses polling
+    await gone(b)
+    began = io_loop.time()
+    await until(lambda: not session.probed and not session.upgrading, timeout=3)
+    assert io_loop.time() - began < 1.5
+    a.hub.emit("news", "after the probe")
+    resumed = await http(a.url, path)  # the GET waits for it again, as polling does
+    assert resumed.code == 200 and resumed.body.startswith(b'42["news","after the probe"')
+
+
 async def gone(node: Node) -> None:
     """The process `node` is gone as far as Redis can tell: nothing listens on its relay channel."""
     await node.hub.engine.relay.stop()
