@@ -36,6 +36,7 @@ log = logging.getLogger("board.relay")
 
 MOVED_TTL_MS = 3_600_000  # how long a moved session's address outlives its last heartbeat
 MAX_MOVED = 100_000       # addresses of moved sessions remembered by each process
+MOVE_SETTLE_SECONDS = 2.0  # how long a move waits for word of an answer in transit (the asker waits 5)
 
 
 def pack(queue: list[Outgoing]) -> list:
@@ -139,9 +140,25 @@ class Moves:
         return forward_ack
 
     def _move_out(self, session: Any, message: dict) -> None:
+        if session.sid in self._kept:  # type: ignore[attr-defined]
+            asyncio.ensure_future(self._move_out_settled(session, message))
+        else:
+            self._move_out_now(session, message)
+
+    async def _move_out_settled(self, session: Any, message: dict) -> None:
+        """An answer is in transit through another process: where it went is not known yet. A client
+        sends its upgrade only once its last poll is answered, so the relaying process's word that it
+        wrote it is most likely on its way: wait for it (a refused move would close the WebSocket the
+        client has already switched to), then move with whatever came back."""
+        if await self.settled(session.sid, MOVE_SETTLE_SECONDS):  # type: ignore[attr-defined]
+            self._move_out_now(session, message)
+        else:
+            self._answer(message["reply"], message["rid"], 400, "Session cannot move now")  # type: ignore[attr-defined]
+
+    def _move_out_now(self, session: Any, message: dict) -> None:
         reply, rid, sid = message["reply"], message["rid"], session.sid
-        if sid in self._kept:  # type: ignore[attr-defined]  # an answer in transit: where it went is unknown yet
-            self._answer(reply, rid, 400, "Session cannot move now")  # type: ignore[attr-defined]
+        if session.closed or self.engine.sessions.get(sid) is not session:
+            self._answer(reply, rid, 400, "Session ID unknown")  # type: ignore[attr-defined]
             return
         moved = self.engine.move_out(session, Forwarder(self, message["from"], sid))
         if moved is None:

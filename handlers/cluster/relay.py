@@ -109,6 +109,7 @@ class Relay(Moves, Subscriber):
         self._asked: dict[int, tuple[str, str]] = {}  # rid -> (op, sid) of what waits
         self._kept: dict[str, Kept] = {}          # sid -> an answer not yet known to be written
         self._probes: dict[str, tuple[Any, str]] = {}  # sid -> (session, the process its probe went to)
+        self._settling: dict[str, list[asyncio.Future]] = {}  # sid -> who waits for its kept answer's word
         self._unwritten: dict[str, tuple[str, int]] = {}  # sid -> (owner, rid) of an answer being written here
         self._watching: asyncio.Task | None = None
         self._telling: set[asyncio.Future] = set()  # messages being published
@@ -356,9 +357,29 @@ class Relay(Moves, Subscriber):
         if sid in self._kept:
             self._release(sid, True)
 
+    async def settled(self, sid: str, timeout: float) -> bool:
+        """Wait until no answer of `sid` is in transit (written, or back in its queue); False if one
+        still is after `timeout` seconds."""
+        if sid not in self._kept:
+            return True
+        future = asyncio.get_running_loop().create_future()
+        self._settling.setdefault(sid, []).append(future)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            waiting = self._settling.get(sid)
+            if waiting is not None and future in waiting:
+                waiting.remove(future)
+                if not waiting:
+                    del self._settling[sid]
+        return sid not in self._kept
+
     def _release(self, sid: str, written: bool) -> None:
         """The kept answer of `sid` was written, or is sent again ahead of what came since."""
         kept = self._kept.pop(sid)
+        for future in self._settling.pop(sid, ()):
+            if not future.done():
+                future.set_result(None)
         session = kept.session
         session.held = False
         if session.closed or self.engine.sessions.get(sid) is not session:

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from conftest import http, until
+from conftest import http, raw_websocket, until
 from e2e_support import Node, cluster, redis_server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.gen_test(timeout=30)
@@ -78,6 +78,32 @@ async def test_a_probe_whose_process_dies_lets_polling_go_on_within_a_second(clu
     a.hub.emit("news", "after the probe")
     resumed = await http(a.url, path)  # the GET waits for it again, as polling does
     assert resumed.code == 200 and resumed.body.startswith(b'42["news","after the probe"')
+
+
+async def test_an_upgrade_asked_while_an_answer_is_in_transit_waits_for_its_word_and_moves(cluster):
+    """The client polls through b and upgrades on b: its "5" can reach b before b's word that it
+    wrote the last poll's answer reaches a. The move waits for that word instead of being refused
+    (which would close the WebSocket the client has already switched to)."""
+    a, b = cluster
+    sid = await polling_session_on(a)
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    assert (await http(a.url, path, method="POST", body="40")).code == 200
+    assert (await http(a.url, path)).body.startswith(b"40")
+    a.hub.emit("news", "in transit")
+    status, body = await b.hub.engine.relay.request(sid, "get", None, 5.0)  # b has not said it wrote it yet
+    assert status == 200 and '"in transit"' in body and sid in a.hub.engine.relay._kept
+    ws = await raw_websocket(b.url, f"EIO=4&transport=websocket&sid={sid}")
+    await ws.write_message("2probe")
+    assert await ws.read_message() == "3probe"
+    await ws.write_message("5")
+    await until(lambda: a.hub.engine.sessions[sid].upgrading)
+    b.hub.engine.relay.written(sid, True)  # the word arrives, late
+    await until(lambda: sid in b.hub.engine.sessions)
+    b.hub.emit("news", "after the move")
+    message = await ws.read_message()
+    assert message is not None and message.startswith('42["news","after the move"'), message
+    assert sid not in a.hub.engine.sessions
+    ws.close()
 
 
 async def gone(node: Node) -> None:
