@@ -20,7 +20,7 @@ holds the session's next answer meanwhile. If the relaying process dies
 first (its channel counts no listener), its HTTP client went away, or it
 says nothing for `KEEP_SECONDS`, the packets go back to the head of the
 session's queue: the client's next GET (the balancer's retry of the same
-one, or any other), wherever it lands, gets them, in order. A GET our client numbered
+one, or any other), wherever it lands, gets them, in order (handlers/cluster/transit.py). A GET our client numbered
 (`n`) is answered by the owner's one rule (handlers/transports/polling.py): the
 same `n` again gets the same answer; an answer taken back is not counted, and one
 answered again to a retry is forgotten here, so nothing goes twice.
@@ -32,16 +32,15 @@ its polling sessions on) go over the same channels: handlers/cluster/moves.py.
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from ..transports.polling import Refusal, answer_again, read_post
-from ..wire.protocol import Outgoing
 from .moves import Moves
 from .subscriber import Subscriber
+from .transit import KEEP_SECONDS, InTransit, Kept, RemotePoller
 
 if TYPE_CHECKING:
     from ..engineio.engine import Engine
@@ -56,43 +55,9 @@ def gone() -> dict:
     """The answer of a process that is not there."""
     return {"status": GONE[0], "body": GONE[1], "gone": True}
 WATCH_SECONDS = 0.25  # how often the owners that requests wait on are counted alive
-KEEP_SECONDS = 5.0    # how long an answer waits for word that it was written before it is sent again
 
 
-class RemotePoller:
-    """A GET waiting at another process: what the session delivers goes back over Redis. A new GET
-    of the session replaces it (`Session.replace_poller`): the one it relayed is gone."""
-
-    __slots__ = ("relay", "session", "reply", "rid", "via")
-    relayed = True
-
-    def __init__(self, relay: "Relay", session: Any, reply: str, rid: int, via: str):
-        self.relay = relay
-        self.session = session
-        self.reply = reply
-        self.rid = rid
-        self.via = via
-
-    def deliver(self, payload: str | None) -> None:
-        self.relay._answer_get(self.session, self.reply, self.rid, self.via, payload)
-
-
-class Kept:
-    """An answer handed to a relaying process, kept until it says it wrote it."""
-
-    __slots__ = ("session", "payload", "via", "rid", "since")
-
-    def __init__(self, session: Any, payload: str, via: str, rid: int, since: float):
-        self.session, self.payload, self.via, self.rid, self.since = session, payload, via, rid, since
-
-
-def payload_packets(payload: str) -> Outgoing:
-    """A polling payload back into the packets it was made of (binary ones from base64)."""
-    return Outgoing([base64.b64decode(p[1:]) if p[:1] == "b" else p for p in payload.split("\x1e")],
-                    checked=True)
-
-
-class Relay(Moves, Subscriber):
+class Relay(InTransit, Moves, Subscriber):
     """Carries polling requests between processes; `tag` prefixes the ids of this process's sessions."""
 
     log = log
@@ -318,80 +283,6 @@ class Relay(Moves, Subscriber):
             self._answer_get(session, reply, rid, via, payload)
         else:
             session.poller = RemotePoller(self, session, reply, rid, via)
-
-    # -- answers in transit: kept until written ---------------------------
-
-    def _answer_get(self, session: Any, reply: str, rid: int, via: str, payload: str | None) -> None:
-        """A relayed GET's answer; one with packets is kept (and the session held) until written."""
-        if payload is None:
-            payload = "6"
-        keep = payload != "6" and not session.closed and via != ""
-        if keep and self.leaving:
-            # This process hands its sessions over: what is queued goes with the session rather than
-            # to a GET whose answer would hold it here until written (under load, a session answered
-            # again and again would never be free to move). The GET waits on; the move ends it (a
-            # noop), and the next one gets the packets from the new owner.
-            session.taken_back(payload)  # not handed after all: counted when it is
-            out = payload_packets(payload)
-            session.queue.insert(0, out)
-            session.queued_bytes += out.size
-            session.poller = RemotePoller(self, session, reply, rid, via)
-            return
-        if keep:
-            self._kept[session.sid] = Kept(session, payload, via, rid, asyncio.get_running_loop().time())
-            session.held = True  # the next answer waits: it must not overtake this one
-            self._watch()
-        message = {"op": "answer", "rid": rid, "status": 200, "body": payload}
-        if keep:
-            message.update(keep=True, sid=session.sid, **{"from": self.tag})
-        asyncio.ensure_future(self._send_answer(reply, json.dumps(message)))
-
-    def _settle(self, sid: str, rid: int, written: bool) -> None:
-        kept = self._kept.get(sid)
-        if kept is not None and kept.rid == rid:
-            self._release(sid, written)
-
-    def settle(self, sid: str) -> None:
-        """The answer kept for `sid` went to its client again, by a retry of the GET numbered
-        (handlers/transports/polling.py): it is not sent a third time."""
-        if sid in self._kept:
-            self._release(sid, True)
-
-    async def settled(self, sid: str, timeout: float) -> bool:
-        """Wait until no answer of `sid` is in transit (written, or back in its queue); False if one
-        still is after `timeout` seconds."""
-        if sid not in self._kept:
-            return True
-        future = asyncio.get_running_loop().create_future()
-        self._settling.setdefault(sid, []).append(future)
-        try:
-            await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            waiting = self._settling.get(sid)
-            if waiting is not None and future in waiting:
-                waiting.remove(future)
-                if not waiting:
-                    del self._settling[sid]
-        return sid not in self._kept
-
-    def _release(self, sid: str, written: bool) -> None:
-        """The kept answer of `sid` was written, or is sent again ahead of what came since."""
-        kept = self._kept.pop(sid)
-        for future in self._settling.pop(sid, ()):
-            if not future.done():
-                future.set_result(None)
-        session = kept.session
-        session.held = False
-        if session.closed or self.engine.sessions.get(sid) is not session:
-            return
-        if not written:
-            log.info("session %s…: its answer through %s was not written; sent again", sid[:8], kept.via)
-            session.taken_back(kept.payload)  # the next GET gets it from the queue, counted then
-            out = payload_packets(kept.payload)
-            session.queue.insert(0, out)
-            session.queued_bytes += out.size
-        if session.queue:
-            session.flush()
 
     def _watch(self) -> None:
         if self._watching is None or self._watching.done():
