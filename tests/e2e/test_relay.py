@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from contextlib import contextmanager
 
 import pytest
 
@@ -23,6 +24,17 @@ async def polling_session_on(node: Node) -> str:
     opened = await http(node.url)
     assert opened.code == 200 and opened.body.startswith(b"0{")
     return json.loads(opened.body[1:])["sid"]
+
+
+async def connected_on(owner: Node, via: Node | None = None, numbered: bool = False) -> tuple[str, str]:
+    """A polling session of `owner` connected to the main namespace, its requests sent through `via`
+    (the owner itself by default; `numbered`: its GET carries `n` as our client's do): (sid, path)."""
+    sid = await polling_session_on(owner)
+    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+    through = (via or owner).url
+    assert (await http(through, path, method="POST", body="40")).code == 200
+    assert (await http(through, path + ("&n=0" if numbered else ""))).body.startswith(b"40")
+    return sid, path
 
 
 async def test_a_session_is_served_by_whichever_process_a_request_reaches(cluster):
@@ -62,11 +74,8 @@ async def test_a_probe_whose_process_dies_lets_polling_go_on_within_a_second(clu
     """The WebSocket of an upgrade died with the process it reached: the owner does not wait for the
     client's ping timeout to let the session poll (and be handed over by a drain) again."""
     a, b = cluster
-    sid = await polling_session_on(a)
+    sid, path = await connected_on(a)
     session = a.hub.engine.sessions[sid]
-    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
-    assert (await http(a.url, path, method="POST", body="40")).code == 200
-    assert (await http(a.url, path)).body.startswith(b"40")
     assert await b.hub.engine.relay.probe(sid)
     assert session.probed
     paused = await http(a.url, path)
@@ -85,10 +94,7 @@ async def test_an_upgrade_asked_while_an_answer_is_in_transit_waits_for_its_word
     wrote the last poll's answer reaches a. The move waits for that word instead of being refused
     (which would close the WebSocket the client has already switched to)."""
     a, b = cluster
-    sid = await polling_session_on(a)
-    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
-    assert (await http(a.url, path, method="POST", body="40")).code == 200
-    assert (await http(a.url, path)).body.startswith(b"40")
+    sid, path = await connected_on(a)
     a.hub.emit("news", "in transit")
     status, body = await b.hub.engine.relay.request(sid, "get", None, 5.0)  # b has not said it wrote it yet
     assert status == 200 and '"in transit"' in body and sid in a.hub.engine.relay._kept
@@ -111,15 +117,23 @@ async def gone(node: Node) -> None:
     await node.hub.engine.relay.stop()
 
 
-@pytest.fixture
-def quiet_pair(io_loop, redis_server):
-    """Two processes whose heartbeat says nothing for 10 s: a GET waits until something is sent."""
-    nodes = [Node(redis_server.url, ping=10_000), Node(redis_server.url, ping=10_000)]
+@contextmanager
+def running(io_loop, url: str, count: int, **options):
+    """`count` processes on one Redis, stopped at the end (those a test has not stopped itself)."""
+    nodes = [Node(url, **options) for _ in range(count)]
     for node in nodes:
         io_loop.run_sync(node.start)
     yield nodes
     for node in nodes:
-        io_loop.run_sync(node.stop)
+        if node.server is not None:
+            io_loop.run_sync(node.stop)
+
+
+@pytest.fixture
+def quiet_pair(io_loop, redis_server):
+    """Two processes whose heartbeat says nothing for 10 s: a GET waits until something is sent."""
+    with running(io_loop, redis_server.url, 2, ping=10_000) as nodes:
+        yield nodes
 
 
 async def test_a_request_waiting_on_an_owner_that_dies_fails_within_a_second(quiet_pair, io_loop):
@@ -142,11 +156,8 @@ async def test_a_request_waiting_on_an_owner_that_dies_fails_within_a_second(qui
 
 async def test_an_answer_whose_relaying_process_dies_in_transit_goes_to_the_next_get(quiet_pair):
     a, b = quiet_pair
-    sid = await polling_session_on(a)
+    sid, path = await connected_on(a, via=b)
     session = a.hub.engine.sessions[sid]
-    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
-    assert (await http(b.url, path, method="POST", body="40")).code == 200
-    assert (await http(b.url, path)).body.startswith(b"40")
     waiting = asyncio.ensure_future(http(b.url, path))   # through b, held at a
     await until(lambda: session.poller is not None)
     await gone(b)                    # b dies with the GET it relays: its answer never reaches the client
@@ -159,11 +170,8 @@ async def test_an_answer_whose_relaying_process_dies_in_transit_goes_to_the_next
 
 async def test_an_answer_written_by_the_relaying_process_is_not_sent_twice(quiet_pair):
     a, b = quiet_pair
-    sid = await polling_session_on(a)
+    sid, path = await connected_on(a, via=b)
     session = a.hub.engine.sessions[sid]
-    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
-    assert (await http(b.url, path, method="POST", body="40")).code == 200
-    assert (await http(b.url, path)).body.startswith(b"40")
     waiting = asyncio.ensure_future(http(b.url, path))
     await until(lambda: session.poller is not None)
     a.hub.emit("news", 1)
@@ -175,13 +183,8 @@ async def test_an_answer_written_by_the_relaying_process_is_not_sent_twice(quiet
 
 @pytest.fixture
 def trio(io_loop, redis_server):
-    nodes = [Node(redis_server.url), Node(redis_server.url), Node(redis_server.url)]
-    for node in nodes:
-        io_loop.run_sync(node.start)
-    yield nodes
-    for node in nodes:
-        if node.server is not None:
-            io_loop.run_sync(node.stop)
+    with running(io_loop, redis_server.url, 3) as nodes:
+        yield nodes
 
 
 async def test_a_drain_hands_its_polling_sessions_to_a_process_that_stays(trio):
@@ -227,11 +230,8 @@ async def test_a_get_retried_elsewhere_replaces_the_relayed_one_it_retries(quiet
     """The balancer retries a GET whose relaying process died: the retry, here at the owner while the
     relayed one still waits there, takes its place (no 'Overlapping GET', the session lives on)."""
     a, b = quiet_pair
-    sid = await polling_session_on(a)
+    sid, path = await connected_on(a, via=b)
     session = a.hub.engine.sessions[sid]
-    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
-    assert (await http(b.url, path, method="POST", body="40")).code == 200
-    assert (await http(b.url, path)).body.startswith(b"40")
     relayed = asyncio.ensure_future(http(b.url, path))
     await until(lambda: session.poller is not None)
     retried = asyncio.ensure_future(http(a.url, path))   # the same GET, again, at the owner
@@ -246,11 +246,8 @@ async def test_a_get_retried_elsewhere_replaces_the_relayed_one_it_retries(quiet
 
 async def test_a_numbered_get_sent_again_through_another_process_gets_the_answer_it_never_got(quiet_pair):
     a, b = quiet_pair
-    sid = await polling_session_on(a)
+    sid, path = await connected_on(a, via=b, numbered=True)
     session = a.hub.engine.sessions[sid]
-    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
-    assert (await http(b.url, path, method="POST", body="40")).code == 200
-    assert (await http(b.url, path + "&n=0")).body.startswith(b"40")
     waiting = asyncio.ensure_future(http(b.url, path + "&n=1"))  # through b, held at a
     await until(lambda: session.poller is not None)
     a.hub.emit("news", "lost on the way")
@@ -270,11 +267,8 @@ async def test_a_numbered_get_sent_again_through_another_process_gets_the_answer
 
 async def test_a_numbered_answer_the_relay_takes_back_is_sent_once(quiet_pair):
     a, b = quiet_pair
-    sid = await polling_session_on(a)
+    sid, path = await connected_on(a, via=b, numbered=True)
     session = a.hub.engine.sessions[sid]
-    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
-    assert (await http(b.url, path, method="POST", body="40")).code == 200
-    assert (await http(b.url, path + "&n=0")).body.startswith(b"40")
     waiting = asyncio.ensure_future(http(b.url, path + "&n=1"))
     await until(lambda: session.poller is not None)
     await gone(b)                    # b dies with the GET it relays: its answer never reaches the client
@@ -291,12 +285,8 @@ async def test_a_numbered_answer_the_relay_takes_back_is_sent_once(quiet_pair):
 
 @pytest.fixture
 def quiet_trio(io_loop, redis_server):
-    nodes = [Node(redis_server.url, ping=10_000) for _ in range(3)]
-    for node in nodes:
-        io_loop.run_sync(node.start)
-    yield nodes
-    for node in nodes:
-        io_loop.run_sync(node.stop)
+    with running(io_loop, redis_server.url, 3, ping=10_000) as nodes:
+        yield nodes
 
 
 async def test_a_drain_moves_the_count_of_a_numbered_session(quiet_trio):
