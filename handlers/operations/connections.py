@@ -14,10 +14,10 @@ and in `EngineDelegate`'s sweep (handlers/transports/server.py):
 - `ConnectionServer` accepts with `Acceptor`, not Tornado's accept handler,
   which lets `accept`'s OSError escape on every readable event (a traceback
   each time, thousands a second): when descriptors or kernel memory run out
-  it logs (limit `descriptors`, a line a second at most), closes the oldest
-  half of the connections still waiting for request headers (they are served
-  nothing, and their descriptors let a health check or a bystander's next
-  request in), and stops accepting for a short backoff (0.1 s, doubling to
+  it logs (limit `descriptors`, a line a second at most), closes half of the
+  connections still waiting for request headers, those that never sent a
+  whole request first (they are served nothing, and their descriptors let a
+  health check or a bystander's next request in), and stops accepting for a short backoff (0.1 s, doubling to
   1 s while it lasts); what is open carries on;
 - connections that have not finished a request's headers within
   `header_timeout` are closed by the front's sweep.

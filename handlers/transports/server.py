@@ -73,6 +73,7 @@ class EngineDelegate(HTTPServerConnectionDelegate):
         # How long a connection may wait for a request's headers (the first, or the next on a keep-alive).
         self.idle_timeout = idle_timeout if header_timeout is None else min(idle_timeout, header_timeout)
         self.waiting: dict[Any, float] = {}  # server connection -> since when it waits for a request's headers
+        self.served: dict[Any, bool] = {}    # Tornado's connection -> whether a request of it came before
         self._sweep: asyncio.TimerHandle | None = None
         self.server: HTTPServer | None = None  # set by engine_server: keep-alive connections are handed over only then
         self.handover = True  # False: polls stay on Tornado's HTTP/1 connection (ConnectionPoll)
@@ -80,12 +81,14 @@ class EngineDelegate(HTTPServerConnectionDelegate):
 
     def start_request(self, server_conn: object, request_conn: HTTPConnection) -> HTTPMessageDelegate:
         self.waiting[server_conn] = time.monotonic()
+        self.served[server_conn] = server_conn in self.served  # its next request: a keep-alive
         if self._sweep is None:
             self._schedule()
         return FrontDelegate(self, server_conn, request_conn)
 
     def on_close(self, server_conn: object) -> None:
         self.waiting.pop(server_conn, None)
+        self.served.pop(server_conn, None)
         self.app.on_close(server_conn)
 
     def _schedule(self) -> None:
@@ -114,12 +117,17 @@ class EngineDelegate(HTTPServerConnectionDelegate):
             self._sweep = None  # the next request schedules it again
 
     def shed(self) -> int:
-        """Close the older half of the connections waiting for a request's headers (at least one):
-        descriptors ran out, and these are the ones served nothing. The number closed."""
-        waiting = self.waiting
+        """Close half of the connections waiting for a request's headers (at least one): descriptors
+        ran out, and these are the ones served nothing now. Those that never sent a whole request go
+        first, oldest first (a flood of half-open connections); keep-alives of clients served before
+        only after them (a client library that does not retry on a closed keep-alive, as python-socketio's
+        does not, would drop its session). The number closed."""
+        waiting, served = self.waiting, self.served
         if not waiting:
             return 0
-        oldest = sorted(waiting, key=waiting.__getitem__)[: max(1, len(waiting) // 2)]
+        order = sorted(waiting, key=lambda conn: (isinstance(conn, PollingConnection) or served.get(conn, False),
+                                                  waiting[conn]))
+        oldest = order[: max(1, len(waiting) // 2)]
         closed = 0
         for conn in oldest:
             del waiting[conn]

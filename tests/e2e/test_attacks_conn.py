@@ -374,6 +374,32 @@ async def test_headers_not_finished_in_time_are_closed(served, hub):
     await until(lambda: not front.waiting and not server.connections.open)
 
 
+async def test_shedding_closes_connections_that_never_sent_a_request_before_served_keep_alives(served):
+    """Descriptors ran out: half the connections waiting for headers are closed. A client's idle
+    keep-alive (served before) goes after the half-open ones, even those newer than it."""
+    port, server = served
+    front = server.request_callback
+    client = await connected(port)
+
+    async def healthy() -> bool:
+        await client.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        head = await client.read_until(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await client.read_bytes(length)  # the whole answer: the keep-alive then waits for the next request
+        return head.startswith(b"HTTP/1.1 200")
+
+    assert await healthy()
+    silent = [await connected(port) for _ in range(3)]
+    await until(lambda: len(front.waiting) == 4)
+    assert front.shed() == 2  # half of the four: two of the silent three
+    assert await asyncio.wait_for(silent[0].read_until_close(), 3) == b""
+    assert await asyncio.wait_for(silent[1].read_until_close(), 3) == b""
+    assert front.shed() == 1  # half of the two left: the third silent one, not the client
+    assert await asyncio.wait_for(silent[2].read_until_close(), 3) == b""
+    assert await healthy()  # the client's keep-alive was left alone
+    client.close()
+
+
 @pytest.mark.parametrize("hub_options", [{"max_connections_per_address": 3}])
 @pytest.mark.parametrize("path", ["lean", "tornado"])
 async def test_connections_per_address_are_capped(served, hub, path):
