@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 from typing import Any
 
@@ -152,6 +153,37 @@ async def until(predicate, timeout: float = 3.0) -> None:
         while not predicate():
             await asyncio.sleep(0.005)
     await asyncio.wait_for(check(), timeout)
+
+
+async def once_store_replays(store, retry_waits: bool) -> None:
+    """What every store of `once` events does (handlers/socketio/once.py): one run per key, the ack
+    replayed, a failed run run again, an ack that is not JSON not kept. A retry while the first try
+    runs waits for its ack (`retry_waits`: one process) or gets no answer (Redis: BUSY)."""
+    from handlers.socketio.once import BUSY, DONE, RUN
+
+    assert await store.begin("k1") == (RUN, None)
+    if retry_waits:
+        retry = asyncio.ensure_future(store.begin("k1"))
+        await store.finish("k1", [{"ok": True}])
+        assert await retry == (DONE, [{"ok": True}])
+    else:
+        assert await store.begin("k1") == (BUSY, None)
+        await store.finish("k1", [{"ok": True}])
+    assert await store.begin("k1") == (DONE, [{"ok": True}])
+    assert await store.begin("k2") == (RUN, None)
+    await store.abandon("k2")  # the handler failed: a retry runs it again
+    assert await store.begin("k2") == (RUN, None)
+    await store.finish("k2", [b"binary"])  # not JSON: not kept
+    assert await store.begin("k2") == (RUN, None)
+
+
+async def connected(port: int) -> "IOStream":
+    """A bare TCP connection to a local server, nothing sent yet."""
+    from tornado.iostream import IOStream
+
+    stream = IOStream(socket.socket())
+    await stream.connect(("127.0.0.1", port))
+    return stream
 
 
 async def raw_websocket(url: str, query: str = "EIO=4&transport=websocket"):

@@ -14,7 +14,8 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..wire.protocol import (
-    CLOSE, MESSAGE, MESSAGE_MARK, NOOP, PING, PONG, UPGRADE, Outgoing, ProtocolError, decode_engine_packet, decode_payload,
+    CLOSE, MESSAGE, MESSAGE_MARK, NOOP, PING, PONG, UPGRADE, Outgoing, ProtocolError, decode_engine_packet,
+    decode_payload,
 )
 
 if TYPE_CHECKING:

@@ -127,9 +127,8 @@ class EngineDelegate(HTTPServerConnectionDelegate):
             return 0
         order = sorted(waiting, key=lambda conn: (isinstance(conn, PollingConnection) or served.get(conn, False),
                                                   waiting[conn]))
-        oldest = order[: max(1, len(waiting) // 2)]
         closed = 0
-        for conn in oldest:
+        for conn in order[: max(1, len(waiting) // 2)]:
             del waiting[conn]
             if isinstance(conn, PollingConnection):
                 closed += conn.close_idle()

@@ -71,19 +71,19 @@ class FrameParser:
     fragments if need be. Client frames must be masked. A message larger
     than `max_size` is refused from its header, before its payload is held.
     The bytes read are parsed where they are: only a frame cut across reads
-    is copied, to be completed by the next. `unmask` may be a faster twin of
-    this module's (a C one: the transport layer knows which it has).
+    is copied, to be completed by the next. `unmasker` may be a faster twin of
+    this module's `unmask` (a C one: the transport layer knows which it has).
     """
 
     __slots__ = ("max_size", "_buffer", "_need", "_fragments", "_opcode", "_unmask")
 
-    def __init__(self, max_size: int, unmask: "Callable[[bytes, bytes], bytes] | None" = None):
+    def __init__(self, max_size: int, unmasker: "Callable[[bytes, bytes], bytes] | None" = None):
         self.max_size = max_size
         self._buffer = bytearray()  # the start of a frame cut across reads
         self._need = 0              # ... and how many bytes its end needs (0: not known yet)
         self._fragments: bytearray | None = None
         self._opcode = 0
-        self._unmask = unmask or globals()["unmask"]
+        self._unmask = unmasker or unmask
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         # Nearly every read is one whole masked text frame of under 126 bytes (its second byte is

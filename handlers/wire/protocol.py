@@ -201,7 +201,7 @@ def _deconstruct(obj: Any, buffers: list[bytes]) -> Any:
     return obj
 
 
-_HEADS = tuple(f"4{kind}" for kind in range(7))  # an Engine.IO MESSAGE holding each Socket.IO type
+_HEADS = tuple(f"{MESSAGE_MARK}{kind}" for kind in range(7))  # an Engine.IO MESSAGE holding each Socket.IO type
 
 
 def encode_packet(packet: Packet) -> list[str | bytes]:
@@ -224,7 +224,7 @@ def encode_packet(packet: Packet) -> list[str | bytes]:
                 raise ValueError(f"cannot send {len(buffers)} binary attachments in one packet: "
                                  f"socket.io-client accepts {CLIENT_MAX_ATTACHMENTS}") from None
             text = _dump(data)
-    head = f"4{kind}{len(buffers)}-" if buffers else _HEADS[kind]
+    head = f"{_HEADS[kind]}{len(buffers)}-" if buffers else _HEADS[kind]
     if packet.namespace != "/":
         if not _utf8_ok(packet.namespace):
             raise ValueError("cannot send a namespace name with a lone surrogate")

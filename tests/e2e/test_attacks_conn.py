@@ -28,7 +28,7 @@ from tornado.iostream import IOStream
 from tornado.testing import bind_unused_port
 
 from board import make_app
-from conftest import Recorder, until
+from conftest import Recorder, connected, until
 from e2e_support import ROOT, _tail, artifact, free_port, http_status, safe_name, stop_process
 from handlers.operations import connections as conns
 from handlers.transports.server import engine_server
@@ -341,12 +341,6 @@ def served(io_loop, hub, posts):
     yield port, server
     server.stop()
     io_loop.run_sync(server.close_all_connections)
-
-
-async def connected(port: int) -> IOStream:
-    stream = IOStream(socket.socket())
-    await stream.connect(("127.0.0.1", port))
-    return stream
 
 
 async def websocket_on(port: int, path: str = "lean") -> IOStream:

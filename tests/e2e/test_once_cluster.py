@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from tornado.websocket import websocket_connect
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from conftest import once_store_replays  # noqa: E402
 from e2e_support import Board, RedisServer  # noqa: E402
 
 from handlers.socketio.once import BUSY, DONE, RUN, RedisOnce  # noqa: E402
@@ -90,18 +91,6 @@ def test_a_retry_on_another_process_gets_the_first_answer(tmp_path):
             assert store.exists(f"once:once:/ {hello['sid']} 7")
 
 
-async def _replays(store) -> None:
-    assert await store.begin("k1") == (RUN, None)
-    assert await store.begin("k1") in ((BUSY, None), (DONE, [{"ok": True}]))  # redis: busy; memory: waits
-    await store.finish("k1", [{"ok": True}])
-    assert await store.begin("k1") == (DONE, [{"ok": True}])
-    assert await store.begin("k2") == (RUN, None)
-    await store.abandon("k2")  # the handler failed: a retry runs it again
-    assert await store.begin("k2") == (RUN, None)
-    await store.finish("k2", [b"binary"])  # not JSON: not kept
-    assert await store.begin("k2") == (RUN, None)
-
-
 def test_redis_is_shared_by_processes(tmp_path):
     with RedisServer(tmp_path / "redis") as server:
         async def scenario():
@@ -112,7 +101,7 @@ def test_redis_is_shared_by_processes(tmp_path):
             await a.finish("k", [{"id": 7}])
             assert await b.begin("k") == (DONE, [{"id": 7}])
             assert 0 < await two.pttl("t:once:k") <= 60_000
-            await _replays(RedisOnce(one, "u", 60_000))
+            await once_store_replays(RedisOnce(one, "u", 60_000), retry_waits=False)
             await one.aclose()
             await two.aclose()
 

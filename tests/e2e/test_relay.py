@@ -33,7 +33,7 @@ async def connected_on(owner: Node, via: Node | None = None, numbered: bool = Fa
     path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
     through = (via or owner).url
     assert (await http(through, path, method="POST", body="40")).code == 200
-    assert (await http(through, path + ("&n=0" if numbered else ""))).body.startswith(b"40")
+    assert (await http(through, path + ("&n=0" if numbered else ""))).body.startswith(b'40{"sid":')
     return sid, path
 
 
@@ -291,10 +291,7 @@ def quiet_trio(io_loop, redis_server):
 
 async def test_a_drain_moves_the_count_of_a_numbered_session(quiet_trio):
     a, b, c = quiet_trio
-    sid = await polling_session_on(a)
-    path = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
-    assert (await http(a.url, path, method="POST", body="40")).code == 200
-    assert (await http(a.url, path + "&n=0")).body.startswith(b'40{"sid":')
+    sid, path = await connected_on(a, numbered=True)
     waiting = asyncio.ensure_future(http(a.url, path + "&n=1"))  # waiting at a as the drain begins
     await until(lambda: a.hub.engine.sessions[sid].poller is not None)
     await a.hub.drain(0.2)

@@ -4,14 +4,12 @@ That the front picks the lean paths is tested with them (test_polling.py, test_l
 """
 
 import asyncio
-import socket
 
 import pytest
-from tornado.iostream import IOStream
 from tornado.testing import bind_unused_port
 
 from board import make_app
-from conftest import polling_session
+from conftest import connected, polling_session
 from handlers.transports.server import engine_server
 from handlers.wire.protocol import Outgoing
 
@@ -28,12 +26,6 @@ def served(io_loop, hub, posts):
     yield f"http://127.0.0.1:{port}", port, server.request_callback
     server.stop()
     io_loop.run_sync(server.close_all_connections)
-
-
-async def connected(port: int) -> IOStream:
-    stream = IOStream(socket.socket())
-    await stream.connect(("127.0.0.1", port))
-    return stream
 
 
 async def test_idle_connections_are_closed_by_the_sweep(served):

@@ -5,21 +5,10 @@ import asyncio
 
 import pytest
 
-from handlers.socketio.once import BUSY, DONE, RUN, MemoryOnce
+from conftest import once_store_replays
+from handlers.socketio.once import DONE, RUN, MemoryOnce
 
 pytestmark = pytest.mark.timeout(30)
-
-
-async def _replays(store) -> None:
-    assert await store.begin("k1") == (RUN, None)
-    assert await store.begin("k1") in ((BUSY, None), (DONE, [{"ok": True}]))  # redis: busy; memory: waits
-    await store.finish("k1", [{"ok": True}])
-    assert await store.begin("k1") == (DONE, [{"ok": True}])
-    assert await store.begin("k2") == (RUN, None)
-    await store.abandon("k2")  # the handler failed: a retry runs it again
-    assert await store.begin("k2") == (RUN, None)
-    await store.finish("k2", [b"binary"])  # not JSON: not kept
-    assert await store.begin("k2") == (RUN, None)
 
 
 def test_memory_runs_once_and_a_retry_waits_for_the_first_try():
@@ -31,12 +20,7 @@ def test_memory_runs_once_and_a_retry_waits_for_the_first_try():
         assert not waiting.done()
         await store.finish("k0", ["answer"])
         assert await waiting == (DONE, ["answer"])
-        store2 = MemoryOnce(60_000)
-        task = asyncio.ensure_future(_replays(store2))
-        await asyncio.sleep(0.01)
-        if not task.done():  # the memory store's retry waits for finish: give it
-            await store2.finish("k1", [{"ok": True}])
-        await task
+        await once_store_replays(MemoryOnce(60_000), retry_waits=True)
 
     asyncio.run(scenario())
 
